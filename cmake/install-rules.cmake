@@ -1,0 +1,18 @@
+# Install rules: headers, the static library, and a package config that finds
+# the private dependencies (a static library's users link them too).
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY include/batchjac DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS batchjac EXPORT batchjacTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT batchjacTargets NAMESPACE batchjac::
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/batchjac)
+configure_package_config_file(cmake/batchjacConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/batchjacConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/batchjac)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/batchjacConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/batchjacConfig.cmake
+              ${PROJECT_BINARY_DIR}/batchjacConfigVersion.cmake
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/batchjac)

@@ -1,0 +1,6 @@
+# One translation unit per instruction set, each compiled with that set's flags;
+# xsimd::dispatch picks among them at run time.
+set_source_files_properties(lib/kernels/kernels_sse42.cpp PROPERTIES COMPILE_OPTIONS "-msse4.2")
+set_source_files_properties(lib/kernels/kernels_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
+set_source_files_properties(lib/kernels/kernels_avx512.cpp PROPERTIES
+  COMPILE_OPTIONS "-mavx512f;-mavx512cd;-mavx512dq;-mavx512bw;-mavx512vl;-mavx2;-mfma")

@@ -1,0 +1,29 @@
+# batchjac's sources, listed explicitly (no globs), in pipeline order.
+set(BATCHJAC_SOURCES
+  lib/tensor/shape.cpp
+  lib/tensor/tensor.cpp
+  lib/tensor/print.cpp
+  lib/ops/primitive.cpp
+  lib/ops/batching.cpp
+  lib/ops/lowering.cpp
+  lib/ops/eager.cpp
+  lib/ops/elementwise.cpp
+  lib/ops/linalg.cpp
+  lib/ops/reduction.cpp
+  lib/ops/shape_ops.cpp
+  lib/ops/misc.cpp
+  lib/graph/program.cpp
+  lib/graph/tape.cpp
+  lib/graph/gradient_tape.cpp
+  lib/graph/slice.cpp
+  lib/autodiff/linearize.cpp
+  lib/autodiff/transpose.cpp
+  lib/autodiff/prune.cpp
+  lib/engine/plan.cpp
+  lib/engine/engine.cpp
+  lib/engine/jacobian.cpp
+  lib/kernels/dispatch.cpp
+  lib/kernels/kernels_sse42.cpp
+  lib/kernels/kernels_avx2.cpp
+  lib/kernels/kernels_avx512.cpp
+)

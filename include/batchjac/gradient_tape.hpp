@@ -1,0 +1,80 @@
+// GradientTape: records the ops of this thread and differentiates them.
+#pragma once
+
+#include <batchjac/jacobian_options.hpp>
+#include <batchjac/tensor.hpp>
+
+#include <memory>
+#include <optional>
+
+namespace batchjac {
+
+namespace detail {
+struct TapeState;
+}
+
+struct TapeOptions {
+  // false: the tape answers exactly one batch_jacobian, jacobian or gradient.
+  bool persistent = false;
+};
+
+// While it lives, a tape records every op run on the thread that created it
+// whose input is watched by it, directly or through recorded ops. Tapes nest:
+// an op is recorded on each live tape that tracks one of its inputs. A tape is
+// not thread-safe; use it from one thread at a time.
+class GradientTape {
+ public:
+  explicit GradientTape(TapeOptions options = {});
+  ~GradientTape();
+  GradientTape(const GradientTape&) = delete;
+  GradientTape& operator=(const GradientTape&) = delete;
+
+  // Tracks x. ValueError for a boolean tensor (it has no derivative).
+  void watch(const Tensor& x);
+
+  // Pauses recording on this tape while the returned guard lives.
+  class [[nodiscard]] RecordingPause {
+   public:
+    ~RecordingPause();
+    RecordingPause(RecordingPause&& other) noexcept;
+    RecordingPause(const RecordingPause&) = delete;
+    RecordingPause& operator=(const RecordingPause&) = delete;
+    RecordingPause& operator=(RecordingPause&&) = delete;
+
+   private:
+    friend class GradientTape;
+    explicit RecordingPause(detail::TapeState* state);
+    detail::TapeState* state_;
+  };
+  RecordingPause stop_recording();
+
+  // Forgets everything recorded and watched; a used tape becomes usable again.
+  void reset();
+
+  bool persistent() const noexcept;
+
+  // Per-example Jacobians: target [b, y...] of source [b, x...] -> [b, y..., x...],
+  // in the source's dtype. Requires example i of target to depend only on
+  // example i of source; a primitive that mixes examples raises ValueError
+  // naming it. Returns nullopt only when target does not depend on source and
+  // unconnected_gradients is none.
+  // ValueError: rank < 2, first dimensions differ, a boolean target or
+  // source, parallel_iterations < 1, max_threads < 1.
+  // RuntimeError: a non-persistent tape that already answered.
+  std::optional<Tensor> batch_jacobian(const Tensor& target, const Tensor& source,
+                                       const JacobianOptions& options = {});
+
+  // Full Jacobian: target [y...] of source [x...] -> [y..., x...]. Any ranks.
+  std::optional<Tensor> jacobian(const Tensor& target, const Tensor& source,
+                                 const JacobianOptions& options = {});
+
+  // Gradient of reduce_sum(target) with respect to source, shaped like source.
+  std::optional<Tensor> gradient(
+      const Tensor& target, const Tensor& source,
+      UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
+
+ private:
+  std::unique_ptr<detail::TapeState> state_;
+};
+
+}  // namespace batchjac

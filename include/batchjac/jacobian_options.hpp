@@ -1,0 +1,31 @@
+// Options of GradientTape::batch_jacobian and jacobian, as TF's arguments.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace batchjac {
+
+// What a derivative is when the target does not depend on the source.
+enum class UnconnectedGradients { none, zero };
+
+enum class JacobianMode {
+  automatic,  // pick by the cost model: forward for few source elements, reverse for few targets
+  forward,    // one pass per chunk of source elements (columns)
+  reverse,    // one pass per chunk of target elements (rows)
+};
+
+struct JacobianOptions {
+  // none: an unconnected target gives nullopt; zero: zeros of the full shape.
+  UnconnectedGradients unconnected_gradients = UnconnectedGradients::none;
+  // Rows (reverse) or columns (forward) computed together by one task; bounds
+  // the memory of a task as in TF. Unset: chosen to fit the cache. >= 1.
+  std::optional<std::int64_t> parallel_iterations;
+  // false: one row or column at a time (TF's while_loop), same numbers.
+  bool experimental_use_pfor = true;
+  JacobianMode mode = JacobianMode::automatic;
+  // Threads used; unset: the caller's task arena (all cores by default). >= 1.
+  std::optional<int> max_threads;
+};
+
+}  // namespace batchjac

@@ -1,0 +1,83 @@
+// Tensor: an immutable, cheaply copied n-d array (shared buffer, row-major, batch first).
+#pragma once
+
+#include <batchjac/dtype.hpp>
+#include <batchjac/shape.hpp>
+
+#include <cstdint>
+#include <initializer_list>
+#include <iosfwd>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace batchjac {
+
+namespace detail {
+struct TensorImpl;
+}
+
+class Tensor {
+ public:
+  // A float64 scalar 0.
+  Tensor();
+
+  const Shape& shape() const noexcept;
+  DType dtype() const noexcept;
+  std::int64_t rank() const noexcept { return static_cast<std::int64_t>(shape().size()); }
+  std::int64_t num_elements() const noexcept;
+
+  // The elements in row-major order. T must match dtype(): float, double, or
+  // bool for boolean tensors; otherwise ValueError.
+  template <class T>
+  std::span<const T> data() const;
+  // The elements converted to T (any of float, double, bool).
+  template <class T>
+  std::vector<T> to_vector() const;
+  // One element as double; ValueError if the index has the wrong length or is
+  // out of range. Negative indices are not accepted.
+  double at(const std::vector<std::int64_t>& index) const;
+
+  // Identity of the value for tapes: copies share it, new results get a new one.
+  std::uint64_t id() const noexcept;
+
+  explicit Tensor(std::shared_ptr<const detail::TensorImpl> impl) : impl_(std::move(impl)) {}
+  const detail::TensorImpl& impl() const noexcept { return *impl_; }
+
+ private:
+  std::shared_ptr<const detail::TensorImpl> impl_;
+};
+
+extern template std::span<const float> Tensor::data<float>() const;
+extern template std::span<const double> Tensor::data<double>() const;
+extern template std::span<const bool> Tensor::data<bool>() const;
+extern template std::vector<float> Tensor::to_vector<float>() const;
+extern template std::vector<double> Tensor::to_vector<double>() const;
+extern template std::vector<bool> Tensor::to_vector<bool>() const;
+
+// Prints like TF: tf.Tensor(\n[[1. 2.]\n [3. 4.]], shape=(2, 2), dtype=float32)
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+// ---- factories ---------------------------------------------------------------
+using Init1 = std::initializer_list<double>;
+using Init2 = std::initializer_list<Init1>;
+using Init3 = std::initializer_list<Init2>;
+using Init4 = std::initializer_list<Init3>;
+
+// Nested lists must be rectangular (ValueError otherwise). A boolean dtype
+// stores value != 0.
+Tensor constant(double value, DType dtype = float64);
+Tensor constant(Init1 values, DType dtype = float64);
+Tensor constant(Init2 values, DType dtype = float64);
+Tensor constant(Init3 values, DType dtype = float64);
+Tensor constant(Init4 values, DType dtype = float64);
+// data.size() must equal shape.num_elements() (ValueError otherwise).
+Tensor constant(std::span<const double> data, const Shape& shape, DType dtype = float64);
+Tensor constant(std::span<const float> data, const Shape& shape, DType dtype = float32);
+Tensor constant(const std::vector<double>& data, const Shape& shape, DType dtype = float64);
+Tensor constant(const std::vector<float>& data, const Shape& shape, DType dtype = float32);
+Tensor zeros(const Shape& shape, DType dtype = float64);
+Tensor ones(const Shape& shape, DType dtype = float64);
+Tensor fill(const Shape& shape, double value, DType dtype = float64);
+
+}  // namespace batchjac

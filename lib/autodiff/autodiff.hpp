@@ -1,0 +1,30 @@
+// linearize (JVP program), transpose (VJP program), pruning and mode choice.
+#pragma once
+
+#include "graph/program.hpp"
+
+#include <batchjac/jacobian_options.hpp>
+
+#include <vector>
+
+namespace batchjac::autodiff {
+
+// The JVP program: input = tangent of the parameter, output = tangent of the
+// result (-1 when no derivative flows, e.g. through stop_gradient). Adds the
+// primal coefficients it needs (partials) to program.nodes.
+graph::LinearProgram linearize(graph::Program& program);
+
+// The VJP program: each linear node replaced by its transpose, in reverse.
+// input = cotangent of the result, output = cotangent of the parameter.
+graph::LinearProgram transpose(graph::Program& program, const graph::LinearProgram& jvp);
+
+// Drops linear nodes that do not reach lin.output, then the primal nodes that
+// no remaining linear node reads.
+void prune(graph::Program& program, graph::LinearProgram& lin);
+
+// forward or reverse for `automatic`: the cost model compares the work of
+// one pass per source element against one per target element.
+JacobianMode choose_mode(const graph::Program& program, const graph::LinearProgram& jvp,
+                         const graph::LinearProgram& vjp);
+
+}  // namespace batchjac::autodiff

@@ -1,0 +1,58 @@
+// What JVP and transpose rules see: a way to emit primal and linear nodes.
+#pragma once
+
+#include "graph/program.hpp"
+
+#include <map>
+#include <vector>
+
+namespace batchjac::autodiff {
+
+// Given to JVP rules: emit primal nodes (coefficients such as partials) and
+// linear nodes (the tangent computation) into a Program.
+class JvpContext {
+ public:
+  JvpContext(graph::Program& program, std::vector<ops::Node>& linear)
+      : program_(program), linear_(linear) {}
+  int primal(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
+    return program_.emit(program_.nodes, graph::ValueKind::primal, prim, std::move(attrs),
+                         std::move(inputs));
+  }
+  int linear(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
+    return program_.emit(linear_, graph::ValueKind::linear, prim, std::move(attrs),
+                         std::move(inputs));
+  }
+  const ops::ValueInfo& info(int v) const { return program_.info(v); }
+
+ private:
+  graph::Program& program_;
+  std::vector<ops::Node>& linear_;
+};
+
+// Given to transpose rules: the cotangent of a linear node's output is known;
+// the rule emits nodes computing its inputs' cotangents and accumulates them.
+class TransposeContext {
+ public:
+  TransposeContext(graph::Program& program, std::vector<ops::Node>& out)
+      : program_(program), out_(out) {}
+  bool is_linear(int v) const { return program_.values[v].kind == graph::ValueKind::linear; }
+  int emit(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
+    return program_.emit(out_, graph::ValueKind::linear, prim, std::move(attrs),
+                         std::move(inputs));
+  }
+  const ops::ValueInfo& info(int v) const { return program_.info(v); }
+  // Adds `ct` to the cotangent of linear value v.
+  void accumulate(int v, int ct);
+  // The cotangent of v, or -1 if nothing reached it.
+  int cotangent(int v) const {
+    auto it = ct_.find(v);
+    return it == ct_.end() ? -1 : it->second;
+  }
+
+ private:
+  graph::Program& program_;
+  std::vector<ops::Node>& out_;
+  std::map<int, int> ct_;
+};
+
+}  // namespace batchjac::autodiff

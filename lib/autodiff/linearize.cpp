@@ -1,0 +1,33 @@
+// linearize: run every primitive's JVP rule over the primal program.
+#include "autodiff/autodiff.hpp"
+
+#include "autodiff/contexts.hpp"
+#include "ops/op_list.hpp"
+
+namespace batchjac::autodiff {
+
+graph::LinearProgram linearize(graph::Program& program) {
+  graph::LinearProgram lin;
+  std::vector<int> tangent(program.values.size(), -1);
+  lin.input = program.add_value(program.info(program.parameter), graph::ValueKind::linear, true);
+  tangent[program.parameter] = lin.input;
+  JvpContext ctx(program, lin.nodes);
+  const std::size_t n_primal = program.nodes.size();  // JVP rules append partials
+  for (std::size_t i = 0; i < n_primal; ++i) {
+    const ops::Node node = program.nodes[i];  // a copy: rules grow program.nodes
+    std::vector<int> t;
+    bool any = false;
+    for (int v : node.inputs) {
+      t.push_back(v < static_cast<int>(tangent.size()) ? tangent[v] : -1);
+      any = any || t.back() >= 0;
+    }
+    if (!any) continue;
+    const int out = ops::jvp(ctx, node, t);
+    if (tangent.size() < program.values.size()) tangent.resize(program.values.size(), -1);
+    tangent[node.output] = out;
+  }
+  lin.output = tangent[program.result];
+  return lin;
+}
+
+}  // namespace batchjac::autodiff

@@ -1,0 +1,205 @@
+// Running a plan: blocks of examples x chunks of directions on a TBB arena.
+#include "engine/engine.hpp"
+
+#include "engine/plan.hpp"
+#include "tensor/tensor_impl.hpp"
+
+#include <batchjac/errors.hpp>
+
+#include <tbb/blocked_range2d.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+// Debian's oneTBB is not built with TSan: mark the fork and join ourselves.
+#define BATCHJAC_TSAN_RELEASE(p) __tsan_release(p)
+#define BATCHJAC_TSAN_ACQUIRE(p) __tsan_acquire(p)
+#else
+#define BATCHJAC_TSAN_RELEASE(p) ((void)0)
+#define BATCHJAC_TSAN_ACQUIRE(p) ((void)0)
+#endif
+
+namespace batchjac::engine {
+
+namespace {
+
+// One arena per requested thread count, made once.
+tbb::task_arena& arena_for(int threads) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<tbb::task_arena>> arenas;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& a = arenas[threads];
+  if (!a) a = std::make_unique<tbb::task_arena>(threads);
+  return *a;
+}
+
+// Each thread reuses one growing block buffer: memory is bounded by threads x
+// the block working set, whatever the batch size.
+template <class T>
+T* thread_buffer(std::int64_t elements) {
+  thread_local detail::Bytes bytes;
+  thread_local std::size_t capacity = 0;
+  const std::size_t need = static_cast<std::size_t>(elements) * sizeof(T);
+  if (need > capacity) {
+    bytes = detail::allocate_bytes(need);
+    capacity = need;
+  }
+  return reinterpret_cast<T*>(bytes.get());
+}
+
+template <class T>
+double load_element(const Load& l, std::int64_t i) {
+  switch (l.dtype) {
+    case DType::float32: return static_cast<const float*>(l.data)[i];
+    case DType::float64: return static_cast<const double*>(l.data)[i];
+    case DType::boolean: return static_cast<const bool*>(l.data)[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+// Batch-first rows [example][element] -> lanes [element][L]. Lanes past the
+// batch repeat its last example, so padding computes finite values.
+template <class T>
+void load_lanes(const Load& l, T* dst, std::int64_t first, std::int64_t batch, std::int64_t lanes) {
+  for (std::int64_t lane = 0; lane < lanes; ++lane) {
+    const std::int64_t ex = std::min(first + lane, batch - 1);
+    const std::int64_t row = ex * l.elements;
+    if (l.dtype == DType::float64 && sizeof(T) == 8) {
+      const double* src = static_cast<const double*>(l.data) + row;
+      for (std::int64_t e = 0; e < l.elements; ++e) dst[e * lanes + lane] = static_cast<T>(src[e]);
+    } else if (l.dtype == DType::float32) {
+      const float* src = static_cast<const float*>(l.data) + row;
+      for (std::int64_t e = 0; e < l.elements; ++e) dst[e * lanes + lane] = static_cast<T>(src[e]);
+    } else {
+      for (std::int64_t e = 0; e < l.elements; ++e)
+        dst[e * lanes + lane] = static_cast<T>(load_element<T>(l, row + e));
+    }
+  }
+}
+
+template <class T, class O>
+struct Runner {
+  const Plan<T>& p;
+  std::int64_t batch;
+  O* out;
+  std::int64_t per_example;  // elements of one example's Jacobian
+  std::int64_t n_src;        // source elements per example (columns)
+
+  void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0, std::int64_t dir1) const {
+    const std::int64_t L = p.lanes;
+    T* buf = thread_buffer<T>(p.buffer_size);
+    std::vector<T*> ptr(p.offset.size(), nullptr);
+    for (std::size_t v = 0; v < ptr.size(); ++v)
+      ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
+    ops::Binding<T> bind{ptr, p.dir_stride, p.varying, 1, L};
+    const std::int64_t seed_elems = p.n_dirs;
+    for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+      const std::int64_t first = blk * L;
+      const std::int64_t valid = std::min(L, batch - first);
+      for (const Load& l : p.loads) load_lanes<T>(l, ptr[l.value], first, batch, L);
+      ops::execute<T>(p.primal_steps, bind);
+      for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
+        const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
+        T* seed = ptr[p.seed];
+        std::memset(seed, 0, sizeof(T) * nd * seed_elems * L);
+        for (std::int64_t k = 0; k < nd; ++k)
+          std::fill_n(seed + (k * seed_elems + d0 + k) * L, L, T(1));
+        bind.n_dir = nd;
+        ops::execute<T>(p.linear_steps, bind);
+        bind.n_dir = 1;
+        store(ptr[p.answer], first, valid, d0, nd);
+      }
+    }
+  }
+
+  // Forward: direction k is column d0+k, answer element e is row e.
+  // Reverse: direction k is row d0+k, answer element e is column e.
+  void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
+             std::int64_t nd) const {
+    const std::int64_t L = p.lanes, E = p.answer_elems;
+    const bool fwd = p.mode == JacobianMode::forward;
+    for (std::int64_t l = 0; l < valid; ++l) {
+      O* J = out + (first + l) * per_example;
+      if (fwd) {
+        for (std::int64_t e = 0; e < E; ++e)
+          for (std::int64_t k = 0; k < nd; ++k)
+            J[e * n_src + d0 + k] = static_cast<O>(ans[(k * E + e) * L + l]);
+      } else {
+        for (std::int64_t k = 0; k < nd; ++k)
+          for (std::int64_t e = 0; e < E; ++e)
+            J[(d0 + k) * n_src + e] = static_cast<O>(ans[(k * E + e) * L + l]);
+      }
+    }
+  }
+};
+
+template <class T, class O>
+void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_example,
+               std::int64_t n_src, const JacobianOptions& options) {
+  Runner<T, O> runner{p, batch, out, per_example, n_src};
+  const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
+  const std::int64_t chunk = options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
+  const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
+  const int threads = options.max_threads.value_or(tbb::this_task_arena::max_concurrency());
+  if (threads == 1 || n_blocks * n_chunks <= 1) {
+    // Small or single-threaded calls never touch the task scheduler.
+    for (std::int64_t c = 0; c < n_chunks; ++c)
+      runner(0, n_blocks, c * chunk, std::min(p.n_dirs, (c + 1) * chunk));
+    return;
+  }
+  char fork = 0, join = 0;
+  auto body = [&] {
+    BATCHJAC_TSAN_RELEASE(&fork);
+    tbb::parallel_for(
+        tbb::blocked_range2d<std::int64_t>(0, n_blocks, 1, 0, n_chunks, 1),
+        [&](const tbb::blocked_range2d<std::int64_t>& r) {
+          BATCHJAC_TSAN_ACQUIRE(&fork);
+          for (std::int64_t c = r.cols().begin(); c < r.cols().end(); ++c)
+            runner(r.rows().begin(), r.rows().end(), c * chunk,
+                   std::min(p.n_dirs, (c + 1) * chunk));
+          BATCHJAC_TSAN_RELEASE(&join);
+        });
+    BATCHJAC_TSAN_ACQUIRE(&join);
+  };
+  if (options.max_threads) arena_for(threads).execute(body);
+  else body();
+}
+
+template <class T>
+Tensor run_with(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
+                const Tensor& source, const Shape& out_shape, DType out_dtype,
+                const JacobianOptions& options) {
+  const Plan<T> plan = make_plan<T>(program, lin, mode, source, options);
+  auto out = detail::new_tensor(out_shape, out_dtype);
+  const std::int64_t batch = program.batch;
+  const std::int64_t per_example = batch > 0 ? out_shape.num_elements() / batch : 0;
+  const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
+  if (out_shape.num_elements() > 0) {
+    if (out_dtype == DType::float32)
+      run_typed<T, float>(plan, batch, out->as_mutable<float>(), per_example, n_src, options);
+    else
+      run_typed<T, double>(plan, batch, out->as_mutable<double>(), per_example, n_src, options);
+  }
+  return detail::make_tensor(std::move(out));
+}
+
+}  // namespace
+
+Tensor run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
+           const Tensor& source, const Shape& out_shape, DType out_dtype,
+           const JacobianOptions& options) {
+  // One compute type for the whole program: float64 if any value is.
+  bool wide = false;
+  for (const auto& v : program.values) wide = wide || v.info.dtype == DType::float64;
+  if (wide) return run_with<double>(program, lin, mode, source, out_shape, out_dtype, options);
+  return run_with<float>(program, lin, mode, source, out_shape, out_dtype, options);
+}
+
+}  // namespace batchjac::engine

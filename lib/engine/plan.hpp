@@ -1,0 +1,56 @@
+// Planning: lower a program once per call into kernel steps, and lay out the
+// per-task block buffers ([D][element][L] for directions, [element][L] for
+// primal values).
+#pragma once
+
+#include "graph/program.hpp"
+#include "kernels/kernels.hpp"
+#include "ops/lowering.hpp"
+
+#include <batchjac/jacobian_options.hpp>
+
+#include <vector>
+
+namespace batchjac::engine {
+
+// A per-example tensor loaded into lanes for each block: the parameter, or a
+// per-example constant.
+struct Load {
+  int value = -1;
+  const void* data = nullptr;  // [batch][elements] of `dtype`
+  DType dtype = DType::float64;
+  std::int64_t elements = 0;
+};
+
+template <class T>
+struct Plan {
+  const kernels::KernelTable<T>* table = nullptr;
+  std::vector<ops::Step<T>> primal_steps;
+  std::vector<ops::Step<T>> linear_steps;
+  ops::MapStore maps;
+  std::vector<Load> loads;
+  std::vector<Tensor> converted;    // shared constants converted to T
+  std::vector<T*> shared_ptr;       // per value: shared constant data, else nullptr
+  std::vector<std::int64_t> offset; // per value: position in the block buffer
+  std::vector<std::int64_t> dir_stride;
+  std::vector<std::uint8_t> varying;
+  std::int64_t lanes = 1;
+  std::int64_t max_dirs = 1;        // directions per pass (D)
+  std::int64_t buffer_size = 0;     // elements of T per task
+  std::int64_t n_dirs = 0;          // all directions: source or target elements
+  std::int64_t answer_elems = 0;    // elements of the answer per direction
+  int seed = -1, answer = -1;
+  JacobianMode mode = JacobianMode::forward;
+};
+
+template <class T>
+Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
+                  JacobianMode mode, const Tensor& source, const JacobianOptions& options);
+
+extern template Plan<float> make_plan<float>(const graph::Program&, const graph::LinearProgram&,
+                                             JacobianMode, const Tensor&, const JacobianOptions&);
+extern template Plan<double> make_plan<double>(const graph::Program&, const graph::LinearProgram&,
+                                               JacobianMode, const Tensor&,
+                                               const JacobianOptions&);
+
+}  // namespace batchjac::engine

@@ -1,0 +1,28 @@
+// Program construction.
+#include "graph/program.hpp"
+
+#include "ops/op_list.hpp"
+
+namespace batchjac::graph {
+
+int Program::add_value(ops::ValueInfo info, ValueKind kind, bool varying) {
+  values.push_back(Value{std::move(info), kind, varying, -1});
+  return static_cast<int>(values.size()) - 1;
+}
+
+int Program::emit(std::vector<ops::Node>& into, ValueKind kind, ops::Prim prim, ops::Attrs attrs,
+                  std::vector<int> inputs) {
+  std::vector<ops::ValueInfo> in;
+  bool varying = false;
+  for (int v : inputs) {
+    in.push_back(values[v].info);
+    varying = varying || values[v].varying;
+  }
+  ops::Node node{prim, std::move(attrs), std::move(inputs), -1};
+  ops::ValueInfo out = ops::infer(node, in);
+  node.output = add_value(std::move(out), kind, varying);
+  into.push_back(std::move(node));
+  return into.back().output;
+}
+
+}  // namespace batchjac::graph

@@ -1,0 +1,59 @@
+// The recorded program: values and primitive nodes, replayable on new inputs.
+//
+// A Program is data: the source is its parameter, every value that does not
+// depend on the source is a captured constant, and nodes are in evaluation
+// order. For batch_jacobian all shapes are per example (the batch axis is
+// stripped); `varying` marks values that differ between examples (lanes).
+// autodiff/ appends the linear (JVP or VJP) nodes to the same value table.
+#pragma once
+
+#include "ops/primitive.hpp"
+
+#include <batchjac/tensor.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace batchjac::graph {
+
+enum class ValueKind : std::uint8_t {
+  parameter,  // the source
+  constant,   // captured: constants[value.constant]
+  primal,     // computed from the parameter
+  linear,     // a tangent or cotangent
+};
+
+struct Value {
+  ops::ValueInfo info;
+  ValueKind kind = ValueKind::primal;
+  bool varying = true;
+  int constant = -1;
+};
+
+struct Program {
+  std::vector<Value> values;
+  // Captured tensors. Per-example constants keep their batch axis [b, ...];
+  // shared ones are used as they are.
+  std::vector<Tensor> constants;
+  std::vector<ops::Node> nodes;  // primal, in evaluation order
+  int parameter = -1;
+  int result = -1;
+  std::int64_t batch = 1;  // examples (1 for jacobian/gradient)
+  bool batched = false;    // shapes are per example
+
+  int add_value(ops::ValueInfo info, ValueKind kind, bool varying);
+  // Appends `prim` applied to `inputs`, inferring the output; returns its id.
+  int emit(std::vector<ops::Node>& into, ValueKind kind, ops::Prim prim, ops::Attrs attrs,
+           std::vector<int> inputs);
+  const ops::ValueInfo& info(int v) const { return values[v].info; }
+};
+
+// A linear program over a Program's values: `input` is the seed (tangent of
+// the parameter, or cotangent of the result), `output` the answer.
+struct LinearProgram {
+  std::vector<ops::Node> nodes;
+  int input = -1;
+  int output = -1;  // -1: the answer is zero (not connected)
+};
+
+}  // namespace batchjac::graph

@@ -1,0 +1,113 @@
+// Slicing a tape into a Program, and the batch-axis analysis.
+#include "graph/slice.hpp"
+
+#include "ops/op_list.hpp"
+
+#include <batchjac/errors.hpp>
+
+#include <map>
+#include <string>
+
+namespace batchjac::graph {
+
+namespace {
+Shape drop_first(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())); }
+
+struct Builder {
+  const detail::TapeState& tape;
+  const Tensor& source;
+  bool batched;
+  Program program;
+  std::unordered_map<std::uint64_t, int> computed;       // tensor id -> value
+  std::map<std::pair<std::uint64_t, bool>, int> consts;  // (tensor id, per-example) -> value
+
+  int constant(const Tensor& t, const Shape& shape, bool per_example) {
+    auto key = std::make_pair(t.id(), per_example);
+    if (auto it = consts.find(key); it != consts.end()) return it->second;
+    int v = program.add_value({shape, t.dtype()}, ValueKind::constant, per_example);
+    program.values[v].constant = static_cast<int>(program.constants.size());
+    program.constants.push_back(t);
+    consts.emplace(key, v);
+    return v;
+  }
+
+  void add(const detail::Record& r) {
+    const std::size_t n_in = r.inputs.size();
+    std::vector<int> from_source(n_in, -1);
+    for (std::size_t i = 0; i < n_in; ++i) {
+      auto it = computed.find(r.inputs[i].id());
+      if (it != computed.end()) from_source[i] = it->second;
+    }
+    ops::Node node{r.prim, r.attrs, std::vector<int>(n_in, -1), -1};
+    std::vector<Shape> shapes;
+    for (const auto& t : r.inputs) shapes.push_back(t.shape());
+    std::vector<ops::Batching> status(n_in);
+    for (std::size_t i = 0; i < n_in; ++i)
+      status[i] = from_source[i] >= 0 ? ops::Batching::batched : ops::Batching::constant;
+    ops::BatchQuery q{shapes, status, program.batch, r.attrs, {}};
+    if (batched) {
+      ops::batch_rule(node, q);
+      node.attrs = q.attrs;
+    } else {
+      q.per_example = shapes;
+    }
+    for (std::size_t i = 0; i < n_in; ++i) {
+      if (from_source[i] >= 0) node.inputs[i] = from_source[i];
+      else node.inputs[i] = constant(r.inputs[i], q.per_example[i], status[i] == ops::Batching::batched);
+    }
+    std::vector<ops::ValueInfo> in;
+    for (int v : node.inputs) in.push_back(program.info(v));
+    ops::ValueInfo out = ops::infer(node, in);
+    const Shape expected = batched ? drop_first(r.output.shape()) : r.output.shape();
+    if (out.shape != expected || (batched && (r.output.rank() == 0 || r.output.shape()[0] != program.batch)))
+      ops::fail(node, "result of shape " + r.output.shape().to_string() +
+                          " does not keep the batch axis first: each result example would mix "
+                          "several source examples");
+    node.output = program.add_value(out, ValueKind::primal, true);
+    computed[r.output.id()] = node.output;
+    program.nodes.push_back(std::move(node));
+  }
+};
+}  // namespace
+
+std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
+                             const Tensor& source, bool batched) {
+  // Which recorded outputs depend on the source (records are in execution order).
+  std::unordered_set<std::uint64_t> depends{source.id()};
+  for (const auto& r : tape.records) {
+    if (r.output.id() == source.id()) continue;
+    for (const auto& in : r.inputs)
+      if (depends.count(in.id())) {
+        depends.insert(r.output.id());
+        break;
+      }
+  }
+  if (!depends.count(target.id())) return std::nullopt;
+
+  // The records the target needs, walking back from it.
+  std::vector<char> needed(tape.records.size(), 0);
+  std::vector<std::uint64_t> stack{target.id()};
+  while (!stack.empty()) {
+    const std::uint64_t id = stack.back();
+    stack.pop_back();
+    if (id == source.id()) continue;
+    auto it = tape.producer.find(id);
+    if (it == tape.producer.end() || needed[it->second]) continue;
+    needed[it->second] = 1;
+    for (const auto& in : tape.records[it->second].inputs)
+      if (depends.count(in.id())) stack.push_back(in.id());
+  }
+
+  Builder b{tape, source, batched, {}, {}, {}};
+  b.program.batched = batched;
+  b.program.batch = batched ? source.shape()[0] : 1;
+  const Shape param = batched ? drop_first(source.shape()) : source.shape();
+  b.program.parameter = b.program.add_value({param, source.dtype()}, ValueKind::parameter, true);
+  b.computed[source.id()] = b.program.parameter;
+  for (std::size_t i = 0; i < tape.records.size(); ++i)
+    if (needed[i]) b.add(tape.records[i]);
+  b.program.result = b.computed.at(target.id());
+  return std::move(b.program);
+}
+
+}  // namespace batchjac::graph

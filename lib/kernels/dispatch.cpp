@@ -1,0 +1,45 @@
+// Picks the kernel table of the best instruction set this CPU has, once.
+#include "kernels/arch_tables.hpp"
+#include "kernels/lane_kernels.hpp"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace batchjac::kernels {
+
+namespace {
+// BATCHJAC_ARCH=sse42|avx2|avx512 caps the choice (tests run every table).
+int arch_cap() {
+  const char* env = std::getenv("BATCHJAC_ARCH");
+  if (env == nullptr) return 3;
+  std::string_view s(env);
+  if (s == "sse42") return 1;
+  if (s == "avx2") return 2;
+  return 3;
+}
+}  // namespace
+
+template <class T>
+const KernelTable<T>& simd_kernels() {
+  static const KernelTable<T>* table = [] {
+    const auto has = xsimd::available_architectures();
+    const int cap = arch_cap();
+    if (cap >= 3 && has.avx512f) return &avx512_kernels<T>();
+    if (cap >= 2 && has.fma3_avx2) return &avx2_kernels<T>();
+    return &sse42_kernels<T>();
+  }();
+  return *table;
+}
+
+template <class T>
+const KernelTable<T>& scalar_kernels() {
+  static const KernelTable<T> table = make_table<T>("scalar");
+  return table;
+}
+
+template const KernelTable<float>& simd_kernels<float>();
+template const KernelTable<double>& simd_kernels<double>();
+template const KernelTable<float>& scalar_kernels<float>();
+template const KernelTable<double>& scalar_kernels<double>();
+
+}  // namespace batchjac::kernels

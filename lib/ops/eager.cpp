@@ -1,0 +1,52 @@
+// Eager evaluation: lower one node with the scalar kernels and bind it to the
+// tensors' own buffers.
+#include "ops/eager.hpp"
+
+#include "graph/tape.hpp"
+#include "ops/lowering.hpp"
+#include "ops/op_list.hpp"
+#include "tensor/tensor_impl.hpp"
+
+namespace batchjac::ops {
+
+namespace {
+template <class T>
+void evaluate(const Node& node, std::span<const ValueInfo> values,
+              const std::vector<Tensor>& inputs, detail::TensorImpl& out) {
+  std::vector<Step<T>> steps;
+  MapStore maps;
+  std::vector<std::uint8_t> varying(values.size(), 1);
+  Lowering<T> lo(kernels::scalar_kernels<T>(), values, varying, steps, maps);
+  lower(lo, node);
+  std::vector<T*> ptr;
+  for (const Tensor& t : inputs) ptr.push_back(const_cast<T*>(t.impl().as<T>()));
+  ptr.push_back(out.as_mutable<T>());
+  std::vector<std::int64_t> dir_stride(values.size(), 0);
+  Binding<T> b{ptr, dir_stride, varying, 1, 1};
+  execute<T>(steps, b);
+}
+}  // namespace
+
+Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs) {
+  std::vector<ValueInfo> values;
+  Node node{prim, attrs, {}, static_cast<int>(inputs.size())};
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    values.push_back({inputs[i].shape(), inputs[i].dtype()});
+    node.inputs.push_back(static_cast<int>(i));
+  }
+  const ValueInfo out_info = infer(node, std::span<const ValueInfo>(values));
+  values.push_back(out_info);
+  Tensor out;
+  if (auto special = eager_override(node, inputs, out_info)) {
+    out = *special;
+  } else {
+    auto impl = detail::new_tensor(out_info.shape, out_info.dtype);
+    if (out_info.dtype == DType::float32) evaluate<float>(node, values, inputs, *impl);
+    else evaluate<double>(node, values, inputs, *impl);
+    out = detail::make_tensor(std::move(impl));
+  }
+  graph::record(prim, attrs, inputs, out);
+  return out;
+}
+
+}  // namespace batchjac::ops

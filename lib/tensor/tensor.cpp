@@ -1,0 +1,249 @@
+// Tensor accessors, factories and conversions.
+#include "tensor/tensor_impl.hpp"
+
+#include <batchjac/errors.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+namespace batchjac {
+namespace detail {
+
+void AlignedFree::operator()(std::byte* p) const noexcept { std::free(p); }
+
+Bytes allocate_bytes(std::size_t n) {
+  constexpr std::size_t kAlign = 64;
+  std::size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
+  if (rounded == 0) rounded = kAlign;
+  void* p = std::aligned_alloc(kAlign, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  return Bytes(static_cast<std::byte*>(p));
+}
+
+std::shared_ptr<TensorImpl> new_tensor(const Shape& shape, DType dtype) {
+  static std::atomic<std::uint64_t> next_id{1};
+  for (auto d : shape) {
+    if (d < 0) throw ValueError("a tensor dimension must be >= 0, got shape " + shape.to_string());
+  }
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->bytes = allocate_bytes(static_cast<std::size_t>(shape.num_elements()) * dtype_size(dtype));
+  impl->id = next_id.fetch_add(1, std::memory_order_relaxed);
+  return impl;
+}
+
+double element_as_double(const TensorImpl& t, std::int64_t i) noexcept {
+  switch (t.dtype) {
+    case DType::float32: return t.as<float>()[i];
+    case DType::float64: return t.as<double>()[i];
+    case DType::boolean: return t.as<bool>()[i] ? 1.0 : 0.0;
+  }
+  return 0.0;
+}
+
+namespace {
+template <class T>
+void store_all(TensorImpl& out, const TensorImpl& in) {
+  T* dst = out.as_mutable<T>();
+  const std::int64_t n = in.shape.num_elements();
+  for (std::int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<T, bool>) {
+      dst[i] = element_as_double(in, i) != 0.0;
+    } else {
+      dst[i] = static_cast<T>(element_as_double(in, i));
+    }
+  }
+}
+
+void store_converted(TensorImpl& out, const TensorImpl& in) {
+  switch (out.dtype) {
+    case DType::float32: store_all<float>(out, in); break;
+    case DType::float64: store_all<double>(out, in); break;
+    case DType::boolean: store_all<bool>(out, in); break;
+  }
+}
+}  // namespace
+
+Tensor convert(const Tensor& t, DType dtype) {
+  auto out = new_tensor(t.shape(), dtype);
+  store_converted(*out, t.impl());
+  return make_tensor(std::move(out));
+}
+
+}  // namespace detail
+
+using detail::TensorImpl;
+
+namespace {
+const std::shared_ptr<const TensorImpl>& default_scalar() {
+  static const std::shared_ptr<const TensorImpl> zero = [] {
+    auto impl = detail::new_tensor(Shape{}, float64);
+    impl->as_mutable<double>()[0] = 0.0;
+    return std::shared_ptr<const TensorImpl>(impl);
+  }();
+  return zero;
+}
+
+template <class T>
+constexpr DType dtype_of() {
+  if constexpr (std::is_same_v<T, float>) return float32;
+  else if constexpr (std::is_same_v<T, double>) return float64;
+  else return boolean;
+}
+}  // namespace
+
+Tensor::Tensor() : impl_(default_scalar()) {}
+
+const Shape& Tensor::shape() const noexcept { return impl_->shape; }
+DType Tensor::dtype() const noexcept { return impl_->dtype; }
+std::int64_t Tensor::num_elements() const noexcept { return impl_->shape.num_elements(); }
+std::uint64_t Tensor::id() const noexcept { return impl_->id; }
+
+template <class T>
+std::span<const T> Tensor::data() const {
+  if (dtype_of<T>() != dtype()) {
+    throw ValueError("Tensor::data<" + std::string(dtype_name(dtype_of<T>())) +
+                     ">() called on a tensor of dtype " + std::string(dtype_name(dtype())));
+  }
+  return {impl_->as<T>(), static_cast<std::size_t>(num_elements())};
+}
+
+template <class T>
+std::vector<T> Tensor::to_vector() const {
+  std::vector<T> out(static_cast<std::size_t>(num_elements()));
+  for (std::int64_t i = 0; i < num_elements(); ++i) {
+    double v = detail::element_as_double(*impl_, i);
+    if constexpr (std::is_same_v<T, bool>) out[i] = v != 0.0;
+    else out[i] = static_cast<T>(v);
+  }
+  return out;
+}
+
+double Tensor::at(const std::vector<std::int64_t>& index) const {
+  const Shape& s = shape();
+  if (index.size() != s.size()) {
+    throw ValueError("Tensor::at expected an index of " + std::to_string(s.size()) +
+                     " coordinates for shape " + s.to_string() + ", got " +
+                     std::to_string(index.size()));
+  }
+  std::int64_t flat = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (index[i] < 0 || index[i] >= s[i]) {
+      throw ValueError("Tensor::at index " + std::to_string(index[i]) + " is out of range [0, " +
+                       std::to_string(s[i]) + ") on axis " + std::to_string(i) + " of shape " +
+                       s.to_string());
+    }
+    flat = flat * s[i] + index[i];
+  }
+  return detail::element_as_double(*impl_, flat);
+}
+
+template std::span<const float> Tensor::data<float>() const;
+template std::span<const double> Tensor::data<double>() const;
+template std::span<const bool> Tensor::data<bool>() const;
+template std::vector<float> Tensor::to_vector<float>() const;
+template std::vector<double> Tensor::to_vector<double>() const;
+template std::vector<bool> Tensor::to_vector<bool>() const;
+
+// ---- factories ---------------------------------------------------------------
+
+namespace {
+Tensor from_doubles(const std::vector<double>& values, const Shape& shape, DType dtype) {
+  auto impl = detail::new_tensor(shape, dtype);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    switch (dtype) {
+      case DType::float32: impl->as_mutable<float>()[i] = static_cast<float>(values[i]); break;
+      case DType::float64: impl->as_mutable<double>()[i] = values[i]; break;
+      case DType::boolean: impl->as_mutable<bool>()[i] = values[i] != 0.0; break;
+    }
+  }
+  return detail::make_tensor(std::move(impl));
+}
+
+// Flattens nested initializer lists, checking that they are rectangular.
+void flatten(const Init1& list, std::vector<std::int64_t>& dims, std::size_t depth,
+             std::vector<double>& out) {
+  if (dims.size() <= depth) dims.push_back(static_cast<std::int64_t>(list.size()));
+  else if (dims[depth] != static_cast<std::int64_t>(list.size()))
+    throw ValueError("constant: nested lists must be rectangular; axis " + std::to_string(depth) +
+                     " has lengths " + std::to_string(dims[depth]) + " and " +
+                     std::to_string(list.size()));
+  out.insert(out.end(), list.begin(), list.end());
+}
+template <class List>
+void flatten(const List& list, std::vector<std::int64_t>& dims, std::size_t depth,
+             std::vector<double>& out) {
+  if (dims.size() <= depth) dims.push_back(static_cast<std::int64_t>(list.size()));
+  else if (dims[depth] != static_cast<std::int64_t>(list.size()))
+    throw ValueError("constant: nested lists must be rectangular; axis " + std::to_string(depth) +
+                     " has lengths " + std::to_string(dims[depth]) + " and " +
+                     std::to_string(list.size()));
+  for (const auto& inner : list) flatten(inner, dims, depth + 1, out);
+}
+
+template <class List>
+Tensor from_lists(const List& list, std::size_t rank, DType dtype) {
+  std::vector<std::int64_t> dims;
+  std::vector<double> values;
+  flatten(list, dims, 0, values);
+  // An empty outer list leaves inner lengths unknown: they are 0.
+  dims.resize(rank, 0);
+  Shape shape(dims);
+  if (shape.num_elements() != static_cast<std::int64_t>(values.size()))
+    throw ValueError("constant: nested lists must be rectangular, shape " + shape.to_string() +
+                     " but " + std::to_string(values.size()) + " values");
+  return from_doubles(values, shape, dtype);
+}
+
+template <class T>
+Tensor from_span(std::span<const T> data, const Shape& shape, DType dtype) {
+  if (static_cast<std::int64_t>(data.size()) != shape.num_elements())
+    throw ValueError("constant: shape " + shape.to_string() + " needs " +
+                     std::to_string(shape.num_elements()) + " values, got " +
+                     std::to_string(data.size()));
+  auto impl = detail::new_tensor(shape, dtype);
+  if (dtype == dtype_of<T>()) {
+    std::copy(data.begin(), data.end(), impl->as_mutable<T>());
+  } else {
+    for (std::size_t i = 0; i < data.size(); ++i) {
+      switch (dtype) {
+        case DType::float32: impl->as_mutable<float>()[i] = static_cast<float>(data[i]); break;
+        case DType::float64: impl->as_mutable<double>()[i] = static_cast<double>(data[i]); break;
+        case DType::boolean: impl->as_mutable<bool>()[i] = data[i] != T(0); break;
+      }
+    }
+  }
+  return detail::make_tensor(std::move(impl));
+}
+}  // namespace
+
+Tensor constant(double value, DType dtype) { return from_doubles({value}, Shape{}, dtype); }
+Tensor constant(Init1 values, DType dtype) { return from_lists(values, 1, dtype); }
+Tensor constant(Init2 values, DType dtype) { return from_lists(values, 2, dtype); }
+Tensor constant(Init3 values, DType dtype) { return from_lists(values, 3, dtype); }
+Tensor constant(Init4 values, DType dtype) { return from_lists(values, 4, dtype); }
+Tensor constant(std::span<const double> data, const Shape& shape, DType dtype) {
+  return from_span(data, shape, dtype);
+}
+Tensor constant(std::span<const float> data, const Shape& shape, DType dtype) {
+  return from_span(data, shape, dtype);
+}
+Tensor constant(const std::vector<double>& data, const Shape& shape, DType dtype) {
+  return from_span(std::span<const double>(data), shape, dtype);
+}
+Tensor constant(const std::vector<float>& data, const Shape& shape, DType dtype) {
+  return from_span(std::span<const float>(data), shape, dtype);
+}
+Tensor fill(const Shape& shape, double value, DType dtype) {
+  return from_doubles(std::vector<double>(static_cast<std::size_t>(std::max<std::int64_t>(
+                                              Shape(shape).num_elements(), 0)),
+                                          value),
+                      shape, dtype);
+}
+Tensor zeros(const Shape& shape, DType dtype) { return fill(shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return fill(shape, 1.0, dtype); }
+
+}  // namespace batchjac

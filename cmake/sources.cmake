@@ -11,6 +11,7 @@ set(BATCHJAC_SOURCES
   lib/ops/linalg.cpp
   lib/ops/reduction.cpp
   lib/ops/shape_ops.cpp
+  lib/ops/shape_api.cpp
   lib/ops/misc.cpp
   lib/graph/program.cpp
   lib/graph/tape.cpp

@@ -4,12 +4,22 @@
 // each live GradientTape of the calling thread that tracks one of its inputs.
 // Binary ops broadcast like NumPy; a C++ scalar operand takes the tensor's
 // dtype. Mixing float32 and float64, or giving a boolean where a number is
-// needed, raises ValueError. Accuracy: elementwise math is that of the C++
-// standard library eagerly and of xsimd (<= 2 ulp) inside Jacobian programs.
+// needed (or a number where a boolean is), raises ValueError naming the op.
+// Accuracy: elementwise math is that of the C++ standard library eagerly and
+// of xsimd (a few ulp) inside Jacobian programs; derivatives are exact
+// formulas, never differences.
+//
+// Ops that read or write along axis 0 across examples (a reduction over axis
+// 0, a transpose or reshape that moves or merges axis 0, a gather, roll,
+// slice or concat along axis 0, ...) evaluate eagerly like TF, but
+// batch_jacobian through them raises ValueError naming the op. Applying them
+// to constants before watching (gathering per-example inputs from a shared
+// table) is the normal pattern and works.
 #pragma once
 
 #include <batchjac/tensor.hpp>
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -17,27 +27,53 @@ namespace batchjac {
 
 using Axes = std::vector<std::int64_t>;
 
-// ---- elementwise, unary -------------------------------------------------------
+// ---- elementwise, unary: y = f(x), same shape and dtype --------------------------
+// Derivatives at kinks follow TF: abs'(0) = 0, relu'(0) = 0, sign' = 0.
+// Domains: outside them the result is NaN or inf as in C++, e.g. log(0) = -inf;
+// the derivative there is whatever the formula gives (sqrt'(0) = inf).
 Tensor negative(const Tensor& x);
-// y = x * x
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);                // -1, 0 or 1
 Tensor square(const Tensor& x);
-// Domain x >= 0; NaN below. The derivative at 0 is +inf, as in TF.
-Tensor sqrt(const Tensor& x);
+Tensor sqrt(const Tensor& x);                // x >= 0
+Tensor rsqrt(const Tensor& x);               // 1 / sqrt(x), x > 0
+Tensor reciprocal(const Tensor& x);          // 1 / x
 Tensor exp(const Tensor& x);
-// Domain x > 0: log(0) = -inf, NaN below.
-Tensor log(const Tensor& x);
+Tensor expm1(const Tensor& x);               // exp(x) - 1, accurate near 0
+Tensor log(const Tensor& x);                 // x > 0
+Tensor log1p(const Tensor& x);               // log(1 + x), x > -1
 Tensor sin(const Tensor& x);
 Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+Tensor asin(const Tensor& x);                // |x| <= 1 (derivative infinite at +-1)
+Tensor acos(const Tensor& x);                // |x| <= 1
+Tensor atan(const Tensor& x);
+Tensor sinh(const Tensor& x);
+Tensor cosh(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor asinh(const Tensor& x);
+Tensor acosh(const Tensor& x);               // x >= 1
+Tensor atanh(const Tensor& x);               // |x| < 1
+Tensor sigmoid(const Tensor& x);             // 1 / (1 + exp(-x))
+Tensor softplus(const Tensor& x);            // log(1 + exp(x)), without overflow
+Tensor relu(const Tensor& x);                // max(x, 0)
+Tensor erf(const Tensor& x);
 
-// ---- elementwise, binary (NumPy broadcasting) ---------------------------------
+// ---- elementwise, binary (NumPy broadcasting) -----------------------------------
 Tensor add(const Tensor& a, const Tensor& b);
 Tensor subtract(const Tensor& a, const Tensor& b);
 Tensor multiply(const Tensor& a, const Tensor& b);
 Tensor divide(const Tensor& a, const Tensor& b);
-// x ^ p for a constant exponent p. d/dx = p x^(p-1); at x = 0 with p < 1 this
-// is inf or NaN, as in TF.
+// a ^ b. d/da = b a^(b-1); d/db = a^b log(a), taken as 0 where a <= 0 (TF).
+// For a constant exponent, d/dx = p x^(p-1); p = 0 gives 0 everywhere.
+Tensor pow(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& x, double p);
+Tensor pow(double a, const Tensor& b);
+// At ties (a == b) the derivative goes to a, as TF.
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor atan2(const Tensor& y, const Tensor& x);
+Tensor squared_difference(const Tensor& a, const Tensor& b);  // (a - b)^2
 
 Tensor operator-(const Tensor& x);
 Tensor operator+(const Tensor& a, const Tensor& b);
@@ -53,32 +89,101 @@ Tensor operator-(double a, const Tensor& b);
 Tensor operator*(double a, const Tensor& b);
 Tensor operator/(double a, const Tensor& b);
 
-// ---- linear algebra -----------------------------------------------------------
-// Matrix product over the last two axes: a [..., m, k] x b [..., k, n] ->
-// [..., m, n] (after the optional transposes). Supported ranks: a rank >= 2,
-// b rank 2 (shared weights), or a and b of equal rank with equal leading
-// dimensions (per-example matrices). ValueError for mismatched inner sizes.
-Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
-              bool transpose_b = false);
+// ---- comparisons and selection: boolean results, no derivative -------------------
+// Inputs of one dtype; the result is a bool tensor of the broadcast shape.
+Tensor less(const Tensor& a, const Tensor& b);
+Tensor less_equal(const Tensor& a, const Tensor& b);
+Tensor greater(const Tensor& a, const Tensor& b);
+Tensor greater_equal(const Tensor& a, const Tensor& b);
+Tensor equal(const Tensor& a, const Tensor& b);
+Tensor not_equal(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, const Tensor& b);
+Tensor operator<=(const Tensor& a, const Tensor& b);
+Tensor operator>(const Tensor& a, const Tensor& b);
+Tensor operator>=(const Tensor& a, const Tensor& b);
+Tensor operator<(const Tensor& a, double b);
+Tensor operator<=(const Tensor& a, double b);
+Tensor operator>(const Tensor& a, double b);
+Tensor operator>=(const Tensor& a, double b);
+// bool inputs only.
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_or(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& x);
+// condition ? a : b per element (all three broadcast). Differentiable in a and
+// b: each example's lane keeps its own branch, the other gets zero. This is how
+// per-example branches are written: both sides are evaluated.
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 
-// ---- reductions -----------------------------------------------------------------
-// Sum over `axes` (negative counts from the end; duplicates are an error; an
-// empty list reduces nothing, as in TF). keepdims keeps reduced axes as 1.
+// ---- reductions over axes ---------------------------------------------------------
+// `axes`: negative counts from the end; a repeated or out-of-range axis is a
+// ValueError; an empty list reduces nothing (TF). keepdims keeps reduced axes
+// as 1. The one-argument forms reduce every axis.
 Tensor reduce_sum(const Tensor& x, Axes axes, bool keepdims = false);
-// Sum over every axis.
 Tensor reduce_sum(const Tensor& x);
+Tensor reduce_mean(const Tensor& x, Axes axes, bool keepdims = false);
+Tensor reduce_mean(const Tensor& x);
+// The derivative is the product of the other elements (exact with zeros).
+Tensor reduce_prod(const Tensor& x, Axes axes, bool keepdims = false);
+Tensor reduce_prod(const Tensor& x);
+// The derivative is split equally between tied maxima (minima), as TF.
+Tensor reduce_max(const Tensor& x, Axes axes, bool keepdims = false);
+Tensor reduce_max(const Tensor& x);
+Tensor reduce_min(const Tensor& x, Axes axes, bool keepdims = false);
+Tensor reduce_min(const Tensor& x);
+// log(sum(exp(x))), computed stably by shifting by the maximum.
+Tensor reduce_logsumexp(const Tensor& x, Axes axes, bool keepdims = false);
+Tensor reduce_logsumexp(const Tensor& x);
+Tensor softmax(const Tensor& logits, std::int64_t axis = -1);
+Tensor log_softmax(const Tensor& logits, std::int64_t axis = -1);
+// Running sum along axis; exclusive starts from 0, reverse runs from the end.
+Tensor cumsum(const Tensor& x, std::int64_t axis = 0, bool exclusive = false, bool reverse = false);
 
-// ---- shape ----------------------------------------------------------------------
+// ---- shape and indexing -----------------------------------------------------------
 // At most one dimension may be -1 and is inferred; the element count must match.
 Tensor reshape(const Tensor& x, const Shape& shape);
+// Permutes axes; an empty perm reverses them.
+Tensor transpose(const Tensor& x, Axes perm = {});
+// Inserts an axis of size 1 at `axis` (-1: last).
+Tensor expand_dims(const Tensor& x, std::int64_t axis);
+// Removes the listed axes, which must have size 1; empty: every size-1 axis.
+Tensor squeeze(const Tensor& x, Axes axes = {});
+// Joins along an existing axis; shapes must match elsewhere.
+Tensor concat(const std::vector<Tensor>& values, std::int64_t axis);
+// Joins along a new axis; shapes must be equal.
+Tensor stack(const std::vector<Tensor>& values, std::int64_t axis = 0);
+// Splits along axis into its slices, the axis removed.
+std::vector<Tensor> unstack(const Tensor& x, std::int64_t axis = 0);
+// x[begin : begin + size] per axis; size -1 means to the end.
+Tensor slice(const Tensor& x, Axes begin, Axes size);
+// Picks `indices` (constant, 0 <= i < dim; ValueError otherwise) along axis:
+// shape x[:axis] + [len(indices)] + x[axis+1:].
+Tensor gather(const Tensor& x, std::vector<std::int64_t> indices, std::int64_t axis = 0);
+// Shifts elements cyclically by shift[i] along axis[i].
+Tensor roll(const Tensor& x, std::vector<std::int64_t> shift, Axes axis);
+Tensor roll(const Tensor& x, std::int64_t shift, std::int64_t axis);
 // Tiles x to `shape` by NumPy broadcasting rules.
 Tensor broadcast_to(const Tensor& x, const Shape& shape);
+// Repeats x multiples[i] times along axis i.
+Tensor tile(const Tensor& x, std::vector<std::int64_t> multiples);
+// Pads with zeros: paddings[i] = {before, after} for axis i (>= 0).
+Tensor pad(const Tensor& x, std::vector<std::array<std::int64_t, 2>> paddings);
+
+// ---- linear algebra ------------------------------------------------------------
+// Matrix product over the last two axes: a [..., m, k] x b [..., k, n] ->
+// [..., m, n] (after the optional transposes), leading dimensions broadcast
+// like NumPy: shared weights [k, n] against per-example [b, m, k], per-example
+// matrices [b, n, n] x [b, n, k], and shared [n, n] x per-example [b, n, k].
+// Both ranks >= 2; ValueError for mismatched inner sizes.
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false,
+              bool transpose_b = false);
+// Cross product over the last axis, which must be 3 for both (tf.linalg.cross).
+Tensor cross(const Tensor& a, const Tensor& b);
 
 // ---- other ----------------------------------------------------------------------
 // The value of x, with no derivative flowing through it.
 Tensor stop_gradient(const Tensor& x);
-// Converts between float32 and float64 (and from/to boolean: nonzero -> true,
-// true -> 1). The derivative casts back.
+// Converts between float32, float64 and bool (nonzero -> true, true -> 1).
+// Between floats the derivative casts back; to or from bool there is none.
 Tensor cast(const Tensor& x, DType dtype);
 
 }  // namespace batchjac

@@ -65,7 +65,9 @@ using Init3 = std::initializer_list<Init2>;
 using Init4 = std::initializer_list<Init3>;
 
 // Nested lists must be rectangular (ValueError otherwise). A boolean dtype
-// stores value != 0.
+// stores value != 0. C++ cannot tell {{1.}, {2.}} (a column) from a list of
+// two braced scalars: that call does not compile; write
+// constant(std::vector<double>{1., 2.}, Shape{2, 1}) instead.
 Tensor constant(double value, DType dtype = float64);
 Tensor constant(Init1 values, DType dtype = float64);
 Tensor constant(Init2 values, DType dtype = float64);

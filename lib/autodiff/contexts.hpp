@@ -22,7 +22,8 @@ class JvpContext {
     return program_.emit(linear_, graph::ValueKind::linear, prim, std::move(attrs),
                          std::move(inputs));
   }
-  const ops::ValueInfo& info(int v) const { return program_.info(v); }
+  // By value: emitting nodes grows the value table.
+  ops::ValueInfo info(int v) const { return program_.info(v); }
 
  private:
   graph::Program& program_;
@@ -40,7 +41,8 @@ class TransposeContext {
     return program_.emit(out_, graph::ValueKind::linear, prim, std::move(attrs),
                          std::move(inputs));
   }
-  const ops::ValueInfo& info(int v) const { return program_.info(v); }
+  // By value: emitting nodes grows the value table.
+  ops::ValueInfo info(int v) const { return program_.info(v); }
   // Adds `ct` to the cotangent of linear value v.
   void accumulate(int v, int ct);
   // The cotangent of v, or -1 if nothing reached it.

@@ -154,7 +154,7 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
       runner(0, n_blocks, c * chunk, std::min(p.n_dirs, (c + 1) * chunk));
     return;
   }
-  char fork = 0, join = 0;
+  [[maybe_unused]] char fork = 0, join = 0;
   auto body = [&] {
     BATCHJAC_TSAN_RELEASE(&fork);
     tbb::parallel_for(

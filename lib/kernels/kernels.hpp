@@ -46,16 +46,34 @@ struct IndexArgs {
   std::int64_t n_dir = 1;
   std::int64_t lanes = 1;
   bool accumulate = false;
+  int op = 0;  // scatter_reduce: a Reduce
+};
+
+enum Reduce : int { kSum = 0, kProd = 1, kMax = 2, kMin = 3 };
+
+// Running sum or product along an axis viewed as [outer][len][inner].
+template <class T>
+struct ScanArgs {
+  T* out = nullptr;
+  std::int64_t out_dir_stride = 0;
+  const T* in = nullptr;
+  std::int64_t in_dir_stride = 0;
+  std::int64_t outer = 1, len = 0, inner = 1;
+  bool exclusive = false, reverse = false;
+  int op = kSum;  // kSum or kProd
+  std::int64_t n_dir = 1;
+  std::int64_t lanes = 1;
 };
 
 // C[bt][m][n] = sum_k A[bt][m][k] B[bt][k][n], for each direction; A and B are
-// stored transposed when ta / tb. batch_stride 0 broadcasts an operand.
+// stored transposed when ta / tb. The batch offset tables broadcast operands.
 template <class T>
 struct MatmulArgs {
   T* out = nullptr;
   std::int64_t out_dir_stride = 0;
   Operand<T> a, b;  // map unused
-  std::int64_t a_batch_stride = 0, b_batch_stride = 0;  // in elements
+  const std::int64_t* a_batch = nullptr;  // offset of batch bt in a (elements)
+  const std::int64_t* b_batch = nullptr;
   std::int64_t batch = 1, m = 0, n = 0, k = 0;
   bool ta = false, tb = false;
   std::int64_t n_dir = 1;
@@ -69,9 +87,12 @@ template <class T>
 using IndexFn = void (*)(const IndexArgs<T>&);
 template <class T>
 using MatmulFn = void (*)(const MatmulArgs<T>&);
+template <class T>
+using ScanFn = void (*)(const ScanArgs<T>&);
 
 inline constexpr int kMaxUnary = 64;
 inline constexpr int kMaxBinary = 32;
+inline constexpr int kMaxTernary = 4;
 
 template <class T>
 struct KernelTable {
@@ -80,8 +101,13 @@ struct KernelTable {
   ElementwiseFn<T> unary[kMaxUnary] = {};
   ElementwiseFn<T> unary_partial[kMaxUnary] = {};
   ElementwiseFn<T> binary[kMaxBinary] = {};
+  ElementwiseFn<T> binary_partial[2][kMaxBinary] = {};  // d/da, d/db from (a, b, y)
+  ElementwiseFn<T> ternary[kMaxTernary] = {};
   IndexFn<T> gather = nullptr;
-  IndexFn<T> scatter_add = nullptr;
+  IndexFn<T> scatter_add = nullptr;     // out = 0 (unless accumulate); out[map[e]] += in[e]
+  IndexFn<T> scatter = nullptr;         // out[map[e]] = in[e] where map[e] >= 0
+  IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
+  ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
 };
 

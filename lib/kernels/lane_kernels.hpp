@@ -8,7 +8,9 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -48,15 +50,25 @@ inline void write(T* p, V v) {
   Vec<V>::store(p, v);
 }
 
-template <class F, int N, bool Partial, class V, class T>
+// What an elementwise kernel computes from its N operands.
+enum Eval : int {
+  kPrimal,    // F::primal(x...)
+  kPartial,   // unary: F::partial(x, y)
+  kPartialA,  // binary: F::partial_a(a, b, y)
+  kPartialB,  // binary: F::partial_b(a, b, y)
+};
+
+template <class F, int N, int E, class V, class T>
 inline V apply(const V* x, T s) {
-  if constexpr (Partial) return F::partial(x[0], x[1], s);
+  if constexpr (E == kPartial) return F::partial(x[0], x[1], s);
+  else if constexpr (E == kPartialA) return F::partial_a(x[0], x[1], x[2], s);
+  else if constexpr (E == kPartialB) return F::partial_b(x[0], x[1], x[2], s);
   else if constexpr (N == 1) return F::primal(x[0], s);
-  else return F::primal(x[0], x[1], s);
+  else if constexpr (N == 2) return F::primal(x[0], x[1], s);
+  else return F::primal(x[0], x[1], x[2], s);
 }
 
-// N operands (N = 2 for a unary partial: x and y).
-template <class V, class F, int N, bool Partial, bool Accumulate>
+template <class V, class F, int N, int Partial, bool Accumulate>
 void elementwise_impl(const ElementwiseArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
@@ -101,7 +113,7 @@ void elementwise_impl(const ElementwiseArgs<typename Vec<V>::S>& a) {
   }
 }
 
-template <class V, class F, int N, bool Partial>
+template <class V, class F, int N, int Partial>
 void elementwise(const ElementwiseArgs<typename Vec<V>::S>& a) {
   if (a.accumulate) elementwise_impl<V, F, N, Partial, true>(a);
   else elementwise_impl<V, F, N, Partial, false>(a);
@@ -140,11 +152,111 @@ void scatter_add(const IndexArgs<typename Vec<V>::S>& a) {
     const T* in = a.in + d * a.in_dir_stride;
     if (!a.accumulate) std::memset(out, 0, sizeof(T) * a.n_out * a.lanes);
     for (std::int64_t e = 0; e < a.n_in; ++e) {
+      if (a.map[e] < 0) continue;  // dropped (a pad's border)
       T* o = out + a.map[e] * a.lanes;
       const T* x = in + e * a.lanes;
       std::int64_t l = 0;
       for (; l + W <= a.lanes; l += W) Vec<V>::store(o + l, Vec<V>::load(o + l) + Vec<V>::load(x + l));
       for (; l < a.lanes; ++l) o[l] += x[l];
+    }
+  }
+}
+
+template <class V>
+void scatter(const IndexArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  for (std::int64_t d = 0; d < a.n_dir; ++d) {
+    T* out = a.out + d * a.out_dir_stride;
+    const T* in = a.in + d * a.in_dir_stride;
+    for (std::int64_t e = 0; e < a.n_in; ++e) {
+      if (a.map[e] < 0) continue;
+      T* o = out + a.map[e] * a.lanes;
+      const T* x = in + e * a.lanes;
+      std::int64_t l = 0;
+      for (; l + W <= a.lanes; l += W) Vec<V>::store(o + l, Vec<V>::load(x + l));
+      for (; l < a.lanes; ++l) o[l] = x[l];
+    }
+  }
+}
+
+template <class V, int Op>
+V combine(V acc, V x) {
+  if constexpr (Op == kProd) return acc * x;
+  else if constexpr (Op == kMax) return ops::math::sel(x > acc, x, acc);
+  else if constexpr (Op == kMin) return ops::math::sel(x < acc, x, acc);
+  else return acc + x;
+}
+
+template <class V, int Op>
+void scatter_reduce_op(const IndexArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  const T init = Op == kProd ? T(1) : Op == kMax ? -std::numeric_limits<T>::infinity()
+                 : Op == kMin ? std::numeric_limits<T>::infinity() : T(0);
+  for (std::int64_t d = 0; d < a.n_dir; ++d) {
+    T* out = a.out + d * a.out_dir_stride;
+    const T* in = a.in + d * a.in_dir_stride;
+    std::fill_n(out, a.n_out * a.lanes, init);
+    for (std::int64_t e = 0; e < a.n_in; ++e) {
+      T* o = out + a.map[e] * a.lanes;
+      const T* x = in + e * a.lanes;
+      std::int64_t l = 0;
+      for (; l + W <= a.lanes; l += W)
+        Vec<V>::store(o + l, combine<V, Op>(Vec<V>::load(o + l), Vec<V>::load(x + l)));
+      for (; l < a.lanes; ++l) o[l] = combine<T, Op>(o[l], x[l]);
+    }
+  }
+}
+
+template <class V>
+void scatter_reduce(const IndexArgs<typename Vec<V>::S>& a) {
+  switch (a.op) {
+    case kProd: return scatter_reduce_op<V, kProd>(a);
+    case kMax: return scatter_reduce_op<V, kMax>(a);
+    case kMin: return scatter_reduce_op<V, kMin>(a);
+    default: return scatter_reduce_op<V, kSum>(a);
+  }
+}
+
+template <class V>
+void scan(const ScanArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  const std::int64_t step = a.inner * a.lanes;
+  for (std::int64_t d = 0; d < a.n_dir; ++d) {
+    for (std::int64_t o = 0; o < a.outer; ++o) {
+      const std::int64_t base = o * a.len * step;
+      for (std::int64_t l = 0; l < step; l += W) {  // inner elements x lanes, contiguous
+        const bool whole = l + W <= step;
+        auto run = [&](auto zero) {
+          using U = decltype(zero);
+          U acc(a.op == kProd ? T(1) : T(0));
+          for (std::int64_t i = 0; i < a.len; ++i) {
+            const std::int64_t pos = base + (a.reverse ? a.len - 1 - i : i) * step + l;
+            const T* src = a.in + d * a.in_dir_stride + pos;
+            T* dst = a.out + d * a.out_dir_stride + pos;
+            U x;
+            if constexpr (std::is_same_v<U, T>) x = *src; else x = Vec<V>::load(src);
+            U next = a.op == kProd ? acc * x : acc + x;
+            U val = a.exclusive ? acc : next;
+            if constexpr (std::is_same_v<U, T>) *dst = val; else Vec<V>::store(dst, val);
+            acc = next;
+          }
+        };
+        if (whole) run(V(T(0)));
+        else for (std::int64_t t = l; t < step; ++t) {
+          // tail: one lane at a time (only when lanes is not a multiple of W)
+          T acc = a.op == kProd ? T(1) : T(0);
+          for (std::int64_t i = 0; i < a.len; ++i) {
+            const std::int64_t pos = base + (a.reverse ? a.len - 1 - i : i) * step + t;
+            const T x = a.in[d * a.in_dir_stride + pos];
+            const T next = a.op == kProd ? acc * x : acc + x;
+            a.out[d * a.out_dir_stride + pos] = a.exclusive ? acc : next;
+            acc = next;
+          }
+        }
+      }
     }
   }
 }
@@ -166,7 +278,7 @@ void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
   for (std::int64_t d = 0; d < a.n_dir; ++d) {
     T* out = a.out + d * a.out_dir_stride;
     for (std::int64_t bt = 0; bt < a.batch; ++bt) {
-      const std::int64_t ab = bt * a.a_batch_stride, bb = bt * a.b_batch_stride;
+      const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
       for (std::int64_t i = 0; i < a.m; ++i) {
         for (std::int64_t j = 0; j < a.n; ++j) {
           T* o = out + ((bt * a.m + i) * a.n + j) * a.lanes;
@@ -186,33 +298,63 @@ void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
   }
 }
 
+template <class F>
+concept HasPartial = requires { &F::template partial<double, double>; };
+template <class F>
+concept HasBinaryPartials = requires { &F::template partial_a<double, double>; };
+
 template <class V, class L>
 struct Fill;
 template <class V, class... Fs>
 struct Fill<V, ops::math::List<Fs...>> {
-  template <int N, class T>
+  template <class T>
   static void unary(KernelTable<T>& t) {
     int i = 0;
-    ((t.unary[i] = &elementwise<V, Fs, 1, false>, t.unary_partial[i] = &elementwise<V, Fs, 2, true>, ++i), ...);
+    (
+        [&] {
+          t.unary[i] = &elementwise<V, Fs, 1, kPrimal>;
+          if constexpr (HasPartial<Fs>) t.unary_partial[i] = &elementwise<V, Fs, 2, kPartial>;
+          ++i;
+        }(),
+        ...);
   }
   template <class T>
   static void binary(KernelTable<T>& t) {
     int i = 0;
-    ((t.binary[i++] = &elementwise<V, Fs, 2, false>), ...);
+    (
+        [&] {
+          t.binary[i] = &elementwise<V, Fs, 2, kPrimal>;
+          if constexpr (HasBinaryPartials<Fs>) {
+            t.binary_partial[0][i] = &elementwise<V, Fs, 3, kPartialA>;
+            t.binary_partial[1][i] = &elementwise<V, Fs, 3, kPartialB>;
+          }
+          ++i;
+        }(),
+        ...);
+  }
+  template <class T>
+  static void ternary(KernelTable<T>& t) {
+    int i = 0;
+    ((t.ternary[i++] = &elementwise<V, Fs, 3, kPrimal>), ...);
   }
 };
 
 template <class V>
 KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   using T = typename Vec<V>::S;
-  static_assert(ops::math::Unary::size <= kMaxUnary && ops::math::Binary::size <= kMaxBinary);
+  static_assert(ops::math::Unary::size <= kMaxUnary && ops::math::Binary::size <= kMaxBinary &&
+                ops::math::Ternary::size <= kMaxTernary);
   KernelTable<T> t;
   t.arch = arch;
   t.width = Vec<V>::width;
-  Fill<V, ops::math::Unary>::template unary<1>(t);
+  Fill<V, ops::math::Unary>::unary(t);
   Fill<V, ops::math::Binary>::binary(t);
+  Fill<V, ops::math::Ternary>::ternary(t);
   t.gather = &gather<V>;
   t.scatter_add = &scatter_add<V>;
+  t.scatter = &scatter<V>;
+  t.scatter_reduce = &scatter_reduce<V>;
+  t.scan = &scan<V>;
   t.matmul = &matmul<V>;
   return t;
 }

@@ -10,9 +10,15 @@
 namespace batchjac::ops {
 
 namespace {
+// Kernels run on one element type T: booleans (and, for a boolean result,
+// every input) are converted to T as 0/1 first, and the result back.
 template <class T>
-void evaluate(const Node& node, std::span<const ValueInfo> values,
-              const std::vector<Tensor>& inputs, detail::TensorImpl& out) {
+Tensor evaluate(const Node& node, std::span<const ValueInfo> values, std::vector<Tensor> inputs,
+                const ValueInfo& out_info) {
+  constexpr DType t_dtype = sizeof(T) == 4 ? DType::float32 : DType::float64;
+  for (Tensor& t : inputs)
+    if (t.dtype() != t_dtype) t = detail::convert(t, t_dtype);
+  auto out = detail::new_tensor(out_info.shape, t_dtype);
   std::vector<Step<T>> steps;
   MapStore maps;
   std::vector<std::uint8_t> varying(values.size(), 1);
@@ -20,10 +26,12 @@ void evaluate(const Node& node, std::span<const ValueInfo> values,
   lower(lo, node);
   std::vector<T*> ptr;
   for (const Tensor& t : inputs) ptr.push_back(const_cast<T*>(t.impl().as<T>()));
-  ptr.push_back(out.as_mutable<T>());
+  ptr.push_back(out->as_mutable<T>());
   std::vector<std::int64_t> dir_stride(values.size(), 0);
   Binding<T> b{ptr, dir_stride, varying, 1, 1};
   execute<T>(steps, b);
+  Tensor result = detail::make_tensor(std::move(out));
+  return out_info.dtype == t_dtype ? result : detail::convert(result, out_info.dtype);
 }
 }  // namespace
 
@@ -39,11 +47,10 @@ Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs) {
   Tensor out;
   if (auto special = eager_override(node, inputs, out_info)) {
     out = *special;
+  } else if (out_info.dtype == DType::float32) {
+    out = evaluate<float>(node, values, inputs, out_info);
   } else {
-    auto impl = detail::new_tensor(out_info.shape, out_info.dtype);
-    if (out_info.dtype == DType::float32) evaluate<float>(node, values, inputs, *impl);
-    else evaluate<double>(node, values, inputs, *impl);
-    out = detail::make_tensor(std::move(impl));
+    out = evaluate<double>(node, values, inputs, out_info);
   }
   graph::record(prim, attrs, inputs, out);
   return out;

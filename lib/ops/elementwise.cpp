@@ -17,10 +17,11 @@ namespace {
 namespace m = math;
 
 template <class L>
-struct Names;
+struct Traits;
 template <class... Fs>
-struct Names<m::List<Fs...>> {
-  static constexpr std::array<std::string_view, sizeof...(Fs)> value{Fs::name...};
+struct Traits<m::List<Fs...>> {
+  static constexpr std::array<std::string_view, sizeof...(Fs)> name{Fs::name...};
+  static constexpr std::array<m::Domain, sizeof...(Fs)> domain{Fs::domain...};
 };
 
 constexpr int kNegative = m::index_of<m::Negative, m::Unary>;
@@ -30,16 +31,17 @@ constexpr int kAdd = m::index_of<m::Add, m::Binary>;
 constexpr int kSubtract = m::index_of<m::Subtract, m::Binary>;
 constexpr int kMultiply = m::index_of<m::Multiply, m::Binary>;
 constexpr int kDivide = m::index_of<m::Divide, m::Binary>;
+constexpr int kSelectFirst = m::index_of<m::SelectFirst, m::Binary>;
+constexpr int kSelectSecond = m::index_of<m::SelectSecond, m::Binary>;
 
 bool linear_unary(int op) { return op == kNegative || op == kIdentity || op == kRoundToFloat; }
 
-Attrs unary_attrs(int op, double scalar = 0.0) {
+Attrs op_attrs(int op, double scalar = 0.0) {
   Attrs a;
   a.op = op;
   a.scalar = scalar;
   return a;
 }
-Attrs binary_attrs(int op) { return unary_attrs(op); }
 
 // Broadcasts tangent t to `shape` when the op broadcast its input.
 int broadcast_tangent(autodiff::JvpContext& c, int t, const Shape& shape) {
@@ -47,6 +49,18 @@ int broadcast_tangent(autodiff::JvpContext& c, int t, const Shape& shape) {
   Attrs a;
   a.shape = shape;
   return c.linear(Prim::broadcast_to, a, {t});
+}
+
+int sum_tangents(autodiff::JvpContext& c, int p, int q) {
+  if (p < 0) return q;
+  if (q < 0) return p;
+  return c.linear(Prim::binary, op_attrs(kAdd), {p, q});
+}
+
+void require_boolean(const std::string& op, const ValueInfo& v, int input) {
+  if (v.dtype != DType::boolean)
+    throw ValueError(op + ": input " + std::to_string(input) + " must be a bool tensor, got " +
+                     std::string(dtype_name(v.dtype)) + " of shape " + v.shape.to_string());
 }
 }  // namespace
 
@@ -57,7 +71,6 @@ int unbroadcast(autodiff::TransposeContext& c, int ct, const Shape& shape) {
   const std::size_t off = from.size() - shape.size();
   for (std::size_t i = 0; i < from.size(); ++i)
     if (i < off || shape[i - off] == 1) a.axes.push_back(static_cast<std::int64_t>(i));
-  a.keepdims = false;
   int summed = c.emit(Prim::reduce_sum, a, {ct});
   Attrs r;
   r.shape = shape;
@@ -66,25 +79,30 @@ int unbroadcast(autodiff::TransposeContext& c, int ct, const Shape& shape) {
 
 // ---- unary --------------------------------------------------------------------
 
-std::string UnaryOp::name(const Attrs& a) { return std::string(Names<m::Unary>::value[a.op]); }
+std::string UnaryOp::name(const Attrs& a) { return std::string(Traits<m::Unary>::name[a.op]); }
 
 ValueInfo UnaryOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  if (Traits<m::Unary>::domain[n.attrs.op] == m::Domain::logic) {
+    require_boolean(name(n.attrs), in[0], 0);
+    return in[0];
+  }
   require_float(name(n.attrs), in[0], 0);
   return in[0];
 }
 
-void UnaryOp::batch(const Node& n, BatchQuery& q) { single_batch(n, q); }
+void UnaryOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
 
 int UnaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
-  if (t[0] < 0) return -1;
+  if (t[0] < 0 || Traits<m::Unary>::domain[n.attrs.op] != m::Domain::real) return -1;
   if (linear_unary(n.attrs.op)) return c.linear(Prim::unary, n.attrs, {t[0]});
   // y = f(x);  y_dot = f'(x) x_dot, with f' from the op's `partial`.
   const int partial = c.primal(Prim::unary_partial, n.attrs, {n.inputs[0], n.output});
-  return c.linear(Prim::binary, binary_attrs(kMultiply), {t[0], partial});
+  return c.linear(Prim::binary, op_attrs(kMultiply), {t[0], partial});
 }
 
 void UnaryOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
   // negative, identity and rounding are their own transposes.
+  if (!linear_unary(n.attrs.op)) fail(n, "is not linear");
   c.accumulate(n.inputs[0], c.emit(Prim::unary, n.attrs, {ct}));
 }
 
@@ -110,24 +128,36 @@ void UnaryPartialOp::lower(Lowering<T>& lo, const Node& n) {
 
 // ---- binary -------------------------------------------------------------------
 
-std::string BinaryOp::name(const Attrs& a) { return std::string(Names<m::Binary>::value[a.op]); }
+std::string BinaryOp::name(const Attrs& a) { return std::string(Traits<m::Binary>::name[a.op]); }
 
 ValueInfo BinaryOp::infer(const Node& n, std::span<const ValueInfo> in) {
   const std::string op = name(n.attrs);
-  DType dtype = common_float_dtype(op, in);
-  return {broadcast_shapes(in[0].shape, in[1].shape, op), dtype};
+  const Shape shape = broadcast_shapes(in[0].shape, in[1].shape, op);
+  switch (Traits<m::Binary>::domain[n.attrs.op]) {
+    case m::Domain::logic:
+      require_boolean(op, in[0], 0);
+      require_boolean(op, in[1], 1);
+      return {shape, DType::boolean};
+    case m::Domain::compare:
+      if (in[0].dtype != in[1].dtype)
+        throw ValueError(op + ": cannot compare " + std::string(dtype_name(in[0].dtype)) +
+                         " with " + std::string(dtype_name(in[1].dtype)) + "; cast one of them");
+      return {shape, DType::boolean};
+    case m::Domain::real:
+      break;
+  }
+  if (n.attrs.op == kSelectFirst || n.attrs.op == kSelectSecond) return {shape, in[1].dtype};
+  return {shape, common_float_dtype(op, in)};
 }
 
 void BinaryOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
 
 int BinaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  if (Traits<m::Binary>::domain[n.attrs.op] != m::Domain::real) return -1;
   const int a = n.inputs[0], b = n.inputs[1], y = n.output;
   const Shape& out = c.info(y).shape;
-  auto term = [&](int op, int lin, int coef) { return c.linear(Prim::binary, binary_attrs(op), {lin, coef}); };
-  auto sum = [&](int p, int q) {
-    if (p < 0) return q;
-    if (q < 0) return p;
-    return c.linear(Prim::binary, binary_attrs(kAdd), {p, q});
+  auto term = [&](int op, int lin, int coef) {
+    return c.linear(Prim::binary, op_attrs(op), {lin, coef});
   };
   int ta = -1, tb = -1;
   switch (n.attrs.op) {
@@ -137,30 +167,39 @@ int BinaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t
     case kSubtract:  // y = a - b;  y_dot = a_dot - b_dot
       if (t[0] >= 0 && t[1] >= 0) return c.linear(Prim::binary, n.attrs, {t[0], t[1]});
       if (t[0] >= 0) return broadcast_tangent(c, t[0], out);
-      return c.linear(Prim::unary, unary_attrs(kNegative), {broadcast_tangent(c, t[1], out)});
+      return c.linear(Prim::unary, op_attrs(kNegative), {broadcast_tangent(c, t[1], out)});
     case kMultiply:  // y = a b;  y_dot = a_dot b + a b_dot
       if (t[0] >= 0) ta = term(kMultiply, t[0], b);
       if (t[1] >= 0) tb = term(kMultiply, t[1], a);
-      return sum(ta, tb);
+      return sum_tangents(c, ta, tb);
     case kDivide:  // y = a / b;  y_dot = a_dot / b + b_dot (-y / b)
       if (t[0] >= 0) ta = term(kDivide, t[0], b);
       if (t[1] >= 0) {
-        const int q = c.primal(Prim::binary, binary_attrs(kDivide), {y, b});
-        tb = term(kMultiply, t[1], c.primal(Prim::unary, unary_attrs(kNegative), {q}));
+        const int q = c.primal(Prim::binary, op_attrs(kDivide), {y, b});
+        tb = term(kMultiply, t[1], c.primal(Prim::unary, op_attrs(kNegative), {q}));
       }
-      return sum(ta, tb);
+      return sum_tangents(c, ta, tb);
+    default: {  // y = f(a, b);  y_dot = f_a a_dot + f_b b_dot, partials from the op
+      for (int i = 0; i < 2; ++i) {
+        if (t[i] < 0) continue;
+        Attrs pa = n.attrs;
+        pa.arg = i;
+        const int partial = c.primal(Prim::binary_partial, pa, {a, b, y});
+        (i == 0 ? ta : tb) = term(kMultiply, t[i], partial);
+      }
+      return sum_tangents(c, ta, tb);
+    }
   }
-  fail(n, "has no JVP rule");
 }
 
 void BinaryOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
   const int a = n.inputs[0], b = n.inputs[1];
   switch (n.attrs.op) {
-    case kAdd:  // a_bar += y_bar;  b_bar += y_bar (summed over broadcast axes)
+    case kAdd:       // a_bar += y_bar;  b_bar += y_bar (summed over broadcast axes)
     case kSubtract:  // a_bar += y_bar;  b_bar -= y_bar
       if (c.is_linear(a)) c.accumulate(a, unbroadcast(c, ct, c.info(a).shape));
       if (c.is_linear(b)) {
-        int nb = n.attrs.op == kAdd ? ct : c.emit(Prim::unary, unary_attrs(kNegative), {ct});
+        int nb = n.attrs.op == kAdd ? ct : c.emit(Prim::unary, op_attrs(kNegative), {ct});
         c.accumulate(b, unbroadcast(c, nb, c.info(b).shape));
       }
       return;
@@ -173,8 +212,12 @@ void BinaryOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
     case kDivide:  // linear in the numerator: a_bar += y_bar / b
       c.accumulate(a, unbroadcast(c, c.emit(Prim::binary, n.attrs, {ct, b}), c.info(a).shape));
       return;
+    case kSelectFirst:   // y = c ? b : 0;  b_bar += c ? y_bar : 0
+    case kSelectSecond:  // y = c ? 0 : b;  b_bar += c ? 0 : y_bar
+      c.accumulate(b, unbroadcast(c, c.emit(Prim::binary, n.attrs, {a, ct}), c.info(b).shape));
+      return;
   }
-  fail(n, "has no transpose rule");
+  fail(n, "is not linear");
 }
 
 template <class T>
@@ -182,12 +225,70 @@ void BinaryOp::lower(Lowering<T>& lo, const Node& n) {
   lo.elementwise(lo.table().binary[n.attrs.op], n.output, {n.inputs[0], n.inputs[1]});
 }
 
-template void UnaryOp::lower(Lowering<float>&, const Node&);
-template void UnaryOp::lower(Lowering<double>&, const Node&);
-template void UnaryPartialOp::lower(Lowering<float>&, const Node&);
-template void UnaryPartialOp::lower(Lowering<double>&, const Node&);
-template void BinaryOp::lower(Lowering<float>&, const Node&);
-template void BinaryOp::lower(Lowering<double>&, const Node&);
+std::string BinaryPartialOp::name(const Attrs& a) { return "d" + BinaryOp::name(a); }
+ValueInfo BinaryPartialOp::infer(const Node&, std::span<const ValueInfo> in) { return in[2]; }
+void BinaryPartialOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
+int BinaryPartialOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
+  fail(n, "second derivatives are not supported yet");
+}
+void BinaryPartialOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
+  fail(n, "is not linear");
+}
+template <class T>
+void BinaryPartialOp::lower(Lowering<T>& lo, const Node& n) {
+  lo.elementwise(lo.table().binary_partial[n.attrs.arg][n.attrs.op], n.output,
+                 {n.inputs[0], n.inputs[1], n.inputs[2]});
+}
+
+// ---- where --------------------------------------------------------------------
+
+std::string WhereOp::name(const Attrs&) { return "where"; }
+
+ValueInfo WhereOp::infer(const Node&, std::span<const ValueInfo> in) {
+  require_boolean("where", in[0], 0);
+  const DType dtype = common_float_dtype("where", in.subspan(1));
+  Shape shape = broadcast_shapes(in[0].shape, in[1].shape, "where");
+  return {broadcast_shapes(shape, in[2].shape, "where"), dtype};
+}
+
+void WhereOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
+
+int WhereOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  // y = c ? a : b;  y_dot = c ? a_dot : b_dot (a missing tangent is zero)
+  const int cond = n.inputs[0];
+  if (t[1] < 0 && t[2] < 0) return -1;
+  if (t[1] >= 0 && t[2] >= 0) return c.linear(Prim::where, n.attrs, {cond, t[1], t[2]});
+  const Shape& out = c.info(n.output).shape;
+  const int op = t[1] >= 0 ? kSelectFirst : kSelectSecond;
+  return c.linear(Prim::binary, op_attrs(op),
+                  {cond, broadcast_tangent(c, t[1] >= 0 ? t[1] : t[2], out)});
+}
+
+void WhereOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  // a_bar += c ? y_bar : 0;  b_bar += c ? 0 : y_bar
+  const int cond = n.inputs[0];
+  for (int i = 1; i <= 2; ++i) {
+    const int v = n.inputs[i];
+    if (!c.is_linear(v)) continue;
+    const int part = c.emit(Prim::binary, op_attrs(i == 1 ? kSelectFirst : kSelectSecond), {cond, ct});
+    c.accumulate(v, unbroadcast(c, part, c.info(v).shape));
+  }
+}
+
+template <class T>
+void WhereOp::lower(Lowering<T>& lo, const Node& n) {
+  lo.elementwise(lo.table().ternary[0], n.output, {n.inputs[0], n.inputs[1], n.inputs[2]});
+}
+
+#define BATCHJAC_INSTANTIATE_LOWER(Op)                 \
+  template void Op::lower(Lowering<float>&, const Node&); \
+  template void Op::lower(Lowering<double>&, const Node&);
+BATCHJAC_INSTANTIATE_LOWER(UnaryOp)
+BATCHJAC_INSTANTIATE_LOWER(UnaryPartialOp)
+BATCHJAC_INSTANTIATE_LOWER(BinaryOp)
+BATCHJAC_INSTANTIATE_LOWER(BinaryPartialOp)
+BATCHJAC_INSTANTIATE_LOWER(WhereOp)
+#undef BATCHJAC_INSTANTIATE_LOWER
 
 }  // namespace batchjac::ops
 
@@ -218,20 +319,65 @@ Tensor scalar_like(double v, const Tensor& t) {
 }
 }  // namespace
 
-Tensor negative(const Tensor& x) { return unary<m::Negative>(x); }
-Tensor square(const Tensor& x) { return unary<m::Square>(x); }
-Tensor sqrt(const Tensor& x) { return unary<m::Sqrt>(x); }
-Tensor exp(const Tensor& x) { return unary<m::Exp>(x); }
-Tensor log(const Tensor& x) { return unary<m::Log>(x); }
-Tensor sin(const Tensor& x) { return unary<m::Sin>(x); }
-Tensor cos(const Tensor& x) { return unary<m::Cos>(x); }
-Tensor tanh(const Tensor& x) { return unary<m::Tanh>(x); }
-Tensor pow(const Tensor& x, double p) { return unary<m::PowScalar>(x, p); }
+#define BATCHJAC_UNARY_FN(fn, F) \
+  Tensor fn(const Tensor& x) { return unary<m::F>(x); }
+BATCHJAC_UNARY_FN(negative, Negative)
+BATCHJAC_UNARY_FN(abs, Abs)
+BATCHJAC_UNARY_FN(sign, Sign)
+BATCHJAC_UNARY_FN(square, Square)
+BATCHJAC_UNARY_FN(sqrt, Sqrt)
+BATCHJAC_UNARY_FN(rsqrt, Rsqrt)
+BATCHJAC_UNARY_FN(reciprocal, Reciprocal)
+BATCHJAC_UNARY_FN(exp, Exp)
+BATCHJAC_UNARY_FN(expm1, Expm1)
+BATCHJAC_UNARY_FN(log, Log)
+BATCHJAC_UNARY_FN(log1p, Log1p)
+BATCHJAC_UNARY_FN(sin, Sin)
+BATCHJAC_UNARY_FN(cos, Cos)
+BATCHJAC_UNARY_FN(tan, Tan)
+BATCHJAC_UNARY_FN(asin, Asin)
+BATCHJAC_UNARY_FN(acos, Acos)
+BATCHJAC_UNARY_FN(atan, Atan)
+BATCHJAC_UNARY_FN(sinh, Sinh)
+BATCHJAC_UNARY_FN(cosh, Cosh)
+BATCHJAC_UNARY_FN(tanh, Tanh)
+BATCHJAC_UNARY_FN(asinh, Asinh)
+BATCHJAC_UNARY_FN(acosh, Acosh)
+BATCHJAC_UNARY_FN(atanh, Atanh)
+BATCHJAC_UNARY_FN(sigmoid, Sigmoid)
+BATCHJAC_UNARY_FN(softplus, Softplus)
+BATCHJAC_UNARY_FN(relu, Relu)
+BATCHJAC_UNARY_FN(erf, Erf)
+BATCHJAC_UNARY_FN(logical_not, LogicalNot)
+#undef BATCHJAC_UNARY_FN
 
-Tensor add(const Tensor& a, const Tensor& b) { return binary<m::Add>(a, b); }
-Tensor subtract(const Tensor& a, const Tensor& b) { return binary<m::Subtract>(a, b); }
-Tensor multiply(const Tensor& a, const Tensor& b) { return binary<m::Multiply>(a, b); }
-Tensor divide(const Tensor& a, const Tensor& b) { return binary<m::Divide>(a, b); }
+#define BATCHJAC_BINARY_FN(fn, F) \
+  Tensor fn(const Tensor& a, const Tensor& b) { return binary<m::F>(a, b); }
+BATCHJAC_BINARY_FN(add, Add)
+BATCHJAC_BINARY_FN(subtract, Subtract)
+BATCHJAC_BINARY_FN(multiply, Multiply)
+BATCHJAC_BINARY_FN(divide, Divide)
+BATCHJAC_BINARY_FN(maximum, Maximum)
+BATCHJAC_BINARY_FN(minimum, Minimum)
+BATCHJAC_BINARY_FN(atan2, Atan2)
+BATCHJAC_BINARY_FN(squared_difference, SquaredDifference)
+BATCHJAC_BINARY_FN(less, Less)
+BATCHJAC_BINARY_FN(less_equal, LessEqual)
+BATCHJAC_BINARY_FN(greater, Greater)
+BATCHJAC_BINARY_FN(greater_equal, GreaterEqual)
+BATCHJAC_BINARY_FN(equal, Equal)
+BATCHJAC_BINARY_FN(not_equal, NotEqual)
+BATCHJAC_BINARY_FN(logical_and, LogicalAnd)
+BATCHJAC_BINARY_FN(logical_or, LogicalOr)
+#undef BATCHJAC_BINARY_FN
+
+Tensor pow(const Tensor& x, double p) { return unary<m::PowScalar>(x, p); }
+Tensor pow(const Tensor& x, const Tensor& y) { return binary<m::Pow>(x, y); }
+Tensor pow(double x, const Tensor& y) { return binary<m::Pow>(scalar_like(x, y), y); }
+
+Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
+  return ops::apply(Prim::where, {}, {condition, a, b});
+}
 
 Tensor operator-(const Tensor& x) { return negative(x); }
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -246,5 +392,13 @@ Tensor operator+(double a, const Tensor& b) { return add(scalar_like(a, b), b); 
 Tensor operator-(double a, const Tensor& b) { return subtract(scalar_like(a, b), b); }
 Tensor operator*(double a, const Tensor& b) { return multiply(scalar_like(a, b), b); }
 Tensor operator/(double a, const Tensor& b) { return divide(scalar_like(a, b), b); }
+Tensor operator<(const Tensor& a, const Tensor& b) { return less(a, b); }
+Tensor operator<=(const Tensor& a, const Tensor& b) { return less_equal(a, b); }
+Tensor operator>(const Tensor& a, const Tensor& b) { return greater(a, b); }
+Tensor operator>=(const Tensor& a, const Tensor& b) { return greater_equal(a, b); }
+Tensor operator<(const Tensor& a, double b) { return less(a, scalar_like(b, a)); }
+Tensor operator<=(const Tensor& a, double b) { return less_equal(a, scalar_like(b, a)); }
+Tensor operator>(const Tensor& a, double b) { return greater(a, scalar_like(b, a)); }
+Tensor operator>=(const Tensor& a, double b) { return greater_equal(a, scalar_like(b, a)); }
 
 }  // namespace batchjac

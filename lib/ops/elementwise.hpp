@@ -1,6 +1,7 @@
-// Elementwise primitives: unary math, its partials, and broadcasting binaries.
-// Their math lives in ops/elementwise_math.hpp; the structs here adapt it to
-// every rule (shape, batch axis, JVP, transpose, lowering).
+// Elementwise primitives: unary math and its partials, broadcasting binaries
+// and their partials, and where. Their math lives in ops/elementwise_math.hpp;
+// the structs here adapt it to every rule (shape, batch axis, JVP, transpose,
+// lowering).
 #pragma once
 
 #include "autodiff/contexts.hpp"
@@ -9,34 +10,30 @@
 
 namespace batchjac::ops {
 
+// y = f(x) for f in math::Unary[attrs.op]; attrs.scalar is pow's exponent.
 struct UnaryOp {
   static constexpr Prim id = Prim::unary;
-  static std::string name(const Attrs& a);
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
 };
-
+// dy/dx of math::Unary[attrs.op] from (x, y): a primal coefficient of JVPs.
 struct UnaryPartialOp {
   static constexpr Prim id = Prim::unary_partial;
-  static std::string name(const Attrs& a);
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
 };
-
+// y = f(a, b) for f in math::Binary[attrs.op], NumPy broadcasting.
 struct BinaryOp {
   static constexpr Prim id = Prim::binary;
-  static std::string name(const Attrs& a);
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
+};
+// dy/da (attrs.arg = 0) or dy/db (1) of math::Binary[attrs.op] from (a, b, y).
+struct BinaryPartialOp {
+  static constexpr Prim id = Prim::binary_partial;
+  BATCHJAC_PRIMITIVE_RULES
+};
+// y = cond ? a : b per element, broadcasting all three.
+struct WhereOp {
+  static constexpr Prim id = Prim::where;
+  BATCHJAC_PRIMITIVE_RULES
 };
 
 // Sums a cotangent down to `shape` over the axes that broadcasting expanded.

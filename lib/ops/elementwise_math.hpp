@@ -16,112 +16,175 @@ namespace batchjac::ops::math {
 // per-instruction-set kernel files must not share instantiations.
 namespace {
 
+// Helpers that read the same for scalars and xsimd batches.
+template <class V, class S>
+constexpr bool is_scalar = std::is_same_v<V, S>;
+template <class V, class C>
+V sel(C cond, V a, V b) {
+  if constexpr (std::is_arithmetic_v<V>) return cond ? a : b;
+  else return xsimd::select(cond, a, b);
+}
+// 1 or 0 from a comparison.
+template <class V>
+struct Scalar {
+  using type = typename V::value_type;
+};
+template <class V>
+  requires std::is_arithmetic_v<V>
+struct Scalar<V> {
+  using type = V;
+};
+template <class V, class C>
+V indicator(C cond) {
+  using S = typename Scalar<V>::type;
+  return sel(cond, V(S(1)), V(S(0)));
+}
+
+template <class S, class V>
+V round_to_float(V x) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return static_cast<S>(static_cast<float>(x));
+  } else {
+    alignas(64) S buf[V::size];
+    x.store_aligned(buf);
+    for (auto& v : buf) v = static_cast<S>(static_cast<float>(v));
+    return V::load_aligned(buf);
+  }
+}
+
+// Domains: real ops map floats to floats and are differentiable; compare ops
+// map numbers to booleans (stored as 0/1) and logic ops booleans to
+// booleans; neither has a derivative.
+enum class Domain { real, compare, logic };
+
 // ---- unary: primal(x, s) and partial(x, y, s) = dy/dx ----------------------
-struct Negative {
-  static constexpr std::string_view name = "negative";
-  // y = -x;  dy/dx = -1
-  template <class V, class S> static V primal(V x, S) { return -x; }
-  template <class V, class S> static V partial(V, V, S) { return V(S(-1)); }
-};
-struct Square {
-  static constexpr std::string_view name = "square";
-  // y = x^2;  dy/dx = 2x
-  template <class V, class S> static V primal(V x, S) { return x * x; }
-  template <class V, class S> static V partial(V x, V, S) { return x + x; }
-};
-struct Sqrt {
-  static constexpr std::string_view name = "sqrt";
-  // y = sqrt(x);  dy/dx = 0.5 / y  (inf at 0, as TF)
-  template <class V, class S> static V primal(V x, S) { return xsimd::sqrt(x); }
-  template <class V, class S> static V partial(V, V y, S) { return V(S(0.5)) / y; }
-};
-struct Exp {
-  static constexpr std::string_view name = "exp";
-  // y = exp(x);  dy/dx = y
-  template <class V, class S> static V primal(V x, S) { return xsimd::exp(x); }
-  template <class V, class S> static V partial(V, V y, S) { return y; }
-};
-struct Log {
-  static constexpr std::string_view name = "log";
-  // y = log(x);  dy/dx = 1 / x
-  template <class V, class S> static V primal(V x, S) { return xsimd::log(x); }
-  template <class V, class S> static V partial(V x, V, S) { return V(S(1)) / x; }
-};
-struct Sin {
-  static constexpr std::string_view name = "sin";
-  // y = sin(x);  dy/dx = cos(x)
-  template <class V, class S> static V primal(V x, S) { return xsimd::sin(x); }
-  template <class V, class S> static V partial(V x, V, S) { return xsimd::cos(x); }
-};
-struct Cos {
-  static constexpr std::string_view name = "cos";
-  // y = cos(x);  dy/dx = -sin(x)
-  template <class V, class S> static V primal(V x, S) { return xsimd::cos(x); }
-  template <class V, class S> static V partial(V x, V, S) { return -xsimd::sin(x); }
-};
-struct Tanh {
-  static constexpr std::string_view name = "tanh";
-  // y = tanh(x);  dy/dx = 1 - y^2 (reuses y)
-  template <class V, class S> static V primal(V x, S) { return xsimd::tanh(x); }
-  template <class V, class S> static V partial(V, V y, S) { return V(S(1)) - y * y; }
-};
-struct PowScalar {
-  static constexpr std::string_view name = "pow";
-  // y = x^p;  dy/dx = p x^(p-1)  (p = 0: 0 everywhere, as TF)
-  template <class V, class S> static V primal(V x, S p) { return xsimd::pow(x, V(p)); }
-  template <class V, class S> static V partial(V x, V, S p) {
-    if (p == S(0)) return V(S(0));
-    return V(p) * xsimd::pow(x, V(p - S(1)));
-  }
-};
-// Identity: the engine's copy for reshape, stop_gradient and same-type casts.
-struct Identity {
-  static constexpr std::string_view name = "identity";
-  template <class V, class S> static V primal(V x, S) { return x; }
-  template <class V, class S> static V partial(V, V, S) { return V(S(1)); }
-};
-// Rounds to float32 and back: cast to float32 inside a float64 program.
-struct RoundToFloat {
-  static constexpr std::string_view name = "cast";
-  template <class V, class S> static V primal(V x, S) {
-    if constexpr (std::is_same_v<V, S>) {
-      return static_cast<S>(static_cast<float>(x));
-    } else {
-      alignas(64) S buf[V::size];
-      x.store_aligned(buf);
-      for (auto& v : buf) v = static_cast<S>(static_cast<float>(v));
-      return V::load_aligned(buf);
-    }
-  }
-  template <class V, class S> static V partial(V, V, S) { return V(S(1)); }
+// Conventions at kinks follow TF: abs'(0) = 0, relu'(0) = 0, sign' = 0.
+#define BATCHJAC_UNARY(Name, tf_name, primal_expr, partial_expr) \
+  struct Name {                                                  \
+    static constexpr std::string_view name = tf_name;            \
+    static constexpr Domain domain = Domain::real;               \
+    template <class V, class S> static V primal(V x, S s) {      \
+      (void)s;                                                   \
+      return primal_expr;                                        \
+    }                                                            \
+    template <class V, class S> static V partial(V x, V y, S s) { \
+      (void)x, (void)y, (void)s;                                 \
+      return partial_expr;                                       \
+    }                                                            \
+  };
+
+// clang-format off
+//              struct       TF name       y = f(x)                         dy/dx
+BATCHJAC_UNARY(Negative,    "negative",   -x,                               V(S(-1)))
+BATCHJAC_UNARY(Abs,         "abs",        xsimd::abs(x),                    indicator<V>(x > V(S(0))) - indicator<V>(x < V(S(0))))
+BATCHJAC_UNARY(Sign,        "sign",       indicator<V>(x > V(S(0))) - indicator<V>(x < V(S(0))), V(S(0)))
+BATCHJAC_UNARY(Square,      "square",     x * x,                            x + x)
+BATCHJAC_UNARY(Sqrt,        "sqrt",       xsimd::sqrt(x),                   V(S(0.5)) / y)
+BATCHJAC_UNARY(Rsqrt,       "rsqrt",      V(S(1)) / xsimd::sqrt(x),         V(S(-0.5)) * y / x)
+BATCHJAC_UNARY(Reciprocal,  "reciprocal", V(S(1)) / x,                      -(y * y))
+BATCHJAC_UNARY(Exp,         "exp",        xsimd::exp(x),                    y)
+BATCHJAC_UNARY(Expm1,       "expm1",      xsimd::expm1(x),                  y + V(S(1)))
+BATCHJAC_UNARY(Log,         "log",        xsimd::log(x),                    V(S(1)) / x)
+BATCHJAC_UNARY(Log1p,       "log1p",      xsimd::log1p(x),                  V(S(1)) / (V(S(1)) + x))
+BATCHJAC_UNARY(Sin,         "sin",        xsimd::sin(x),                    xsimd::cos(x))
+BATCHJAC_UNARY(Cos,         "cos",        xsimd::cos(x),                    -xsimd::sin(x))
+BATCHJAC_UNARY(Tan,         "tan",        xsimd::tan(x),                    V(S(1)) + y * y)
+BATCHJAC_UNARY(Asin,        "asin",       xsimd::asin(x),                   V(S(1)) / xsimd::sqrt(V(S(1)) - x * x))
+BATCHJAC_UNARY(Acos,        "acos",       xsimd::acos(x),                   V(S(-1)) / xsimd::sqrt(V(S(1)) - x * x))
+BATCHJAC_UNARY(Atan,        "atan",       xsimd::atan(x),                   V(S(1)) / (V(S(1)) + x * x))
+BATCHJAC_UNARY(Sinh,        "sinh",       xsimd::sinh(x),                   xsimd::cosh(x))
+BATCHJAC_UNARY(Cosh,        "cosh",       xsimd::cosh(x),                   xsimd::sinh(x))
+BATCHJAC_UNARY(Tanh,        "tanh",       xsimd::tanh(x),                   V(S(1)) - y * y)
+BATCHJAC_UNARY(Asinh,       "asinh",      xsimd::asinh(x),                  V(S(1)) / xsimd::sqrt(x * x + V(S(1))))
+BATCHJAC_UNARY(Acosh,       "acosh",      xsimd::acosh(x),                  V(S(1)) / xsimd::sqrt(x * x - V(S(1))))
+BATCHJAC_UNARY(Atanh,       "atanh",      xsimd::atanh(x),                  V(S(1)) / (V(S(1)) - x * x))
+BATCHJAC_UNARY(Sigmoid,     "sigmoid",    V(S(1)) / (V(S(1)) + xsimd::exp(-x)), y * (V(S(1)) - y))
+// softplus(x) = log(1 + e^x), computed without overflow; d/dx = sigmoid(x)
+BATCHJAC_UNARY(Softplus,    "softplus",   xsimd::log1p(xsimd::exp(-xsimd::abs(x))) + sel(x > V(S(0)), x, V(S(0))),
+                                                                            V(S(1)) / (V(S(1)) + xsimd::exp(-x)))
+BATCHJAC_UNARY(Relu,        "relu",       sel(x > V(S(0)), x, V(S(0))),    indicator<V>(x > V(S(0))))
+BATCHJAC_UNARY(Erf,         "erf",        xsimd::erf(x),                    V(S(1.1283791670955126)) * xsimd::exp(-x * x))
+// y = x^p for a constant p;  dy/dx = p x^(p-1)  (p = 0: 0 everywhere, as TF)
+BATCHJAC_UNARY(PowScalar,   "pow",        xsimd::pow(x, V(s)),              s == S(0) ? V(S(0)) : V(s) * xsimd::pow(x, V(s - S(1))))
+// Engine-internal: copies for reshape and stop_gradient; rounding for a cast
+// to float32 inside a float64 program; 0/1 for a cast to boolean.
+BATCHJAC_UNARY(Identity,    "identity",   x,                                V(S(1)))
+BATCHJAC_UNARY(RoundToFloat, "cast",      round_to_float<S>(x),             V(S(1)))
+BATCHJAC_UNARY(NonZero,     "cast",       indicator<V>(x != V(S(0))),       V(S(0)))
+// clang-format on
+#undef BATCHJAC_UNARY
+
+struct LogicalNot {
+  static constexpr std::string_view name = "logical_not";
+  static constexpr Domain domain = Domain::logic;
+  template <class V, class S> static V primal(V x, S) { return V(S(1)) - x; }
 };
 
-// 1 where x != 0, else 0: cast to boolean inside a program.
-struct NonZero {
-  static constexpr std::string_view name = "cast";
-  template <class V, class S> static V primal(V x, S) {
-    if constexpr (std::is_same_v<V, S>) return x != S(0) ? S(1) : S(0);
-    else return xsimd::select(x != V(S(0)), V(S(1)), V(S(0)));
-  }
-  template <class V, class S> static V partial(V, V, S) { return V(S(0)); }
-};
+// ---- binary: primal(a, b, s); real ops also partial_a / partial_b(a, b, y, s) --
+// add, subtract, multiply and divide have JVP rules of their own (they are
+// linear in each input); the others use their partials.
+#define BATCHJAC_BINARY(Name, tf_name, dom, primal_expr)                 \
+  struct Name {                                                         \
+    static constexpr std::string_view name = tf_name;                   \
+    static constexpr Domain domain = Domain::dom;                       \
+    template <class V, class S> static V primal(V a, V b, S) { return primal_expr; } \
+  };
+#define BATCHJAC_BINARY_D(Name, tf_name, primal_expr, da_expr, db_expr)         \
+  struct Name {                                                                \
+    static constexpr std::string_view name = tf_name;                          \
+    static constexpr Domain domain = Domain::real;                             \
+    template <class V, class S> static V primal(V a, V b, S) { return primal_expr; } \
+    template <class V, class S> static V partial_a(V a, V b, V y, S) {         \
+      (void)a, (void)b, (void)y;                                               \
+      return da_expr;                                                          \
+    }                                                                          \
+    template <class V, class S> static V partial_b(V a, V b, V y, S) {         \
+      (void)a, (void)b, (void)y;                                               \
+      return db_expr;                                                          \
+    }                                                                          \
+  };
 
-// ---- binary: primal(a, b, s); their JVPs are written with linear primitives --
-struct Add {
-  static constexpr std::string_view name = "add";
-  template <class V, class S> static V primal(V a, V b, S) { return a + b; }
-};
-struct Subtract {
-  static constexpr std::string_view name = "subtract";
-  template <class V, class S> static V primal(V a, V b, S) { return a - b; }
-};
-struct Multiply {
-  static constexpr std::string_view name = "multiply";
-  template <class V, class S> static V primal(V a, V b, S) { return a * b; }
-};
-struct Divide {
-  static constexpr std::string_view name = "divide";
-  template <class V, class S> static V primal(V a, V b, S) { return a / b; }
+// clang-format off
+BATCHJAC_BINARY(Add,          "add",           real,    a + b)
+BATCHJAC_BINARY(Subtract,     "subtract",      real,    a - b)
+BATCHJAC_BINARY(Multiply,     "multiply",      real,    a * b)
+BATCHJAC_BINARY(Divide,       "divide",        real,    a / b)
+// y = a^b;  dy/da = b a^(b-1), dy/db = y log(a)  (0 where a = 0, as TF)
+BATCHJAC_BINARY_D(Pow,        "pow",           xsimd::pow(a, b),
+                  b * xsimd::pow(a, b - V(S(1))),
+                  sel(a > V(S(0)), y * xsimd::log(sel(a > V(S(0)), a, V(S(1)))), V(S(0))))
+// At ties maximum's derivative goes to a, and minimum's too (TF's convention).
+BATCHJAC_BINARY_D(Maximum,    "maximum",       sel(a >= b, a, b),
+                  indicator<V>(a >= b), indicator<V>(a < b))
+BATCHJAC_BINARY_D(Minimum,    "minimum",       sel(a <= b, a, b),
+                  indicator<V>(a <= b), indicator<V>(a > b))
+// y = atan2(a, b);  dy/da = b / (a^2 + b^2), dy/db = -a / (a^2 + b^2)
+BATCHJAC_BINARY_D(Atan2,      "atan2",         xsimd::atan2(a, b),
+                  b / (a * a + b * b), -a / (a * a + b * b))
+BATCHJAC_BINARY_D(SquaredDifference, "squared_difference", (a - b) * (a - b),
+                  V(S(2)) * (a - b), V(S(-2)) * (a - b))
+BATCHJAC_BINARY(Less,         "less",          compare, indicator<V>(a < b))
+BATCHJAC_BINARY(LessEqual,    "less_equal",    compare, indicator<V>(a <= b))
+BATCHJAC_BINARY(Greater,      "greater",       compare, indicator<V>(a > b))
+BATCHJAC_BINARY(GreaterEqual, "greater_equal", compare, indicator<V>(a >= b))
+BATCHJAC_BINARY(Equal,        "equal",         compare, indicator<V>(a == b))
+BATCHJAC_BINARY(NotEqual,     "not_equal",     compare, indicator<V>(a != b))
+BATCHJAC_BINARY(LogicalAnd,   "logical_and",   logic,   a * b)
+BATCHJAC_BINARY(LogicalOr,    "logical_or",    logic,   a + b - a * b)
+// Engine-internal, linear in b: where(a, b, 0) and where(a, 0, b), the
+// derivatives of where when one branch has none.
+BATCHJAC_BINARY(SelectFirst,  "where",         real,    sel(a != V(S(0)), b, V(S(0))))
+BATCHJAC_BINARY(SelectSecond, "where",         real,    sel(a != V(S(0)), V(S(0)), b))
+// clang-format on
+#undef BATCHJAC_BINARY
+#undef BATCHJAC_BINARY_D
+
+// ---- ternary ------------------------------------------------------------------
+struct Where {
+  static constexpr std::string_view name = "where";
+  static constexpr Domain domain = Domain::real;
+  // y = c ? a : b, per element; c is 0/1.
+  template <class V, class S> static V primal(V c, V a, V b, S) { return sel(c != V(S(0)), a, b); }
 };
 
 template <class... Ts>
@@ -131,9 +194,13 @@ struct List {
 
 // The compile-time lists the kernel tables are built from. Adding an
 // elementwise op = one struct above + one entry here.
-using Unary = List<Negative, Square, Sqrt, Exp, Log, Sin, Cos, Tanh, PowScalar, Identity,
-                   RoundToFloat, NonZero>;
-using Binary = List<Add, Subtract, Multiply, Divide>;
+using Unary = List<Negative, Abs, Sign, Square, Sqrt, Rsqrt, Reciprocal, Exp, Expm1, Log, Log1p,
+                   Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh, Acosh, Atanh, Sigmoid,
+                   Softplus, Relu, Erf, PowScalar, Identity, RoundToFloat, NonZero, LogicalNot>;
+using Binary = List<Add, Subtract, Multiply, Divide, Pow, Maximum, Minimum, Atan2,
+                    SquaredDifference, Less, LessEqual, Greater, GreaterEqual, Equal, NotEqual,
+                    LogicalAnd, LogicalOr, SelectFirst, SelectSecond>;
+using Ternary = List<Where>;
 
 template <class F, class L>
 struct IndexOf;

@@ -1,8 +1,11 @@
-// matmul: shapes, batch axis, JVP, transpose and lowering side by side.
+// matmul: shapes, batch axis, JVP, transpose and lowering side by side; cross.
 #include "ops/linalg.hpp"
 
+#include "autodiff/contexts.hpp"
 #include "ops/batching.hpp"
 #include "ops/eager.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/lowering.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
@@ -13,40 +16,38 @@ namespace batchjac::ops {
 
 namespace {
 struct Dims {
-  std::int64_t batch = 1, m = 1, k = 1, n = 1;
-  std::vector<std::int64_t> lead;  // leading (batch) dims of the result
-  bool vector = false;             // a is a vector: the result has no m axis
+  std::int64_t m = 1, k = 1, n = 1;
+  Shape lead;            // broadcast leading (batch) dims of the result
+  Shape lead_a, lead_b;  // each operand's own leading dims
+  bool vector = false;   // a is a vector: the result has no m axis
 };
+
+Shape leading(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin(), s.end() - 2)); }
 
 Dims dims_of(const Node& node, const Shape& a, const Shape& b) {
   const bool ta = node.attrs.transpose_a, tb = node.attrs.transpose_b;
   if (a.size() < 1 || b.size() < 2)
-    fail(node, "expected a of rank >= 2 and b of rank >= 2, got shapes " + a.to_string() +
-                   " and " + b.to_string());
+    fail(node, "expected operands of rank >= 2, got shapes " + a.to_string() + " and " + b.to_string());
   Dims d;
   const std::size_t rb = b.size();
   const std::int64_t bk = tb ? b[rb - 1] : b[rb - 2];
   d.n = tb ? b[rb - 2] : b[rb - 1];
+  d.lead_b = leading(b);
   if (a.size() == 1) {
-    if (ta) fail(node, "cannot transpose a vector operand");
+    if (ta || rb != 2) fail(node, "a vector operand needs a plain matrix b");
     d.vector = true;
     d.k = a[0];
   } else {
     const std::size_t ra = a.size();
     d.m = ta ? a[ra - 1] : a[ra - 2];
     d.k = ta ? a[ra - 2] : a[ra - 1];
-    d.lead.assign(a.begin(), a.end() - 2);
-  }
-  if (rb > 2) {
-    if (a.size() != rb || !std::equal(b.begin(), b.end() - 2, a.begin()))
-      fail(node, "batched operands need equal leading dimensions, got shapes " + a.to_string() +
-                     " and " + b.to_string());
+    d.lead_a = leading(a);
   }
   if (d.k != bk)
     fail(node, "inner dimensions differ: a " + a.to_string() + (ta ? " (transposed)" : "") +
                    " contracts " + std::to_string(d.k) + " elements, b " + b.to_string() +
                    (tb ? " (transposed)" : "") + " " + std::to_string(bk));
-  for (auto x : d.lead) d.batch *= x;
+  d.lead = broadcast_shapes(d.lead_a, d.lead_b, "matmul");
   return d;
 }
 
@@ -56,12 +57,28 @@ Attrs flags(bool ta, bool tb) {
   a.transpose_b = tb;
   return a;
 }
+
+// Offset of each result batch in an operand with leading dims `own` and
+// matrix size `size` (empty when the operand has no leading dims).
+std::vector<std::int64_t> batch_offsets(const Shape& own, const Shape& lead, std::int64_t size) {
+  std::vector<std::int64_t> offsets;
+  if (own.size() == 0) return std::vector<std::int64_t>(static_cast<std::size_t>(lead.num_elements()), 0);
+  auto map = broadcast_map(own, lead);
+  if (map.empty()) {
+    map.resize(static_cast<std::size_t>(lead.num_elements()));
+    for (std::size_t i = 0; i < map.size(); ++i) map[i] = static_cast<std::int64_t>(i);
+  }
+  for (auto& x : map) x *= size;
+  return map;
+}
 }  // namespace
+
+std::string MatmulOp::name(const Attrs&) { return "matmul"; }
 
 ValueInfo MatmulOp::infer(const Node& n, std::span<const ValueInfo> in) {
   DType dtype = common_float_dtype("matmul", in);
   Dims d = dims_of(n, in[0].shape, in[1].shape);
-  std::vector<std::int64_t> out = d.lead;
+  std::vector<std::int64_t> out = d.lead.dims();
   if (!d.vector) out.push_back(d.m);
   out.push_back(d.n);
   return {Shape(out), dtype};
@@ -69,26 +86,31 @@ ValueInfo MatmulOp::infer(const Node& n, std::span<const ValueInfo> in) {
 
 void MatmulOp::batch(const Node& n, BatchQuery& q) {
   const Shape &a = q.in_shapes[0], &b = q.in_shapes[1];
-  if (q.in[1] == Batching::batched && b.size() == 2)
-    fail(n, "b of shape " + b.to_string() +
-                " depends on the source and its batch axis is contracted or becomes columns: each "
-                "result example would mix several source examples");
-  if (q.in[0] == Batching::batched && a.size() == 2 && n.attrs.transpose_a)
-    fail(n, "transpose_a contracts the batch axis of a " + a.to_string() +
-                ": each result example would mix several source examples");
-  if (q.in[0] == Batching::constant)
-    q.in[0] = (a.size() == b.size() && b.size() > 2) ? Batching::batched : Batching::shared;
-  if (q.in[1] == Batching::constant)
-    q.in[1] = (b.size() > 2 && b[0] == q.batch) ? Batching::batched : Batching::shared;
-  if (q.in[0] == Batching::shared && q.in[1] == Batching::batched && a.size() != b.size())
-    fail(n, "unsupported batching of shapes " + a.to_string() + " and " + b.to_string());
+  const std::size_t r = std::max(a.size(), b.size());
+  const std::string mixes = ": each result example would mix several source examples";
+  // A per-example row block [b, k] against plain weights keeps examples as rows.
+  const bool rows = a.size() == 2 && b.size() == 2 && !n.attrs.transpose_a &&
+                    q.in[0] == Batching::batched;
   q.per_example.clear();
   for (int i = 0; i < 2; ++i) {
     const Shape& s = q.in_shapes[i];
-    if (q.in[i] == Batching::batched)
-      q.per_example.push_back(Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())));
-    else
-      q.per_example.push_back(s);
+    if (q.in[i] == Batching::batched) {
+      if (rows && i == 0) {
+      } else if (s.size() == 2) {
+        fail(n, std::string(i == 0 ? "a" : "b") + " of shape " + s.to_string() +
+                    " depends on the source and its batch axis is a matrix axis" +
+                    (i == 1 || n.attrs.transpose_a ? " that is contracted or becomes columns" : "") + mixes);
+      } else if (s.size() != r) {
+        fail(n, std::string(i == 0 ? "a " : "b ") + s.to_string() +
+                    " depends on the source, but broadcasting against rank " + std::to_string(r) +
+                    " moves its batch axis" + mixes);
+      }
+    } else {
+      q.in[i] = (s.size() == r && r > 2 && s[0] == q.batch && q.batch != 1) ? Batching::batched
+                                                                              : Batching::shared;
+    }
+    const bool drop = q.in[i] == Batching::batched || (s.size() == r && r > 2 && s[0] == 1);
+    q.per_example.push_back(drop ? Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())) : s);
   }
 }
 
@@ -99,28 +121,23 @@ int MatmulOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t
   int tb = t[1] >= 0 ? c.linear(Prim::matmul, n.attrs, {a, t[1]}) : -1;
   if (ta < 0) return tb;
   if (tb < 0) return ta;
-  Attrs add;
-  add.op = 0;  // math::Add
-  return c.linear(Prim::binary, add, {ta, tb});
+  return c.linear(Prim::binary, Attrs{}, {ta, tb});  // math::Add is op 0
 }
 
 void MatmulOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  // Each cotangent is summed over the leading dims its operand was broadcast on.
   const int a = n.inputs[0], b = n.inputs[1];
   const bool ta = n.attrs.transpose_a, tb = n.attrs.transpose_b;
   if (c.is_linear(a)) {
-    if (!ta) {  // a_bar = y_bar op(b)^T
-      c.accumulate(a, c.emit(Prim::matmul, flags(false, !tb), {ct, b}));
-    } else {  // a_bar (stored transposed) = op(b) y_bar^T
-      if (c.info(b).shape.size() != c.info(ct).shape.size())
-        fail(n, "transpose_a with shared weights is not differentiable yet");
-      c.accumulate(a, c.emit(Prim::matmul, flags(tb, true), {b, ct}));
-    }
+    const int g = ta ? c.emit(Prim::matmul, flags(tb, true), {b, ct})     // op(b) y_bar^T
+                     : c.emit(Prim::matmul, flags(false, !tb), {ct, b});  // y_bar op(b)^T
+    c.accumulate(a, unbroadcast(c, g, c.info(a).shape));
   }
   if (c.is_linear(b)) {
-    if (c.info(a).shape.size() != c.info(ct).shape.size())
-      fail(n, "b cannot be differentiated when a is folded into rows");
-    if (!tb) c.accumulate(b, c.emit(Prim::matmul, flags(!ta, false), {a, ct}));  // op(a)^T y_bar
-    else c.accumulate(b, c.emit(Prim::matmul, flags(true, ta), {ct, a}));        // y_bar^T op(a)
+    if (c.info(a).shape.size() == 1) fail(n, "cannot differentiate b when a is a vector");
+    const int g = tb ? c.emit(Prim::matmul, flags(true, ta), {ct, a})     // y_bar^T op(a)
+                     : c.emit(Prim::matmul, flags(!ta, false), {a, ct});  // op(a)^T y_bar
+    c.accumulate(b, unbroadcast(c, g, c.info(b).shape));
   }
 }
 
@@ -134,15 +151,15 @@ void MatmulOp::lower(Lowering<T>& lo, const Node& n) {
   s.m = d.m;
   s.n = d.n;
   s.k = d.k;
-  if (b.size() == 2 && !s.ta) {  // fold a's leading dims into rows
-    s.m = d.m * d.batch;
+  if (d.lead_b.size() == 0 && !s.ta) {  // plain weights: a's leading dims become rows
+    s.m = d.m * d.lead.num_elements();
     s.batch = 1;
-  } else {
-    s.batch = d.batch;
-    s.a_batch_stride = d.m * d.k;
-    s.b_batch_stride = b.size() == 2 ? 0 : d.k * d.n;
+    lo.matmul(n.output, n.inputs[0], n.inputs[1], s, {}, {});
+    return;
   }
-  lo.matmul(n.output, n.inputs[0], n.inputs[1], s);
+  s.batch = d.lead.num_elements();
+  lo.matmul(n.output, n.inputs[0], n.inputs[1], s, batch_offsets(d.lead_a, d.lead, d.m * d.k),
+            batch_offsets(d.lead_b, d.lead, d.k * d.n));
 }
 
 template void MatmulOp::lower(Lowering<float>&, const Node&);
@@ -160,6 +177,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
   attrs.transpose_a = transpose_a;
   attrs.transpose_b = transpose_b;
   return ops::apply(ops::Prim::matmul, attrs, {a, b});
+}
+
+Tensor cross(const Tensor& a, const Tensor& b) {
+  if (a.rank() < 1 || b.rank() < 1 || a.shape()[a.rank() - 1] != 3 || b.shape()[b.rank() - 1] != 3)
+    throw ValueError("cross: both last axes must have size 3, got shapes " + a.shape().to_string() +
+                     " and " + b.shape().to_string());
+  // a x b = a_(1,2,0) b_(2,0,1) - a_(2,0,1) b_(1,2,0), along the last axis.
+  const std::vector<std::int64_t> next{1, 2, 0}, prev{2, 0, 1};
+  return gather(a, next, -1) * gather(b, prev, -1) - gather(a, prev, -1) * gather(b, next, -1);
 }
 
 }  // namespace batchjac

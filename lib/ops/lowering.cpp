@@ -71,45 +71,51 @@ void Lowering<T>::elementwise(kernels::ElementwiseFn<T> fn, int out, std::initia
   s.ew.n_elem = shape(out).num_elements();
   s.ew.scalar = scalar;
   for (int v : in) {
-    s.ew.in[s.n_in].map = keep(broadcast_map(shape(v), shape(out)));
+    // Equal element counts broadcast as the identity (this also serves
+    // reshape's copy, whose shapes differ).
+    if (shape(v).num_elements() != s.ew.n_elem)
+      s.ew.in[s.n_in].map = keep(broadcast_map(shape(v), shape(out)));
     s.in[s.n_in++] = v;
   }
   steps_.push_back(s);
 }
 
 template <class T>
-void Lowering<T>::gather(int out, int in, std::vector<std::int64_t> map) {
+void Lowering<T>::index(kernels::IndexFn<T> fn, int out, int in, std::vector<std::int64_t> map,
+                        int op) {
   Step<T> s;
-  s.kind = Step<T>::Kind::gather;
-  s.ix_fn = table_.gather;
+  s.kind = Step<T>::Kind::index;
+  s.ix_fn = fn;
   s.out = out;
   s.in[0] = in;
   s.n_in = 1;
   s.ix.n_out = shape(out).num_elements();
   s.ix.n_in = shape(in).num_elements();
+  s.ix.op = op;
   s.ix.map = keep(std::move(map));
   steps_.push_back(s);
 }
 
 template <class T>
-void Lowering<T>::scatter_add(int out, int in, std::vector<std::int64_t> map) {
+void Lowering<T>::scan(int out, int in, const kernels::ScanArgs<T>& sizes) {
   Step<T> s;
-  s.kind = Step<T>::Kind::scatter_add;
-  s.ix_fn = table_.scatter_add;
+  s.kind = Step<T>::Kind::scan;
+  s.sc_fn = table_.scan;
+  s.sc = sizes;
   s.out = out;
   s.in[0] = in;
   s.n_in = 1;
-  s.ix.n_out = shape(out).num_elements();
-  s.ix.n_in = shape(in).num_elements();
-  s.ix.map = keep(std::move(map));
   steps_.push_back(s);
 }
 
 template <class T>
-void Lowering<T>::matmul(int out, int a, int b, const kernels::MatmulArgs<T>& sizes) {
+void Lowering<T>::matmul(int out, int a, int b, kernels::MatmulArgs<T> sizes,
+                         std::vector<std::int64_t> a_batch, std::vector<std::int64_t> b_batch) {
   Step<T> s;
   s.kind = Step<T>::Kind::matmul;
   s.mm_fn = table_.matmul;
+  sizes.a_batch = keep(std::move(a_batch));
+  sizes.b_batch = keep(std::move(b_batch));
   s.mm = sizes;
   s.out = out;
   s.in[0] = a;
@@ -142,8 +148,7 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
         step.ew_fn(a);
         break;
       }
-      case Step<T>::Kind::gather:
-      case Step<T>::Kind::scatter_add: {
+      case Step<T>::Kind::index: {
         kernels::IndexArgs<T> a = step.ix;
         a.out = b.ptr[step.out];
         a.out_dir_stride = b.dir_stride[step.out];
@@ -152,6 +157,17 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
         a.n_dir = n_dir;
         a.lanes = b.lanes;
         step.ix_fn(a);
+        break;
+      }
+      case Step<T>::Kind::scan: {
+        kernels::ScanArgs<T> a = step.sc;
+        a.out = b.ptr[step.out];
+        a.out_dir_stride = b.dir_stride[step.out];
+        a.in = b.ptr[step.in[0]];
+        a.in_dir_stride = b.dir_stride[step.in[0]];
+        a.n_dir = n_dir;
+        a.lanes = b.lanes;
+        step.sc_fn(a);
         break;
       }
       case Step<T>::Kind::matmul: {

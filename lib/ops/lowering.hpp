@@ -18,14 +18,16 @@ namespace batchjac::ops {
 
 template <class T>
 struct Step {
-  enum class Kind : std::uint8_t { elementwise, gather, scatter_add, matmul };
+  enum class Kind : std::uint8_t { elementwise, index, scan, matmul };
   Kind kind = Kind::elementwise;
   kernels::ElementwiseFn<T> ew_fn = nullptr;
   kernels::IndexFn<T> ix_fn = nullptr;
   kernels::MatmulFn<T> mm_fn = nullptr;
+  kernels::ScanFn<T> sc_fn = nullptr;
   kernels::ElementwiseArgs<T> ew;  // sizes, maps and scalar; pointers bound at run time
   kernels::IndexArgs<T> ix;
   kernels::MatmulArgs<T> mm;
+  kernels::ScanArgs<T> sc;
   int out = -1;
   std::array<int, 3> in{-1, -1, -1};
   int n_in = 0;
@@ -56,12 +58,15 @@ class Lowering {
   // out = fn(in...), each input broadcast to out's shape.
   void elementwise(kernels::ElementwiseFn<T> fn, int out, std::initializer_list<int> in,
                    T scalar = T(0));
-  // out[e] = in[map[e]], 0 where map[e] < 0.
-  void gather(int out, int in, std::vector<std::int64_t> map);
-  // out[j] = sum of in[e] with map[e] == j.
-  void scatter_add(int out, int in, std::vector<std::int64_t> map);
-  // out[bt] = op(a[bt]) op(b[bt]) with the given sizes.
-  void matmul(int out, int a, int b, const kernels::MatmulArgs<T>& sizes);
+  // An index kernel of the table (gather, scatter_add, scatter, scatter_reduce)
+  // moving elements of `in` to `out` by `map` (see kernels/kernels.hpp).
+  void index(kernels::IndexFn<T> fn, int out, int in, std::vector<std::int64_t> map, int op = 0);
+  // out[bt] = op(a[bt]) op(b[bt]) with the given sizes; batch offset tables
+  // (empty: none) are kept here.
+  void matmul(int out, int a, int b, kernels::MatmulArgs<T> sizes,
+              std::vector<std::int64_t> a_batch, std::vector<std::int64_t> b_batch);
+  // A running sum or product with the given sizes.
+  void scan(int out, int in, const kernels::ScanArgs<T>& sizes);
 
  private:
   const std::int64_t* keep(std::vector<std::int64_t> map);

@@ -18,8 +18,10 @@ namespace batchjac::ops {
 template <class... Ps>
 struct PrimList {};
 
-using Primitives = PrimList<UnaryOp, UnaryPartialOp, BinaryOp, MatmulOp, ReduceSumOp, ReshapeOp,
-                            BroadcastToOp, StopGradientOp, CastOp>;
+using Primitives =
+    PrimList<UnaryOp, UnaryPartialOp, BinaryOp, BinaryPartialOp, WhereOp, MatmulOp, ReduceSumOp,
+             ReduceOp, ScanOp, ReshapeOp, BroadcastToOp, IndexMapOp, IndexScatterOp, ConcatOp,
+             StopGradientOp, CastOp>;
 
 namespace dispatch {
 template <class... Ps>

@@ -16,26 +16,55 @@
 #include <string>
 #include <vector>
 
+namespace batchjac::autodiff {
+class JvpContext;
+class TransposeContext;
+}  // namespace batchjac::autodiff
+
 namespace batchjac::ops {
+
+template <class T>
+class Lowering;
 
 enum class Prim : std::uint8_t {
   unary,          // attrs.op indexes math::Unary
   unary_partial,  // inputs (x, y) -> dy/dx of math::Unary[attrs.op]
   binary,         // attrs.op indexes math::Binary; NumPy broadcasting
+  binary_partial, // inputs (a, b, y) -> dy/da (attrs.arg 0) or dy/db (1)
+  where,          // (cond, a, b) -> cond ? a : b, broadcasting
   matmul,
   reduce_sum,
+  reduce,         // attrs.op: kernels::kProd, kMax or kMin over attrs.axes
+  scan,           // running sum (attrs.op = kSum) or product along attrs.arg
   reshape,
   broadcast_to,
+  index_map,      // out[e] = in[map(e)] or 0: transpose, slice, gather, roll, tile, pad
+  index_scatter,  // its transpose: out[map(e)] += in[e], out shaped attrs.shape
+  concat,         // along attrs.arg
   stop_gradient,
   cast,
 };
 
+// The index_map kinds (attrs.op) and what their attrs hold.
+enum IndexMapKind : int {
+  kTranspose,  // axes = perm
+  kSlice,      // axes = begin, shape = size (resolved)
+  kGather,     // axes = indices, arg = axis
+  kRoll,       // axes = shift of every axis
+  kTile,       // axes = multiples
+  kPad,        // axes = {before_0, after_0, before_1, ...}
+};
+
 struct Attrs {
   int op = 0;                      // elementwise: index in its math list
+  int arg = 0;                     // binary_partial: which input
   double scalar = 0.0;             // pow's exponent
   std::vector<std::int64_t> axes;  // reduce_sum: sorted, non-negative
-  Shape shape;                     // reshape / broadcast_to: the result shape
+  Shape shape;                     // reshape / broadcast_to: the result; slice: the size
+  Shape source_shape;              // index_scatter: the shape it scatters into
   bool keepdims = false;
+  bool exclusive = false;          // scan
+  bool reverse = false;            // scan
   bool transpose_a = false;
   bool transpose_b = false;
   DType dtype = DType::float64;    // cast: the result dtype
@@ -71,6 +100,16 @@ struct BatchQuery {
   // they broadcast per example).
   std::vector<Shape> per_example;
 };
+
+// The rules every primitive struct declares (ops/op_list.hpp dispatches to them).
+#define BATCHJAC_PRIMITIVE_RULES                                                   \
+  static std::string name(const Attrs& a);                                        \
+  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);           \
+  static void batch(const Node& n, BatchQuery& q);                                \
+  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t); \
+  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);    \
+  template <class T>                                                              \
+  static void lower(Lowering<T>& lo, const Node& n);
 
 // The name TF gives the op, for messages.
 std::string op_name(const Node& node);

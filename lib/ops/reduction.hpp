@@ -1,21 +1,28 @@
-// Reductions over axes: reduce_sum.
+// Reductions over axes (reduce_sum; reduce_prod, reduce_max, reduce_min) and
+// running sums along an axis (cumsum, and the internal cumprod).
 #pragma once
 
-#include "autodiff/contexts.hpp"
-#include "ops/lowering.hpp"
 #include "ops/primitive.hpp"
 
 namespace batchjac::ops {
 
-// attrs.axes: sorted, distinct, non-negative; attrs.keepdims.
+// attrs.axes: sorted, distinct, non-negative; attrs.keepdims. Linear.
 struct ReduceSumOp {
   static constexpr Prim id = Prim::reduce_sum;
-  static std::string name(const Attrs&) { return "reduce_sum"; }
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// attrs.op = kernels::kProd, kMax or kMin; axes and keepdims as reduce_sum.
+struct ReduceOp {
+  static constexpr Prim id = Prim::reduce;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// Running sum (attrs.op = kSum: cumsum, linear) or product (kProd, internal:
+// the partials of reduce_prod) along attrs.arg; attrs.exclusive, attrs.reverse.
+struct ScanOp {
+  static constexpr Prim id = Prim::scan;
+  BATCHJAC_PRIMITIVE_RULES
 };
 
 // Normalises axes against `rank` (negative from the end), sorted; ValueError

@@ -1,28 +1,52 @@
-// reshape and broadcast_to: shapes, batch axis, JVP, transpose and lowering.
+// Shape and indexing primitives: shapes, batch axis, JVP, transpose and
+// lowering side by side. Public functions are in ops/shape_api.cpp.
 #include "ops/shape_ops.hpp"
 
+#include "autodiff/contexts.hpp"
 #include "ops/batching.hpp"
-#include "ops/eager.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/elementwise_math.hpp"
+#include "ops/lowering.hpp"
 
 #include <batchjac/errors.hpp>
-#include <batchjac/ops.hpp>
 
+#include <numeric>
 #include <string>
 
 namespace batchjac::ops {
 
 namespace {
+constexpr int kIdentity = math::index_of<math::Identity, math::Unary>;
+
+Shape tail(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())); }
+std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t n = 1) {
+  return {v.begin() + static_cast<std::ptrdiff_t>(n), v.end()};
+}
+std::string list(const std::vector<std::int64_t>& v) { return Shape(v).to_string(); }
+
 Attrs with_shape(const Shape& s) {
   Attrs a;
   a.shape = s;
   return a;
 }
-constexpr int kIdentity = math::index_of<math::Identity, math::Unary>;
+Attrs slice_attrs(std::vector<std::int64_t> begin, const Shape& size) {
+  Attrs a;
+  a.op = kSlice;
+  a.axes = std::move(begin);
+  a.shape = size;
+  return a;
+}
+Attrs pad_attrs(std::vector<std::int64_t> pads) {
+  Attrs a;
+  a.op = kPad;
+  a.axes = std::move(pads);
+  return a;
+}
 }  // namespace
 
 // ---- reshape --------------------------------------------------------------------
+
+std::string ReshapeOp::name(const Attrs&) { return "reshape"; }
 
 ValueInfo ReshapeOp::infer(const Node& n, std::span<const ValueInfo> in) {
   if (n.attrs.shape.num_elements() != in[0].shape.num_elements())
@@ -39,7 +63,7 @@ void ReshapeOp::batch(const Node& n, BatchQuery& q) {
                 " does not keep the batch axis (" + std::to_string(q.batch) +
                 " examples) first: each result example would mix several source examples");
   single_batch(n, q);
-  q.attrs.shape = Shape(std::vector<std::int64_t>(to.begin() + 1, to.end()));
+  q.attrs.shape = tail(to);
 }
 
 int ReshapeOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
@@ -58,6 +82,8 @@ void ReshapeOp::lower(Lowering<T>& lo, const Node& n) {
 
 // ---- broadcast_to ---------------------------------------------------------------
 
+std::string BroadcastToOp::name(const Attrs&) { return "broadcast_to"; }
+
 ValueInfo BroadcastToOp::infer(const Node& n, std::span<const ValueInfo> in) {
   Shape out = broadcast_shapes(in[0].shape, n.attrs.shape, "broadcast_to");
   if (out != n.attrs.shape)
@@ -72,7 +98,7 @@ void BroadcastToOp::batch(const Node& n, BatchQuery& q) {
     fail(n, "broadcasting " + q.in_shapes[0].to_string() + " to " + to.to_string() +
                 " moves the batch axis: each result example would mix several source examples");
   single_batch(n, q);
-  q.attrs.shape = Shape(std::vector<std::int64_t>(to.begin() + 1, to.end()));
+  q.attrs.shape = tail(to);
 }
 
 int BroadcastToOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
@@ -88,49 +114,315 @@ template <class T>
 void BroadcastToOp::lower(Lowering<T>& lo, const Node& n) {
   auto map = broadcast_map(lo.shape(n.inputs[0]), lo.shape(n.output));
   if (map.empty()) lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});
-  else lo.gather(n.output, n.inputs[0], std::move(map));
+  else lo.index(lo.table().gather, n.output, n.inputs[0], std::move(map));
 }
 
-template void ReshapeOp::lower(Lowering<float>&, const Node&);
-template void ReshapeOp::lower(Lowering<double>&, const Node&);
-template void BroadcastToOp::lower(Lowering<float>&, const Node&);
-template void BroadcastToOp::lower(Lowering<double>&, const Node&);
+// ---- index maps -----------------------------------------------------------------
 
-}  // namespace batchjac::ops
-
-namespace batchjac {
-
-Tensor reshape(const Tensor& x, const Shape& shape) {
-  std::vector<std::int64_t> dims = shape.dims();
-  std::int64_t known = 1;
-  int inferred = -1;
-  for (std::size_t i = 0; i < dims.size(); ++i) {
-    if (dims[i] == -1) {
-      if (inferred >= 0)
-        throw ValueError("reshape: only one dimension may be -1, got " + shape.to_string());
-      inferred = static_cast<int>(i);
-    } else if (dims[i] < 0) {
-      throw ValueError("reshape: dimensions must be >= 0 or -1, got " + shape.to_string());
-    } else {
-      known *= dims[i];
+IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
+  const Attrs& a = n.attrs;
+  const std::size_t r = in.size();
+  const auto& v = a.axes;
+  std::vector<std::int64_t> out(in.begin(), in.end());
+  auto need = [&](std::size_t len, const char* what) {
+    if (v.size() != len)
+      fail(n, std::string("expected ") + std::to_string(len) + " " + what + " for a tensor of shape " +
+                  in.to_string() + ", got " + list(v));
+  };
+  switch (a.op) {
+    case kTranspose: {
+      need(r, "perm entries");
+      std::vector<char> seen(r, 0);
+      for (std::size_t i = 0; i < r; ++i) {
+        if (v[i] < 0 || v[i] >= static_cast<std::int64_t>(r) || seen[v[i]])
+          fail(n, "perm " + list(v) + " is not a permutation of the axes of " + in.to_string());
+        seen[v[i]] = 1;
+        out[i] = in[v[i]];
+      }
+      break;
+    }
+    case kSlice:
+      need(r, "begin entries");
+      for (std::size_t i = 0; i < r; ++i) {
+        if (v[i] < 0 || a.shape[i] < 0 || v[i] + a.shape[i] > in[i])
+          fail(n, "begin " + list(v) + " and size " + a.shape.to_string() +
+                      " are out of bounds for shape " + in.to_string());
+        out[i] = a.shape[i];
+      }
+      break;
+    case kGather: {
+      const std::int64_t axis = a.arg;
+      if (axis < 0 || axis >= static_cast<std::int64_t>(r))
+        fail(n, "axis " + std::to_string(axis) + " is out of range for shape " + in.to_string());
+      for (auto i : v)
+        if (i < 0 || i >= in[axis])
+          fail(n, "index " + std::to_string(i) + " is out of range [0, " + std::to_string(in[axis]) +
+                      ") along axis " + std::to_string(axis) + " of shape " + in.to_string());
+      out[axis] = static_cast<std::int64_t>(v.size());
+      break;
+    }
+    case kRoll:
+      need(r, "shifts");
+      break;
+    case kTile:
+      need(r, "multiples");
+      for (std::size_t i = 0; i < r; ++i) {
+        if (v[i] < 0) fail(n, "multiples must be >= 0, got " + list(v));
+        out[i] = in[i] * v[i];
+      }
+      break;
+    case kPad:
+      need(2 * r, "paddings (before and after per axis)");
+      for (std::size_t i = 0; i < r; ++i) {
+        if (v[2 * i] < 0 || v[2 * i + 1] < 0) fail(n, "paddings must be >= 0, got " + list(v));
+        out[i] = in[i] + v[2 * i] + v[2 * i + 1];
+      }
+      break;
+    default:
+      fail(n, "unknown index map");
+  }
+  IndexMapping m{Shape(out), {}};
+  if (!with_map) return m;
+  const std::int64_t total = m.out.num_elements();
+  m.map.resize(static_cast<std::size_t>(total));
+  const auto in_strides = strides_of(in);
+  std::vector<std::int64_t> idx(r, 0);
+  for (std::int64_t e = 0; e < total; ++e) {
+    std::int64_t src = 0;
+    for (std::size_t i = 0; i < r && src >= 0; ++i) {
+      std::int64_t j = idx[i];
+      switch (a.op) {
+        case kTranspose: src += idx[i] * in_strides[v[i]]; continue;
+        case kSlice: j += v[i]; break;
+        case kGather: if (static_cast<std::int64_t>(i) == a.arg) j = v[idx[i]]; break;
+        case kRoll: j = ((j - v[i]) % in[i] + in[i]) % in[i]; break;
+        case kTile: j = j % in[i]; break;
+        case kPad:
+          j -= v[2 * i];
+          if (j < 0 || j >= in[i]) src = -1;
+          break;
+      }
+      if (src >= 0) src += j * in_strides[i];
+    }
+    m.map[e] = src;
+    for (std::size_t i = r; i-- > 0;) {  // odometer increment
+      if (++idx[i] < out[i]) break;
+      idx[i] = 0;
     }
   }
-  if (inferred >= 0) {
-    if (known == 0 || x.num_elements() % known != 0)
-      throw ValueError("reshape: cannot infer the -1 in " + shape.to_string() + " for " +
-                       std::to_string(x.num_elements()) + " elements of shape " +
-                       x.shape().to_string());
-    dims[inferred] = x.num_elements() / known;
+  return m;
+}
+
+std::string IndexMapOp::name(const Attrs& a) {
+  switch (a.op) {
+    case kTranspose: return "transpose";
+    case kSlice: return "slice";
+    case kGather: return "gather";
+    case kRoll: return "roll";
+    case kTile: return "tile";
+    case kPad: return "pad";
   }
-  ops::Attrs a;
-  a.shape = Shape(dims);
-  return ops::apply(ops::Prim::reshape, a, {x});
+  return "index_map";
 }
 
-Tensor broadcast_to(const Tensor& x, const Shape& shape) {
-  ops::Attrs a;
-  a.shape = shape;
-  return ops::apply(ops::Prim::broadcast_to, a, {x});
+ValueInfo IndexMapOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  return {index_mapping(n, in[0].shape, false).out, in[0].dtype};
 }
 
-}  // namespace batchjac
+void IndexMapOp::batch(const Node& n, BatchQuery& q) {
+  const Attrs& a = n.attrs;
+  const Shape& in = q.in_shapes[0];
+  const std::string mixes = ": each result example would mix several source examples";
+  switch (a.op) {
+    case kTranspose:
+      if (a.axes.empty() || a.axes[0] != 0)
+        fail(n, "perm " + list(a.axes) + " moves the batch axis 0 of " + in.to_string() + mixes);
+      q.attrs.axes = tail(a.axes);
+      for (auto& p : q.attrs.axes) --p;
+      break;
+    case kSlice:
+      if (a.axes.empty() || a.axes[0] != 0 || a.shape[0] != in[0])
+        fail(n, "slices axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.axes = tail(a.axes);
+      q.attrs.shape = tail(a.shape);
+      break;
+    case kGather:
+      if (a.arg == 0) fail(n, "gathers along axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.arg = a.arg - 1;
+      break;
+    case kRoll:
+      if (!a.axes.empty() && in[0] != 0 && a.axes[0] % in[0] != 0)
+        fail(n, "rolls axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.axes = tail(a.axes);
+      break;
+    case kTile:
+      if (!a.axes.empty() && a.axes[0] != 1)
+        fail(n, "tiles axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.axes = tail(a.axes);
+      break;
+    case kPad:
+      if (a.axes.size() >= 2 && (a.axes[0] != 0 || a.axes[1] != 0))
+        fail(n, "pads axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.axes = tail(a.axes, 2);
+      break;
+  }
+  single_batch(n, q);
+}
+
+int IndexMapOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  return t[0] < 0 ? -1 : c.linear(Prim::index_map, n.attrs, {t[0]});  // linear
+}
+
+void IndexMapOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  // x_bar[map(e)] += y_bar[e]
+  Attrs a = n.attrs;
+  a.source_shape = c.info(n.inputs[0]).shape;
+  c.accumulate(n.inputs[0], c.emit(Prim::index_scatter, a, {ct}));
+}
+
+template <class T>
+void IndexMapOp::lower(Lowering<T>& lo, const Node& n) {
+  lo.index(lo.table().gather, n.output, n.inputs[0], index_mapping(n, lo.shape(n.inputs[0])).map);
+}
+
+std::string IndexScatterOp::name(const Attrs& a) { return IndexMapOp::name(a) + "_transpose"; }
+
+ValueInfo IndexScatterOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  if (index_mapping(n, n.attrs.source_shape, false).out != in[0].shape)
+    fail(n, "expects a cotangent of the mapped shape, got " + in[0].shape.to_string());
+  return {n.attrs.source_shape, in[0].dtype};
+}
+
+void IndexScatterOp::batch(const Node& n, BatchQuery&) {
+  fail(n, "appears only in derived programs");
+}
+
+int IndexScatterOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  return t[0] < 0 ? -1 : c.linear(Prim::index_scatter, n.attrs, {t[0]});  // linear
+}
+
+void IndexScatterOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  c.accumulate(n.inputs[0], c.emit(Prim::index_map, n.attrs, {ct}));
+}
+
+template <class T>
+void IndexScatterOp::lower(Lowering<T>& lo, const Node& n) {
+  lo.index(lo.table().scatter_add, n.output, n.inputs[0],
+           index_mapping(n, n.attrs.source_shape).map);
+}
+
+// ---- concat ---------------------------------------------------------------------
+
+std::string ConcatOp::name(const Attrs&) { return "concat"; }
+
+ValueInfo ConcatOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  if (in.empty()) fail(n, "needs at least one tensor");
+  const Shape& first = in[0].shape;
+  const std::int64_t axis = n.attrs.arg;
+  if (axis < 0 || axis >= static_cast<std::int64_t>(first.size()))
+    fail(n, "axis " + std::to_string(axis) + " is out of range for shape " + first.to_string());
+  std::vector<std::int64_t> out(first.begin(), first.end());
+  out[axis] = 0;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const Shape& s = in[i].shape;
+    bool ok = s.size() == first.size() && in[i].dtype == in[0].dtype;
+    for (std::size_t d = 0; ok && d < s.size(); ++d)
+      ok = static_cast<std::int64_t>(d) == axis || s[d] == first[d];
+    if (!ok)
+      fail(n, "input " + std::to_string(i) + " (" + std::string(dtype_name(in[i].dtype)) + " " +
+                  s.to_string() + ") does not match input 0 (" +
+                  std::string(dtype_name(in[0].dtype)) + " " + first.to_string() +
+                  ") outside axis " + std::to_string(axis));
+    out[axis] += s[axis];
+  }
+  return {Shape(out), in[0].dtype};
+}
+
+void ConcatOp::batch(const Node& n, BatchQuery& q) {
+  if (n.attrs.arg == 0)
+    fail(n, "joins along axis 0, the batch axis: the result's examples would not be the source's");
+  elementwise_batch(n, q);
+  q.attrs.arg = n.attrs.arg - 1;
+}
+
+int ConcatOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  // Linear. With every tangent: concat(x_dot...). Otherwise each tangent,
+  // padded with zeros to the result, summed.
+  bool all = true, any = false;
+  for (int x : t) {
+    all = all && x >= 0;
+    any = any || x >= 0;
+  }
+  if (!any) return -1;
+  if (all) return c.linear(Prim::concat, n.attrs, std::vector<int>(t.begin(), t.end()));
+  const std::int64_t axis = n.attrs.arg;
+  const std::int64_t total = c.info(n.output).shape[axis];
+  std::int64_t offset = 0;
+  int sum = -1;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const Shape& s = c.info(n.inputs[i]).shape;
+    if (t[i] >= 0) {
+      std::vector<std::int64_t> pads(2 * s.size(), 0);
+      pads[2 * axis] = offset;
+      pads[2 * axis + 1] = total - offset - s[axis];
+      const int part = c.linear(Prim::index_map, pad_attrs(pads), {t[i]});
+      Attrs add;  // math::Add
+      sum = sum < 0 ? part : c.linear(Prim::binary, add, {sum, part});
+    }
+    offset += s[axis];
+  }
+  return sum;
+}
+
+void ConcatOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  // x_i_bar += the slice of y_bar that x_i filled
+  const std::int64_t axis = n.attrs.arg;
+  std::int64_t offset = 0;
+  for (int v : n.inputs) {
+    const Shape& s = c.info(v).shape;
+    if (c.is_linear(v)) {
+      std::vector<std::int64_t> begin(s.size(), 0);
+      begin[axis] = offset;
+      c.accumulate(v, c.emit(Prim::index_map, slice_attrs(begin, s), {ct}));
+    }
+    offset += s[axis];
+  }
+}
+
+template <class T>
+void ConcatOp::lower(Lowering<T>& lo, const Node& n) {
+  const std::int64_t axis = n.attrs.arg;
+  const Shape& out = lo.shape(n.output);
+  const auto out_strides = strides_of(out);
+  std::int64_t offset = 0;
+  for (int v : n.inputs) {
+    const Shape& s = lo.shape(v);
+    // Input element e lands at the same coordinates, shifted along axis.
+    std::vector<std::int64_t> map(static_cast<std::size_t>(s.num_elements()));
+    std::vector<std::int64_t> idx(s.size(), 0);
+    for (std::int64_t e = 0; e < s.num_elements(); ++e) {
+      std::int64_t dst = 0;
+      for (std::size_t i = 0; i < s.size(); ++i)
+        dst += (idx[i] + (static_cast<std::int64_t>(i) == axis ? offset : 0)) * out_strides[i];
+      map[e] = dst;
+      for (std::size_t i = s.size(); i-- > 0;) {
+        if (++idx[i] < s[i]) break;
+        idx[i] = 0;
+      }
+    }
+    lo.index(lo.table().scatter, n.output, v, std::move(map));
+    offset += s[axis];
+  }
+}
+
+#define BATCHJAC_INSTANTIATE_LOWER(Op)                    \
+  template void Op::lower(Lowering<float>&, const Node&); \
+  template void Op::lower(Lowering<double>&, const Node&);
+BATCHJAC_INSTANTIATE_LOWER(ReshapeOp)
+BATCHJAC_INSTANTIATE_LOWER(BroadcastToOp)
+BATCHJAC_INSTANTIATE_LOWER(IndexMapOp)
+BATCHJAC_INSTANTIATE_LOWER(IndexScatterOp)
+BATCHJAC_INSTANTIATE_LOWER(ConcatOp)
+#undef BATCHJAC_INSTANTIATE_LOWER
+
+}  // namespace batchjac::ops

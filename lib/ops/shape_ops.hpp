@@ -1,32 +1,50 @@
-// Shape primitives: reshape and broadcast_to.
+// Shape and indexing primitives: reshape, broadcast_to, the index maps
+// (transpose, slice, gather, roll, tile, pad) with their scatter transposes,
+// and concat.
 #pragma once
 
-#include "autodiff/contexts.hpp"
-#include "ops/lowering.hpp"
 #include "ops/primitive.hpp"
 
 namespace batchjac::ops {
 
-// attrs.shape: the result shape, with -1 already resolved.
+// attrs.shape: the result shape, with -1 already resolved. A copy.
 struct ReshapeOp {
   static constexpr Prim id = Prim::reshape;
-  static std::string name(const Attrs&) { return "reshape"; }
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
 };
 
 // attrs.shape: the result shape, which the input broadcasts to.
 struct BroadcastToOp {
   static constexpr Prim id = Prim::broadcast_to;
-  static std::string name(const Attrs&) { return "broadcast_to"; }
-  static ValueInfo infer(const Node& n, std::span<const ValueInfo> in);
-  static void batch(const Node& n, BatchQuery& q);
-  static int jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t);
-  static void transpose(autodiff::TransposeContext& c, const Node& n, int ct);
-  template <class T> static void lower(Lowering<T>& lo, const Node& n);
+  BATCHJAC_PRIMITIVE_RULES
 };
+
+// out[e] = in[map(e)], or 0 where map(e) is outside (pad); attrs.op is an
+// IndexMapKind. Linear; its transpose is IndexScatterOp with the same map.
+struct IndexMapOp {
+  static constexpr Prim id = Prim::index_map;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// The transpose of an index map: out (attrs.source_shape) sums in[e] into
+// out[map(e)]. Appears only in derived (VJP) programs.
+struct IndexScatterOp {
+  static constexpr Prim id = Prim::index_scatter;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// Joins its inputs along attrs.arg.
+struct ConcatOp {
+  static constexpr Prim id = Prim::concat;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// The result shape of an index map on `in`, and for each result element the
+// input element it reads (-1: zero). ValueError naming the op on bad attrs.
+struct IndexMapping {
+  Shape out;
+  std::vector<std::int64_t> map;
+};
+IndexMapping index_mapping(const Node& node, const Shape& in, bool with_map = true);
 
 }  // namespace batchjac::ops

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 
 namespace batchjac {
 
@@ -64,6 +65,17 @@ class GradientTape {
   std::optional<Tensor> batch_jacobian(const Tensor& target, const Tensor& source,
                                        const JacobianOptions& options = {});
 
+  // batch_jacobian written into caller memory, for codes that keep their
+  // Jacobian array: `out` holds b * prod(y) * prod(x) elements, row-major
+  // [b, y..., x...], of the source's type (float for float32, double for
+  // float64; ValueError on a size or type mismatch). Nothing is allocated for
+  // the result. Returns false when target does not depend on source; `out`
+  // is then filled with zeros. Same errors as batch_jacobian.
+  bool batch_jacobian_into(const Tensor& target, const Tensor& source, std::span<float> out,
+                           const JacobianOptions& options = {});
+  bool batch_jacobian_into(const Tensor& target, const Tensor& source, std::span<double> out,
+                           const JacobianOptions& options = {});
+
   // Full Jacobian: target [y...] of source [x...] -> [y..., x...]. Any ranks.
   std::optional<Tensor> jacobian(const Tensor& target, const Tensor& source,
                                  const JacobianOptions& options = {});
@@ -74,6 +86,12 @@ class GradientTape {
       UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
 
  private:
+  // The shared path: validates, differentiates into `out` (nullptr: allocate),
+  // returns the result or nullopt when unconnected.
+  std::optional<Tensor> batch_jacobian_impl(const Tensor& target, const Tensor& source,
+                                            void* out, std::size_t out_size, DType out_dtype,
+                                            const JacobianOptions& options);
+
   std::unique_ptr<detail::TapeState> state_;
 };
 

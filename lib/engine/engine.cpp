@@ -11,6 +11,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -91,10 +92,13 @@ struct Runner {
   O* out;
   std::int64_t per_example;  // elements of one example's Jacobian
   std::int64_t n_src;        // source elements per example (columns)
+  bool stream;               // non-temporal stores: the output exceeds the caches
 
   void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0, std::int64_t dir1) const {
     const std::int64_t L = p.lanes;
-    T* buf = thread_buffer<T>(p.buffer_size);
+    // The block buffers, then a staging area of L rows of one chunk's answer.
+    T* buf = thread_buffer<T>(p.buffer_size + L * p.max_dirs * p.answer_elems);
+    T* staging = buf + p.buffer_size;
     std::vector<T*> ptr(p.offset.size(), nullptr);
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
@@ -114,27 +118,43 @@ struct Runner {
         bind.n_dir = nd;
         ops::execute<T>(p.linear_steps, bind);
         bind.n_dir = 1;
-        store(ptr[p.answer], first, valid, d0, nd);
+        store(ptr[p.answer], first, valid, d0, nd, staging);
       }
     }
+    if (stream) kernels::stream_fence();
   }
 
   // Forward: direction k is column d0+k, answer element e is row e.
   // Reverse: direction k is row d0+k, answer element e is column e.
+  // Each example's part is first gathered from its lane into a contiguous
+  // staging row, then copied out, streaming when the output is large.
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
-             std::int64_t nd) const {
-    const std::int64_t L = p.lanes, E = p.answer_elems;
+             std::int64_t nd, T* staging) const {
+    const std::int64_t L = p.lanes, E = p.answer_elems, size = nd * E;
     const bool fwd = p.mode == JacobianMode::forward;
+    if (fwd) {  // staging[l][e][k] = ans[k][e][l]
+      for (std::int64_t e = 0; e < E; ++e)
+        p.table->lanes_to_rows(ans + e * L, nd, E * L, staging + e * nd, size);
+    } else {    // staging[l][k][e] = ans[k][e][l]
+      p.table->lanes_to_rows(ans, size, L, staging, size);
+    }
+    // The example's destination is one contiguous range unless forward mode
+    // writes only some columns.
+    const bool contiguous = !fwd || nd == n_src;
     for (std::int64_t l = 0; l < valid; ++l) {
+      const T* row = staging + l * size;
       O* J = out + (first + l) * per_example;
-      if (fwd) {
-        for (std::int64_t e = 0; e < E; ++e)
-          for (std::int64_t k = 0; k < nd; ++k)
-            J[e * n_src + d0 + k] = static_cast<O>(ans[(k * E + e) * L + l]);
+      if (contiguous) {
+        O* dst = J + (fwd ? 0 : d0 * n_src);
+        if constexpr (std::is_same_v<T, O>) {
+          if (stream) p.table->stream_copy(dst, row, size);
+          else std::memcpy(dst, row, sizeof(T) * static_cast<std::size_t>(size));
+        } else {
+          for (std::int64_t i = 0; i < size; ++i) dst[i] = static_cast<O>(row[i]);
+        }
       } else {
-        for (std::int64_t k = 0; k < nd; ++k)
-          for (std::int64_t e = 0; e < E; ++e)
-            J[(d0 + k) * n_src + e] = static_cast<O>(ans[(k * E + e) * L + l]);
+        for (std::int64_t e = 0; e < E; ++e)
+          for (std::int64_t k = 0; k < nd; ++k) J[e * n_src + d0 + k] = static_cast<O>(row[e * nd + k]);
       }
     }
   }
@@ -143,7 +163,9 @@ struct Runner {
 template <class T, class O>
 void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_example,
                std::int64_t n_src, const JacobianOptions& options) {
-  Runner<T, O> runner{p, batch, out, per_example, n_src};
+  constexpr std::int64_t kStreamBytes = 8 << 20;
+  const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
+  Runner<T, O> runner{p, batch, out, per_example, n_src, stream};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   const std::int64_t chunk = options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
   const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
@@ -173,33 +195,27 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
 }
 
 template <class T>
-Tensor run_with(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-                const Tensor& source, const Shape& out_shape, DType out_dtype,
-                const JacobianOptions& options) {
+void run_with(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
+              const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options) {
   const Plan<T> plan = make_plan<T>(program, lin, mode, source, options);
-  auto out = detail::new_tensor(out_shape, out_dtype);
-  const std::int64_t batch = program.batch;
-  const std::int64_t per_example = batch > 0 ? out_shape.num_elements() / batch : 0;
   const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
-  if (out_shape.num_elements() > 0) {
-    if (out_dtype == DType::float32)
-      run_typed<T, float>(plan, batch, out->as_mutable<float>(), per_example, n_src, options);
-    else
-      run_typed<T, double>(plan, batch, out->as_mutable<double>(), per_example, n_src, options);
-  }
-  return detail::make_tensor(std::move(out));
+  const std::int64_t per_example = n_src * program.info(program.result).shape.num_elements();
+  if (per_example == 0 || program.batch == 0) return;
+  if (out_dtype == DType::float32)
+    run_typed<T, float>(plan, program.batch, static_cast<float*>(out), per_example, n_src, options);
+  else
+    run_typed<T, double>(plan, program.batch, static_cast<double*>(out), per_example, n_src, options);
 }
 
 }  // namespace
 
-Tensor run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-           const Tensor& source, const Shape& out_shape, DType out_dtype,
-           const JacobianOptions& options) {
+void run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
+         const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options) {
   // One compute type for the whole program: float64 if any value is.
   bool wide = false;
   for (const auto& v : program.values) wide = wide || v.info.dtype == DType::float64;
-  if (wide) return run_with<double>(program, lin, mode, source, out_shape, out_dtype, options);
-  return run_with<float>(program, lin, mode, source, out_shape, out_dtype, options);
+  if (wide) run_with<double>(program, lin, mode, source, out, out_dtype, options);
+  else run_with<float>(program, lin, mode, source, out, out_dtype, options);
 }
 
 }  // namespace batchjac::engine

@@ -11,10 +11,10 @@ namespace batchjac::engine {
 
 // mode is forward (lin = JVP program: directions are source elements) or
 // reverse (lin = VJP program: directions are target elements). The source
-// supplies the parameter's values; the result has shape
-// [batch, target..., source...] flattened per example, dtype `out_dtype`.
-Tensor run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-           const Tensor& source, const Shape& out_shape, DType out_dtype,
-           const JacobianOptions& options);
+// supplies the parameter's values; `out` receives program.batch Jacobians of
+// (target elements x source elements) each, row-major, of type `out_dtype`
+// (float or double).
+void run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
+         const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options);
 
 }  // namespace batchjac::engine

@@ -4,12 +4,13 @@
 #include "engine/engine.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
-#include "ops/elementwise_math.hpp"
+#include "tensor/tensor_impl.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/gradient_tape.hpp>
 #include <batchjac/ops.hpp>
 
+#include <cstring>
 #include <string>
 
 namespace batchjac {
@@ -45,12 +46,12 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
   return Shape(d);
 }
 
-// Derives and runs the Jacobian of a sliced program; nullopt when no
-// derivative flows from the parameter to the result.
-std::optional<Tensor> differentiate(graph::Program& program, const Tensor& source,
-                                    const Shape& out_shape, const JacobianOptions& options) {
+// Derives the Jacobian program and runs it into `out`; false when no
+// derivative flows from the parameter to the result (stop_gradient).
+bool differentiate(graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+                   const JacobianOptions& options) {
   graph::LinearProgram jvp = autodiff::linearize(program);
-  if (jvp.output < 0) return std::nullopt;
+  if (jvp.output < 0) return false;
   JacobianMode mode = options.mode;
   graph::LinearProgram chosen;
   if (mode == JacobianMode::forward) {
@@ -61,18 +62,35 @@ std::optional<Tensor> differentiate(graph::Program& program, const Tensor& sourc
     chosen = mode == JacobianMode::forward ? std::move(jvp) : std::move(vjp);
   }
   autodiff::prune(program, chosen);
-  return engine::run(program, chosen, mode, source, out_shape, source.dtype(), options);
+  engine::run(program, chosen, mode, source, out, out_dtype, options);
+  return true;
 }
 
-std::optional<Tensor> unconnected(UnconnectedGradients u, const Shape& shape, DType dtype) {
-  if (u == UnconnectedGradients::zero) return zeros(shape, dtype);
-  return std::nullopt;
+// Runs a sliced program (or none: unconnected) into `out`, or into a new
+// tensor of out_shape when out is null. nullopt: unconnected under `none`.
+std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tensor& source,
+                             const Shape& out_shape, void* out, UnconnectedGradients unconnected,
+                             const JacobianOptions& options) {
+  const DType dtype = source.dtype();
+  std::shared_ptr<detail::TensorImpl> owned;
+  if (out == nullptr) {
+    owned = detail::new_tensor(out_shape, dtype);
+    out = owned->bytes.get();
+  }
+  const std::size_t bytes = static_cast<std::size_t>(out_shape.num_elements()) * dtype_size(dtype);
+  bool connected = program && (program->batch == 0 || differentiate(*program, source, out, dtype, options));
+  if (!connected || program->batch == 0) std::memset(out, 0, bytes);
+  if (!connected && unconnected == UnconnectedGradients::none) return std::nullopt;
+  if (!owned) return Tensor();  // written into the caller's memory
+  return detail::make_tensor(std::move(owned));
 }
 
 }  // namespace
 
-std::optional<Tensor> GradientTape::batch_jacobian(const Tensor& target, const Tensor& source,
-                                                   const JacobianOptions& options) {
+std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, const Tensor& source,
+                                                        void* out, std::size_t out_size,
+                                                        DType out_dtype,
+                                                        const JacobianOptions& options) {
   constexpr const char* fn = "batch_jacobian";
   check_options(fn, options);
   if (target.rank() < 2 || source.rank() < 2)
@@ -85,17 +103,41 @@ std::optional<Tensor> GradientTape::batch_jacobian(const Tensor& target, const T
                      source.shape().to_string());
   check_float(fn, "source", source);
   check_float(fn, "target", target);
-  check_unused(fn, *state_);
   const Shape out_shape = concat_shapes(target.shape(), source.shape(), 1);
-  std::optional<graph::Program> program = graph::slice(*state_, target, source, true);
-  std::optional<Tensor> result;
-  if (program) {
-    if (source.shape()[0] == 0) result = zeros(out_shape, source.dtype());
-    else result = differentiate(*program, source, out_shape, options);
+  if (out != nullptr) {
+    if (out_dtype != source.dtype())
+      throw ValueError(std::string(fn) + "_into: the output must have the source's type (" +
+                       std::string(dtype_name(source.dtype())) + "), got " +
+                       std::string(dtype_name(out_dtype)));
+    if (out_size != static_cast<std::size_t>(out_shape.num_elements()))
+      throw ValueError(std::string(fn) + "_into: the output needs " +
+                       std::to_string(out_shape.num_elements()) + " elements for shape " +
+                       out_shape.to_string() + ", got " + std::to_string(out_size));
   }
-  if (!result) result = unconnected(options.unconnected_gradients, out_shape, source.dtype());
+  check_unused(fn, *state_);
+  std::optional<graph::Program> program = graph::slice(*state_, target, source, true);
+  auto result = finish(program, source, out_shape, out, options.unconnected_gradients, options);
   state_->used = true;
   return result;
+}
+
+std::optional<Tensor> GradientTape::batch_jacobian(const Tensor& target, const Tensor& source,
+                                                   const JacobianOptions& options) {
+  return batch_jacobian_impl(target, source, nullptr, 0, source.dtype(), options);
+}
+
+bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                       std::span<float> out, const JacobianOptions& options) {
+  JacobianOptions o = options;
+  o.unconnected_gradients = UnconnectedGradients::none;
+  return batch_jacobian_impl(target, source, out.data(), out.size(), float32, o).has_value();
+}
+
+bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                       std::span<double> out, const JacobianOptions& options) {
+  JacobianOptions o = options;
+  o.unconnected_gradients = UnconnectedGradients::none;
+  return batch_jacobian_impl(target, source, out.data(), out.size(), float64, o).has_value();
 }
 
 std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor& source,
@@ -105,11 +147,9 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   check_float(fn, "source", source);
   check_float(fn, "target", target);
   check_unused(fn, *state_);
-  const Shape out_shape = concat_shapes(target.shape(), source.shape(), 0);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  std::optional<Tensor> result;
-  if (program) result = differentiate(*program, source, out_shape, options);
-  if (!result) result = unconnected(options.unconnected_gradients, out_shape, source.dtype());
+  auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,
+                       options.unconnected_gradients, options);
   state_->used = true;
   return result;
 }
@@ -121,21 +161,19 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   check_float(fn, "target", target);
   check_unused(fn, *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  std::optional<Tensor> result;
   if (program) {
     // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
-    const Shape& ts = program->info(program->result).shape;
+    const Shape ts = program->info(program->result).shape;
     if (ts.size() > 0) {
       ops::Attrs all;
       for (std::size_t i = 0; i < ts.size(); ++i) all.axes.push_back(static_cast<std::int64_t>(i));
-      program->result = program->emit(program->nodes, graph::ValueKind::primal, ops::Prim::reduce_sum,
-                                      all, {program->result});
+      program->result = program->emit(program->nodes, graph::ValueKind::primal,
+                                      ops::Prim::reduce_sum, all, {program->result});
     }
-    JacobianOptions o;
-    o.mode = JacobianMode::reverse;
-    result = differentiate(*program, source, source.shape(), o);
   }
-  if (!result) result = unconnected(unconnected_gradients, source.shape(), source.dtype());
+  JacobianOptions reverse;
+  reverse.mode = JacobianMode::reverse;
+  auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse);
   state_->used = true;
   return result;
 }

@@ -37,6 +37,12 @@ const KernelTable<T>& scalar_kernels() {
   return table;
 }
 
+void stream_fence() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_sfence();
+#endif
+}
+
 template const KernelTable<float>& simd_kernels<float>();
 template const KernelTable<double>& simd_kernels<double>();
 template const KernelTable<float>& scalar_kernels<float>();

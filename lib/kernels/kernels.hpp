@@ -109,7 +109,16 @@ struct KernelTable {
   IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
   ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
+  // dst[0, n) = src[0, n) with non-temporal stores where aligned: for output
+  // larger than the caches. Call stream_fence() before the data is shared.
+  void (*stream_copy)(T* dst, const T* src, std::int64_t n) = nullptr;
+  // dst[l * dst_stride + i] = src[i * src_stride + l], i < count, l < width:
+  // a block's lanes (examples) become rows.
+  void (*lanes_to_rows)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
+                        std::int64_t dst_stride) = nullptr;
 };
+
+void stream_fence();
 
 // The best instruction set of this CPU (avx512, avx2+fma, sse4.2), chosen once.
 template <class T>

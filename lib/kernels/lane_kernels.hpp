@@ -8,6 +8,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -269,11 +271,12 @@ inline V mat_read(const Operand<T>& o, std::int64_t d, std::int64_t offset, std:
   return V(o.ptr[offset]);
 }
 
+// One output element: sequential fused multiply-adds over k. Every path below
+// uses this order, so results do not depend on blocking, chunking or threads.
 template <class V>
-void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
+void matmul_generic(const MatmulArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
-  static_assert(W >= 1);
   // Lanes are a multiple of W in the engine (W = 1 eagerly), so no tail loop.
   for (std::int64_t d = 0; d < a.n_dir; ++d) {
     T* out = a.out + d * a.out_dir_stride;
@@ -296,6 +299,147 @@ void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
       }
     }
   }
+}
+
+// Per-example rows (a varying) times shared weights (b uniform): the shape of
+// a network layer's JVP and VJP. Rows are (direction, i) pairs, blocked RB x
+// JB in registers: per k, RB vector loads and JB broadcasts feed RB*JB FMAs.
+template <class V, int RB, int JB>
+void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, std::int64_t j0,
+                       std::int64_t bt, std::int64_t l) {
+  using T = typename Vec<V>::S;
+  const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
+  const T* arow[RB];
+  T* orow[RB];
+  for (int r = 0; r < RB; ++r) {
+    const std::int64_t d = (r0 + r) / a.m, i = (r0 + r) % a.m;
+    arow[r] = a.a.ptr + d * a.a.dir_stride + (ab + (a.ta ? i : i * a.k)) * a.lanes + l;
+    orow[r] = a.out + d * a.out_dir_stride + ((bt * a.m + i) * a.n + j0) * a.lanes + l;
+  }
+  const std::int64_t a_step = (a.ta ? a.m : 1) * a.lanes;
+  const T* bp = a.b.ptr + bb;
+  V acc[RB][JB];
+  for (int r = 0; r < RB; ++r)
+    for (int j = 0; j < JB; ++j) acc[r][j] = V(T(0));
+  for (std::int64_t kk = 0; kk < a.k; ++kk) {
+    V x[RB];
+    for (int r = 0; r < RB; ++r) x[r] = Vec<V>::load(arow[r] + kk * a_step);
+    for (int j = 0; j < JB; ++j) {
+      const V w(bp[a.tb ? (j0 + j) * a.k + kk : kk * a.n + j0 + j]);
+      for (int r = 0; r < RB; ++r) acc[r][j] = xsimd::fma(x[r], w, acc[r][j]);
+    }
+  }
+  for (int r = 0; r < RB; ++r)
+    for (int j = 0; j < JB; ++j) {
+      T* o = orow[r] + j * a.lanes;
+      V v = acc[r][j];
+      if (a.accumulate) v = v + Vec<V>::load(o);
+      Vec<V>::store(o, v);
+    }
+}
+
+template <class V>
+void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
+  constexpr std::int64_t W = Vec<V>::width;
+  constexpr int RB = 4, JB = 4;
+  if (W == 1 || !a.a.varying || a.b.varying) return matmul_generic<V>(a);
+  const std::int64_t rows = a.n_dir * a.m;
+  const std::int64_t rows_main = rows / RB * RB, cols_main = a.n / JB * JB;
+  for (std::int64_t l = 0; l < a.lanes; l += W)
+    for (std::int64_t bt = 0; bt < a.batch; ++bt) {
+      for (std::int64_t r0 = 0; r0 < rows_main; r0 += RB) {
+        for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, RB, JB>(a, r0, j0, bt, l);
+        for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l);
+      }
+      for (std::int64_t r0 = rows_main; r0 < rows; ++r0) {
+        for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, 1, JB>(a, r0, j0, bt, l);
+        for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, 1, 1>(a, r0, j0, bt, l);
+      }
+    }
+}
+
+template <class V>
+void stream_copy(typename Vec<V>::S* dst, const typename Vec<V>::S* src, std::int64_t n) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  if constexpr (W == 1) {
+    std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+  } else {
+    using R = typename V::register_type;
+    for (; n > 0 && reinterpret_cast<std::uintptr_t>(dst) % sizeof(R) != 0; --n) *dst++ = *src++;
+    for (; n >= W; n -= W, dst += W, src += W) {
+      const R v = Vec<V>::load(src);
+      if constexpr (std::is_same_v<T, double>) {
+        if constexpr (sizeof(R) == 64) _mm512_stream_pd(dst, v);
+        else if constexpr (sizeof(R) == 32) _mm256_stream_pd(dst, v);
+        else _mm_stream_pd(dst, v);
+      } else {
+        if constexpr (sizeof(R) == 64) _mm512_stream_ps(dst, v);
+        else if constexpr (sizeof(R) == 32) _mm256_stream_ps(dst, v);
+        else _mm_stream_ps(dst, v);
+      }
+    }
+    for (; n > 0; --n) *dst++ = *src++;
+  }
+}
+
+// In-register transpose of W vectors of W lanes: afterwards r[i][j] is the
+// old r[j][i]. log2(W) stages of two-input shuffles (GCC vector extensions).
+template <std::size_t ElemBytes, std::size_t Bytes>
+struct ShuffleMask;
+#define BATCHJAC_MASK(E, B, I)                                   \
+  template <>                                                    \
+  struct ShuffleMask<E, B> {                                     \
+    typedef I type __attribute__((vector_size(B)));              \
+  };
+BATCHJAC_MASK(8, 16, std::int64_t)
+BATCHJAC_MASK(8, 32, std::int64_t)
+BATCHJAC_MASK(8, 64, std::int64_t)
+BATCHJAC_MASK(4, 16, std::int32_t)
+BATCHJAC_MASK(4, 32, std::int32_t)
+BATCHJAC_MASK(4, 64, std::int32_t)
+#undef BATCHJAC_MASK
+
+template <class V>
+void transpose_square(typename V::register_type* r) {
+  using R = typename V::register_type;
+  using T = typename Vec<V>::S;
+  constexpr int W = static_cast<int>(Vec<V>::width);
+  using M = typename ShuffleMask<sizeof(T), sizeof(R)>::type;
+  for (int s = 1; s < W; s *= 2) {
+    M lo, hi;
+    for (int j = 0; j < W; ++j) {
+      const bool first = (j / s) % 2 == 0;
+      lo[j] = first ? j : W + j - s;
+      hi[j] = first ? j + s : W + j;
+    }
+    for (int base = 0; base < W; base += 2 * s)
+      for (int i = base; i < base + s; ++i) {
+        const R a = r[i], b = r[i + s];
+        r[i] = __builtin_shuffle(a, b, lo);
+        r[i + s] = __builtin_shuffle(a, b, hi);
+      }
+  }
+}
+
+// dst[l * dst_stride + i] = src[i * src_stride + l] for i < count, l < W:
+// lanes (examples) become rows. Blocks of W go through registers.
+template <class V>
+void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64_t src_stride,
+                   typename Vec<V>::S* dst, std::int64_t dst_stride) {
+  constexpr std::int64_t W = Vec<V>::width;
+  std::int64_t i = 0;
+  if constexpr (W > 1) {
+    using R = typename V::register_type;
+    for (; i + W <= count; i += W) {
+      R r[W];
+      for (std::int64_t j = 0; j < W; ++j) r[j] = Vec<V>::load(src + (i + j) * src_stride);
+      transpose_square<V>(r);
+      for (std::int64_t l = 0; l < W; ++l) Vec<V>::store(dst + l * dst_stride + i, V(r[l]));
+    }
+  }
+  for (; i < count; ++i)
+    for (std::int64_t l = 0; l < W; ++l) dst[l * dst_stride + i] = src[i * src_stride + l];
 }
 
 template <class F>
@@ -356,6 +500,8 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.scatter_reduce = &scatter_reduce<V>;
   t.scan = &scan<V>;
   t.matmul = &matmul<V>;
+  t.stream_copy = &stream_copy<V>;
+  t.lanes_to_rows = &lanes_to_rows<V>;
   return t;
 }
 

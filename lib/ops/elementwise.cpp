@@ -111,7 +111,10 @@ void UnaryOp::lower(Lowering<T>& lo, const Node& n) {
   lo.elementwise(lo.table().unary[n.attrs.op], n.output, {n.inputs[0]}, T(n.attrs.scalar));
 }
 
-std::string UnaryPartialOp::name(const Attrs& a) { return "d" + UnaryOp::name(a); }
+std::string UnaryPartialOp::name(const Attrs& a) {
+  std::string s = "d";  // (not "d" + ...: GCC 12 warns falsely, -Wrestrict)
+  return s += UnaryOp::name(a);
+}
 ValueInfo UnaryPartialOp::infer(const Node&, std::span<const ValueInfo> in) { return in[0]; }
 void UnaryPartialOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
 int UnaryPartialOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
@@ -169,6 +172,8 @@ int BinaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t
       if (t[0] >= 0) return broadcast_tangent(c, t[0], out);
       return c.linear(Prim::unary, op_attrs(kNegative), {broadcast_tangent(c, t[1], out)});
     case kMultiply:  // y = a b;  y_dot = a_dot b + a b_dot
+      if (a == b)  // y = a^2: one pass, y_dot = a_dot (2a)
+        return term(kMultiply, t[0], c.primal(Prim::binary, op_attrs(kAdd), {a, a}));
       if (t[0] >= 0) ta = term(kMultiply, t[0], b);
       if (t[1] >= 0) tb = term(kMultiply, t[1], a);
       return sum_tangents(c, ta, tb);
@@ -225,7 +230,10 @@ void BinaryOp::lower(Lowering<T>& lo, const Node& n) {
   lo.elementwise(lo.table().binary[n.attrs.op], n.output, {n.inputs[0], n.inputs[1]});
 }
 
-std::string BinaryPartialOp::name(const Attrs& a) { return "d" + BinaryOp::name(a); }
+std::string BinaryPartialOp::name(const Attrs& a) {
+  std::string s = "d";
+  return s += BinaryOp::name(a);
+}
 ValueInfo BinaryPartialOp::infer(const Node&, std::span<const ValueInfo> in) { return in[2]; }
 void BinaryPartialOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
 int BinaryPartialOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {

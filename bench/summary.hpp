@@ -1,0 +1,97 @@
+// The closing table of batchjac_bench: each benchmark's median time and its
+// ratio to the analytic baseline of the same workload and thread count.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bjbench {
+
+// What a registered benchmark (named "<workload>/<mode>/t:<threads>") is;
+// `baseline` names the workload whose "analytic" run at the same thread count
+// is the yardstick ("" for none).
+struct Entry {
+  std::string workload, mode;
+  int threads;
+  std::string baseline;
+};
+
+// The console output, plus each benchmark's median real time (the "median"
+// aggregate when repetitions > 1, else the median of the runs) for the table.
+class SummaryReporter : public benchmark::ConsoleReporter {
+ public:
+  using ConsoleReporter::ConsoleReporter;
+
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      Result& result = results_[run.run_name.function_name];
+      if (run.error_occurred) {
+        result.error = run.error_message;
+        continue;
+      }
+      const double ms =
+          run.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(run.time_unit) * 1e3;
+      if (run.run_type == Run::RT_Aggregate) {
+        if (run.aggregate_name == "median") result.median_ms = ms;
+      } else {
+        result.samples_ms.push_back(ms);
+      }
+    }
+  }
+
+  // One row per entry that ran, in the order given.
+  void print_table(const std::vector<std::pair<std::string, Entry>>& entries) const {
+    std::printf("\n%-22s %-34s %7s %12s %18s\n", "workload", "mode", "threads", "median_ms",
+                "ratio_to_analytic");
+    for (const auto& [name, entry] : entries) {
+      const auto it = results_.find(name);
+      if (it == results_.end()) continue;  // filtered out
+      std::printf("%-22s %-34s %7d ", entry.workload.c_str(), entry.mode.c_str(), entry.threads);
+      const std::optional<double> ms = it->second.median();
+      if (!ms) {
+        std::printf("%12s %18s  %s\n", "-", "-", it->second.error.c_str());
+        continue;
+      }
+      const std::optional<double> base = baseline_ms(entry);
+      if (base) {
+        std::printf("%12.5g %18.2f\n", *ms, *ms / *base);
+      } else {
+        std::printf("%12.5g %18s\n", *ms, "-");
+      }
+    }
+  }
+
+ private:
+  struct Result {
+    std::optional<double> median_ms;
+    std::vector<double> samples_ms;
+    std::string error;
+    std::optional<double> median() const {
+      if (median_ms) return median_ms;
+      if (samples_ms.empty()) return std::nullopt;
+      std::vector<double> s = samples_ms;
+      std::sort(s.begin(), s.end());
+      const std::size_t k = s.size() / 2;
+      return s.size() % 2 ? s[k] : (s[k - 1] + s[k]) / 2;
+    }
+  };
+
+  std::optional<double> baseline_ms(const Entry& entry) const {
+    if (entry.baseline.empty()) return std::nullopt;
+    const auto it =
+        results_.find(entry.baseline + "/analytic/t:" + std::to_string(entry.threads));
+    return it == results_.end() ? std::nullopt : it->second.median();
+  }
+
+  std::map<std::string, Result> results_;
+};
+
+}  // namespace bjbench

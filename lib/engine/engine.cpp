@@ -103,7 +103,11 @@ struct Runner {
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
     ops::Binding<T> bind{ptr, p.dir_stride, p.varying, 1, L};
-    const std::int64_t seed_elems = p.n_dirs;
+    // One chunk of directions per task (the usual case): the seed and the
+    // example-independent steps run once, then every block reuses them.
+    // Otherwise each block runs every chunk in full.
+    const bool one_chunk = dir1 - dir0 <= p.max_dirs;
+    if (one_chunk) start_chunk(ptr, bind, dir0, dir1 - dir0);
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t first = blk * L;
       const std::int64_t valid = std::min(L, batch - first);
@@ -111,10 +115,7 @@ struct Runner {
       ops::execute<T>(p.primal_steps, bind);
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
-        T* seed = ptr[p.seed];
-        std::memset(seed, 0, sizeof(T) * nd * seed_elems * L);
-        for (std::int64_t k = 0; k < nd; ++k)
-          std::fill_n(seed + (k * seed_elems + d0 + k) * L, L, T(1));
+        if (!one_chunk) start_chunk(ptr, bind, d0, nd);
         bind.n_dir = nd;
         ops::execute<T>(p.linear_steps, bind);
         bind.n_dir = 1;
@@ -122,6 +123,19 @@ struct Runner {
       }
     }
     if (stream) kernels::stream_fence();
+  }
+
+  // Seeds directions d0 .. d0+nd (one-hot, the same in every lane) and runs
+  // the steps that depend on nothing else.
+  void start_chunk(const std::vector<T*>& ptr, ops::Binding<T>& bind, std::int64_t d0,
+                   std::int64_t nd) const {
+    const std::int64_t L = p.lanes, seed_elems = p.n_dirs;
+    T* seed = ptr[p.seed];
+    std::memset(seed, 0, sizeof(T) * nd * seed_elems * L);
+    for (std::int64_t k = 0; k < nd; ++k) std::fill_n(seed + (k * seed_elems + d0 + k) * L, L, T(1));
+    bind.n_dir = nd;
+    ops::execute<T>(p.invariant_steps, bind);
+    bind.n_dir = 1;
   }
 
   // Forward: direction k is column d0+k, answer element e is row e.

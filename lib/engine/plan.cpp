@@ -35,13 +35,30 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
 
   p.seed = lin.input;
   p.answer = lin.output;
+  {  // Hoist the steps whose inputs are all example-independent.
+    std::vector<char> invariant(n_values, 0);
+    invariant[p.seed] = 1;
+    for (std::size_t v = 0; v < n_values; ++v)
+      if (program.values[v].kind == graph::ValueKind::constant && !program.values[v].varying)
+        invariant[v] = 1;
+    std::vector<ops::Step<T>> rest;
+    for (auto& step : p.linear_steps) {
+      bool inv = true;
+      for (int i = 0; i < step.n_in; ++i) inv = inv && invariant[step.in[i]];
+      // Concat writes its output in several steps: hoist all or none of them.
+      if (inv && step.kind == ops::Step<T>::Kind::index && step.ix_fn == p.table->scatter) inv = false;
+      invariant[step.out] = inv ? 1 : 0;
+      (inv ? p.invariant_steps : rest).push_back(step);
+    }
+    p.linear_steps = std::move(rest);
+  }
   p.n_dirs = infos[p.seed].shape.num_elements();
   p.answer_elems = infos[p.answer].shape.num_elements();
 
   // Values the steps touch.
   std::vector<char> used(n_values, 0);
   used[p.seed] = used[p.answer] = 1;
-  for (const auto* steps : {&p.primal_steps, &p.linear_steps})
+  for (const auto* steps : {&p.primal_steps, &p.invariant_steps, &p.linear_steps})
     for (const auto& s : *steps) {
       used[s.out] = 1;
       for (int i = 0; i < s.n_in; ++i) used[s.in[i]] = 1;

@@ -26,6 +26,9 @@ template <class T>
 struct Plan {
   const kernels::KernelTable<T>* table = nullptr;
   std::vector<ops::Step<T>> primal_steps;
+  // Linear steps that read only the seed and shared constants give the same
+  // numbers for every example: they run once per direction chunk, not per block.
+  std::vector<ops::Step<T>> invariant_steps;
   std::vector<ops::Step<T>> linear_steps;
   ops::MapStore maps;
   std::vector<Load> loads;

@@ -20,6 +20,7 @@ set(BATCHJAC_SOURCES
   lib/autodiff/linearize.cpp
   lib/autodiff/transpose.cpp
   lib/autodiff/prune.cpp
+  lib/autodiff/optimize.cpp
   lib/engine/plan.cpp
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp

@@ -18,6 +18,10 @@ graph::LinearProgram linearize(graph::Program& program);
 // input = cotangent of the result, output = cotangent of the parameter.
 graph::LinearProgram transpose(graph::Program& program, const graph::LinearProgram& jvp);
 
+// Rewrites lin into fewer passes: scaling chains fold into one primal
+// coefficient, sums of scalings fuse (autodiff/optimize.cpp). Run before prune.
+void optimize(graph::Program& program, graph::LinearProgram& lin);
+
 // Drops linear nodes that do not reach lin.output, then the primal nodes that
 // no remaining linear node reads.
 void prune(graph::Program& program, graph::LinearProgram& lin);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -146,6 +147,22 @@ struct Runner {
              std::int64_t nd, T* staging) const {
     const std::int64_t L = p.lanes, E = p.answer_elems, size = nd * E;
     const bool fwd = p.mode == JacobianMode::forward;
+    if constexpr (std::is_same_v<T, O>) {
+      // A full block with vector-aligned rows streams straight from registers.
+      const std::int64_t W = p.table->width;
+      const std::int64_t at = fwd ? d0 : d0 * n_src;
+      O* J = out + first * per_example;
+      if (stream && valid == L && W == L && per_example % W == 0 && n_src % W == 0 &&
+          at % W == 0 && (fwd ? nd : size) % W == 0 &&
+          reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0) {
+        if (fwd)
+          for (std::int64_t e = 0; e < E; ++e)
+            p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example);
+        else
+          p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example);
+        return;
+      }
+    }
     if (fwd) {  // staging[l][e][k] = ans[k][e][l]
       for (std::int64_t e = 0; e < E; ++e)
         p.table->lanes_to_rows(ans + e * L, nd, E * L, staging + e * nd, size);

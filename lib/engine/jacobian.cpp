@@ -52,12 +52,14 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
                    const JacobianOptions& options) {
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return false;
+  autodiff::optimize(program, jvp);
   JacobianMode mode = options.mode;
   graph::LinearProgram chosen;
   if (mode == JacobianMode::forward) {
     chosen = std::move(jvp);
   } else {
     graph::LinearProgram vjp = autodiff::transpose(program, jvp);
+    autodiff::optimize(program, vjp);
     if (mode == JacobianMode::automatic) mode = autodiff::choose_mode(program, jvp, vjp);
     chosen = mode == JacobianMode::forward ? std::move(jvp) : std::move(vjp);
   }

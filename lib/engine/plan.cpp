@@ -5,12 +5,14 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 namespace batchjac::engine {
 
 namespace {
 // A task's direction buffers should stay in L2 beside the primal values.
-constexpr std::int64_t kDirectionBudgetBytes = 256 * 1024;
+constexpr std::int64_t kDirectionBudgetBytes = 512 * 1024;
 }  // namespace
 
 template <class T>
@@ -65,13 +67,53 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     }
   used[program.parameter] = 1;
 
-  std::int64_t linear_elems = 0;
+  // Linear values made per block share memory by liveness: a greedy first-fit
+  // over their live ranges, in units of elements per direction (buffers
+  // scale with D). Seed and hoisted values keep their own.
+  std::vector<std::int64_t> slot(n_values, -1);  // pool offset per direction, block values
+  std::int64_t pool = 0;                          // peak pool size per direction
+  {
+    const std::size_t n_steps = p.linear_steps.size();
+    std::vector<std::size_t> last(n_values, 0);
+    for (std::size_t i = 0; i < n_steps; ++i)
+      for (int j = 0; j < p.linear_steps[i].n_in; ++j) last[p.linear_steps[i].in[j]] = i;
+    last[p.answer] = n_steps;  // read by the store after the last step
+    std::vector<std::pair<std::int64_t, std::int64_t>> free_list;  // (offset, size)
+    std::vector<int> live;
+    for (std::size_t i = 0; i < n_steps; ++i) {
+      const int out = p.linear_steps[i].out;
+      if (slot[out] >= 0 || program.values[out].kind != graph::ValueKind::linear) continue;
+      // Values whose last reader ran before step i are free again.
+      for (auto it = live.begin(); it != live.end();) {
+        if (last[*it] < i && *it != p.answer) {
+          free_list.emplace_back(slot[*it], (infos[*it].shape.num_elements() + 7) / 8 * 8);
+          it = live.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      const std::int64_t need = (infos[out].shape.num_elements() + 7) / 8 * 8;
+      auto fit = std::find_if(free_list.begin(), free_list.end(),
+                              [&](const auto& f) { return f.second >= need; });
+      if (fit != free_list.end()) {
+        slot[out] = fit->first;
+        if (fit->second > need) *fit = {fit->first + need, fit->second - need};
+        else free_list.erase(fit);
+      } else {
+        slot[out] = pool;
+        pool += need;
+      }
+      live.push_back(out);
+    }
+  }
+  std::int64_t fixed_elems = 0;  // seed and hoisted linear values, per direction
   for (std::size_t v = 0; v < n_values; ++v)
-    if (used[v] && program.values[v].kind == graph::ValueKind::linear)
-      linear_elems += program.values[v].info.shape.num_elements();
+    if (used[v] && program.values[v].kind == graph::ValueKind::linear && slot[v] < 0)
+      fixed_elems += (infos[v].shape.num_elements() + 7) / 8 * 8;
   std::int64_t dirs = kDirectionBudgetBytes /
-                      std::max<std::int64_t>(1, linear_elems * p.lanes * std::int64_t(sizeof(T)));
+                      std::max<std::int64_t>(1, (fixed_elems + pool) * p.lanes * std::int64_t(sizeof(T)));
   dirs = std::clamp<std::int64_t>(dirs, 1, std::max<std::int64_t>(p.n_dirs, 1));
+  if (4 * dirs >= 3 * p.n_dirs) dirs = std::max<std::int64_t>(p.n_dirs, 1);  // one chunk: hoisting pays
   if (options.parallel_iterations) dirs = std::min(dirs, *options.parallel_iterations);
   if (!options.experimental_use_pfor) dirs = 1;
   p.max_dirs = dirs;
@@ -84,13 +126,16 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     p.offset[v] = at;
     at += (elems + 7) / 8 * 8;  // keep every buffer 64-byte aligned
   };
+  const std::int64_t pool_base = at;
+  at += pool * dirs * p.lanes;
   for (std::size_t v = 0; v < n_values; ++v) {
     if (!used[v]) continue;
     const auto& val = program.values[v];
     const std::int64_t e = val.info.shape.num_elements();
     if (val.kind == graph::ValueKind::linear) {
       p.dir_stride[v] = e * p.lanes;
-      place(v, dirs * e * p.lanes);
+      if (slot[v] >= 0) p.offset[v] = pool_base + slot[v] * dirs * p.lanes;
+      else place(v, dirs * e * p.lanes);
     } else if (val.kind == graph::ValueKind::constant && !val.varying) {
       const Tensor& c = program.constants[val.constant];
       constexpr DType want = sizeof(T) == 4 ? DType::float32 : DType::float64;
@@ -108,6 +153,25 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     }
   }
   p.buffer_size = at;
+  if (std::getenv("BATCHJAC_DEBUG_PLAN")) {  // development aid: the plan's shape
+    auto dump = [&](const char* what, const std::vector<ops::Step<T>>& steps) {
+      std::fprintf(stderr, "%s: %zu steps\n", what, steps.size());
+      for (const auto& st : steps) {
+        std::fprintf(stderr, "  kind %d out %d [%lld elems%s] in", static_cast<int>(st.kind), st.out,
+                     static_cast<long long>(infos[st.out].shape.num_elements()),
+                     program.values[st.out].kind == graph::ValueKind::linear ? ", linear" : "");
+        for (int i = 0; i < st.n_in; ++i) std::fprintf(stderr, " %d", st.in[i]);
+        std::fprintf(stderr, "\n");
+      }
+    };
+    std::fprintf(stderr, "plan: mode %s, lanes %lld, D %lld of %lld, buffer %lld\n",
+                 mode == JacobianMode::forward ? "forward" : "reverse",
+                 static_cast<long long>(p.lanes), static_cast<long long>(p.max_dirs),
+                 static_cast<long long>(p.n_dirs), static_cast<long long>(at));
+    dump("primal", p.primal_steps);
+    dump("invariant", p.invariant_steps);
+    dump("linear", p.linear_steps);
+  }
   return p;
 }
 

@@ -27,7 +27,7 @@ struct ElementwiseArgs {
   std::int64_t n_elem = 0;
   std::int64_t n_dir = 1;
   std::int64_t lanes = 1;
-  Operand<T> in[3];
+  Operand<T> in[4];
   T scalar = 0;
   bool accumulate = false;  // out += f(...) instead of out = f(...)
 };
@@ -93,6 +93,7 @@ using ScanFn = void (*)(const ScanArgs<T>&);
 inline constexpr int kMaxUnary = 64;
 inline constexpr int kMaxBinary = 32;
 inline constexpr int kMaxTernary = 4;
+inline constexpr int kMaxQuaternary = 4;
 
 template <class T>
 struct KernelTable {
@@ -103,6 +104,7 @@ struct KernelTable {
   ElementwiseFn<T> binary[kMaxBinary] = {};
   ElementwiseFn<T> binary_partial[2][kMaxBinary] = {};  // d/da, d/db from (a, b, y)
   ElementwiseFn<T> ternary[kMaxTernary] = {};
+  ElementwiseFn<T> quaternary[kMaxQuaternary] = {};
   IndexFn<T> gather = nullptr;
   IndexFn<T> scatter_add = nullptr;     // out = 0 (unless accumulate); out[map[e]] += in[e]
   IndexFn<T> scatter = nullptr;         // out[map[e]] = in[e] where map[e] >= 0
@@ -116,6 +118,10 @@ struct KernelTable {
   // a block's lanes (examples) become rows.
   void (*lanes_to_rows)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
                         std::int64_t dst_stride) = nullptr;
+  // The same with non-temporal stores; every destination row must be
+  // aligned to the vector size (count a multiple of width).
+  void (*lanes_to_rows_stream)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
+                               std::int64_t dst_stride) = nullptr;
 };
 
 void stream_fence();

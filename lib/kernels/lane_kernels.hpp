@@ -67,7 +67,8 @@ inline V apply(const V* x, T s) {
   else if constexpr (E == kPartialB) return F::partial_b(x[0], x[1], x[2], s);
   else if constexpr (N == 1) return F::primal(x[0], s);
   else if constexpr (N == 2) return F::primal(x[0], x[1], s);
-  else return F::primal(x[0], x[1], x[2], s);
+  else if constexpr (N == 3) return F::primal(x[0], x[1], x[2], s);
+  else return F::primal(x[0], x[1], x[2], x[3], s);
 }
 
 template <class V, class F, int N, int Partial, bool Accumulate>
@@ -358,30 +359,6 @@ void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
     }
 }
 
-template <class V>
-void stream_copy(typename Vec<V>::S* dst, const typename Vec<V>::S* src, std::int64_t n) {
-  using T = typename Vec<V>::S;
-  constexpr std::int64_t W = Vec<V>::width;
-  if constexpr (W == 1) {
-    std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
-  } else {
-    using R = typename V::register_type;
-    for (; n > 0 && reinterpret_cast<std::uintptr_t>(dst) % sizeof(R) != 0; --n) *dst++ = *src++;
-    for (; n >= W; n -= W, dst += W, src += W) {
-      const R v = Vec<V>::load(src);
-      if constexpr (std::is_same_v<T, double>) {
-        if constexpr (sizeof(R) == 64) _mm512_stream_pd(dst, v);
-        else if constexpr (sizeof(R) == 32) _mm256_stream_pd(dst, v);
-        else _mm_stream_pd(dst, v);
-      } else {
-        if constexpr (sizeof(R) == 64) _mm512_stream_ps(dst, v);
-        else if constexpr (sizeof(R) == 32) _mm256_stream_ps(dst, v);
-        else _mm_stream_ps(dst, v);
-      }
-    }
-    for (; n > 0; --n) *dst++ = *src++;
-  }
-}
 
 // In-register transpose of W vectors of W lanes: afterwards r[i][j] is the
 // old r[j][i]. log2(W) stages of two-input shuffles (GCC vector extensions).
@@ -400,31 +377,59 @@ BATCHJAC_MASK(4, 32, std::int32_t)
 BATCHJAC_MASK(4, 64, std::int32_t)
 #undef BATCHJAC_MASK
 
-template <class V>
-void transpose_square(typename V::register_type* r) {
+// Stage S of the transpose: rows i and i + S exchange blocks of S lanes.
+// Element j of `lo` comes from row i (j in an even block) or row i + S.
+template <class M, int W, int S, bool Hi, std::size_t... J>
+constexpr M stage_mask(std::index_sequence<J...>) {
+  return M{(((static_cast<int>(J) / S) % 2 == 0)
+                ? (Hi ? static_cast<int>(J) + S : static_cast<int>(J))
+                : (Hi ? W + static_cast<int>(J) : W + static_cast<int>(J) - S))...};
+}
+
+template <class V, int S>
+void transpose_stages(typename V::register_type* r) {
   using R = typename V::register_type;
   using T = typename Vec<V>::S;
   constexpr int W = static_cast<int>(Vec<V>::width);
   using M = typename ShuffleMask<sizeof(T), sizeof(R)>::type;
-  for (int s = 1; s < W; s *= 2) {
-    M lo, hi;
-    for (int j = 0; j < W; ++j) {
-      const bool first = (j / s) % 2 == 0;
-      lo[j] = first ? j : W + j - s;
-      hi[j] = first ? j + s : W + j;
+  constexpr M lo = stage_mask<M, W, S, false>(std::make_index_sequence<W>{});
+  constexpr M hi = stage_mask<M, W, S, true>(std::make_index_sequence<W>{});
+  for (int base = 0; base < W; base += 2 * S)
+    for (int i = base; i < base + S; ++i) {
+      const R a = r[i], b = r[i + S];
+      r[i] = __builtin_shuffle(a, b, lo);
+      r[i + S] = __builtin_shuffle(a, b, hi);
     }
-    for (int base = 0; base < W; base += 2 * s)
-      for (int i = base; i < base + s; ++i) {
-        const R a = r[i], b = r[i + s];
-        r[i] = __builtin_shuffle(a, b, lo);
-        r[i + s] = __builtin_shuffle(a, b, hi);
-      }
-  }
+  if constexpr (2 * S < W) transpose_stages<V, 2 * S>(r);
+}
+
+// In-register transpose of W vectors of W lanes: afterwards r[i][j] is the
+// old r[j][i]. log2(W) stages of two-input shuffles (GCC vector extensions).
+template <class V>
+void transpose_square(typename V::register_type* r) {
+  transpose_stages<V, 1>(r);
 }
 
 // dst[l * dst_stride + i] = src[i * src_stride + l] for i < count, l < W:
 // lanes (examples) become rows. Blocks of W go through registers.
+// A non-temporal store of one register to an aligned address.
 template <class V>
+void stream_store(typename Vec<V>::S* dst, typename V::register_type v) {
+  using T = typename Vec<V>::S;
+  using R = typename V::register_type;
+  if constexpr (std::is_same_v<T, double>) {
+    if constexpr (sizeof(R) == 64) _mm512_stream_pd(dst, v);
+    else if constexpr (sizeof(R) == 32) _mm256_stream_pd(dst, v);
+    else _mm_stream_pd(dst, v);
+  } else {
+    if constexpr (sizeof(R) == 64) _mm512_stream_ps(dst, v);
+    else if constexpr (sizeof(R) == 32) _mm256_stream_ps(dst, v);
+    else _mm_stream_ps(dst, v);
+  }
+}
+
+// Stream: the destination rows are vector-aligned and bypass the caches.
+template <class V, bool Stream = false>
 void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64_t src_stride,
                    typename Vec<V>::S* dst, std::int64_t dst_stride) {
   constexpr std::int64_t W = Vec<V>::width;
@@ -435,11 +440,28 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
       R r[W];
       for (std::int64_t j = 0; j < W; ++j) r[j] = Vec<V>::load(src + (i + j) * src_stride);
       transpose_square<V>(r);
-      for (std::int64_t l = 0; l < W; ++l) Vec<V>::store(dst + l * dst_stride + i, V(r[l]));
+      for (std::int64_t l = 0; l < W; ++l) {
+        if constexpr (Stream) stream_store<V>(dst + l * dst_stride + i, r[l]);
+        else Vec<V>::store(dst + l * dst_stride + i, V(r[l]));
+      }
     }
   }
   for (; i < count; ++i)
     for (std::int64_t l = 0; l < W; ++l) dst[l * dst_stride + i] = src[i * src_stride + l];
+}
+
+template <class V>
+void stream_copy(typename Vec<V>::S* dst, const typename Vec<V>::S* src, std::int64_t n) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  if constexpr (W == 1) {
+    std::memcpy(dst, src, sizeof(T) * static_cast<std::size_t>(n));
+  } else {
+    using R = typename V::register_type;
+    for (; n > 0 && reinterpret_cast<std::uintptr_t>(dst) % sizeof(R) != 0; --n) *dst++ = *src++;
+    for (; n >= W; n -= W, dst += W, src += W) stream_store<V>(dst, Vec<V>::load(src));
+    for (; n > 0; --n) *dst++ = *src++;
+  }
 }
 
 template <class F>
@@ -481,19 +503,26 @@ struct Fill<V, ops::math::List<Fs...>> {
     int i = 0;
     ((t.ternary[i++] = &elementwise<V, Fs, 3, kPrimal>), ...);
   }
+  template <class T>
+  static void quaternary(KernelTable<T>& t) {
+    int i = 0;
+    ((t.quaternary[i++] = &elementwise<V, Fs, 4, kPrimal>), ...);
+  }
 };
 
 template <class V>
 KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   using T = typename Vec<V>::S;
   static_assert(ops::math::Unary::size <= kMaxUnary && ops::math::Binary::size <= kMaxBinary &&
-                ops::math::Ternary::size <= kMaxTernary);
+                ops::math::Ternary::size <= kMaxTernary &&
+                ops::math::Quaternary::size <= kMaxQuaternary);
   KernelTable<T> t;
   t.arch = arch;
   t.width = Vec<V>::width;
   Fill<V, ops::math::Unary>::unary(t);
   Fill<V, ops::math::Binary>::binary(t);
   Fill<V, ops::math::Ternary>::ternary(t);
+  Fill<V, ops::math::Quaternary>::quaternary(t);
   t.gather = &gather<V>;
   t.scatter_add = &scatter_add<V>;
   t.scatter = &scatter<V>;
@@ -502,6 +531,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.matmul = &matmul<V>;
   t.stream_copy = &stream_copy<V>;
   t.lanes_to_rows = &lanes_to_rows<V>;
+  t.lanes_to_rows_stream = &lanes_to_rows<V, true>;
   return t;
 }
 

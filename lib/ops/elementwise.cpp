@@ -285,7 +285,40 @@ void WhereOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
 
 template <class T>
 void WhereOp::lower(Lowering<T>& lo, const Node& n) {
-  lo.elementwise(lo.table().ternary[0], n.output, {n.inputs[0], n.inputs[1], n.inputs[2]});
+  lo.elementwise(lo.table().ternary[m::index_of<m::Where, m::Ternary>], n.output,
+                 {n.inputs[0], n.inputs[1], n.inputs[2]});
+}
+
+// ---- lincomb -------------------------------------------------------------------
+
+std::string LincombOp::name(const Attrs& a) { return a.op == 0 ? "axpy" : "lincomb"; }
+
+ValueInfo LincombOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  if (in[0].shape != in[2].shape) fail(n, "needs equal shapes for its linear inputs");
+  return in[0];
+}
+
+void LincombOp::batch(const Node& n, BatchQuery&) { fail(n, "appears only in derived programs"); }
+
+int LincombOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
+  fail(n, "appears only in derived programs");
+}
+
+void LincombOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
+  // x1_bar += y_bar c1;  x2_bar += y_bar c2 (or z_bar += y_bar)
+  c.accumulate(n.inputs[0], c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[1]}));
+  c.accumulate(n.inputs[2],
+               n.attrs.op == 0 ? ct : c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[3]}));
+}
+
+template <class T>
+void LincombOp::lower(Lowering<T>& lo, const Node& n) {
+  if (n.attrs.op == 0)
+    lo.elementwise(lo.table().ternary[m::index_of<m::Axpy, m::Ternary>], n.output,
+                   {n.inputs[0], n.inputs[1], n.inputs[2]});
+  else
+    lo.elementwise(lo.table().quaternary[m::index_of<m::Lincomb, m::Quaternary>], n.output,
+                   {n.inputs[0], n.inputs[1], n.inputs[2], n.inputs[3]});
 }
 
 #define BATCHJAC_INSTANTIATE_LOWER(Op)                 \
@@ -296,6 +329,7 @@ BATCHJAC_INSTANTIATE_LOWER(UnaryPartialOp)
 BATCHJAC_INSTANTIATE_LOWER(BinaryOp)
 BATCHJAC_INSTANTIATE_LOWER(BinaryPartialOp)
 BATCHJAC_INSTANTIATE_LOWER(WhereOp)
+BATCHJAC_INSTANTIATE_LOWER(LincombOp)
 #undef BATCHJAC_INSTANTIATE_LOWER
 
 }  // namespace batchjac::ops

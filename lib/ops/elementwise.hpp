@@ -36,6 +36,14 @@ struct WhereOp {
   BATCHJAC_PRIMITIVE_RULES
 };
 
+// Made by the linear-program optimiser (autodiff/optimize.cpp): a fused
+// linear combination, x c + z (attrs.op = 0) or x1 c1 + x2 c2 (attrs.op = 1),
+// linear in the x's (and z), whose shapes are the result's; c's broadcast.
+struct LincombOp {
+  static constexpr Prim id = Prim::lincomb;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
 // Sums a cotangent down to `shape` over the axes that broadcasting expanded.
 int unbroadcast(autodiff::TransposeContext& c, int ct, const Shape& shape);
 

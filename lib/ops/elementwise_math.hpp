@@ -186,6 +186,21 @@ struct Where {
   // y = c ? a : b, per element; c is 0/1.
   template <class V, class S> static V primal(V c, V a, V b, S) { return sel(c != V(S(0)), a, b); }
 };
+// Engine-internal, from the linear-program optimiser (autodiff/optimize.cpp):
+// y = x c + z, one pass instead of two.
+struct Axpy {
+  static constexpr std::string_view name = "axpy";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x, V c, V z, S) { return xsimd::fma(x, c, z); }
+};
+// y = x1 c1 + x2 c2, one pass instead of three.
+struct Lincomb {
+  static constexpr std::string_view name = "lincomb";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x1, V c1, V x2, V c2, S) {
+    return xsimd::fma(x1, c1, x2 * c2);
+  }
+};
 
 template <class... Ts>
 struct List {
@@ -200,7 +215,8 @@ using Unary = List<Negative, Abs, Sign, Square, Sqrt, Rsqrt, Reciprocal, Exp, Ex
 using Binary = List<Add, Subtract, Multiply, Divide, Pow, Maximum, Minimum, Atan2,
                     SquaredDifference, Less, LessEqual, Greater, GreaterEqual, Equal, NotEqual,
                     LogicalAnd, LogicalOr, SelectFirst, SelectSecond>;
-using Ternary = List<Where>;
+using Ternary = List<Where, Axpy>;
+using Quaternary = List<Lincomb>;
 
 template <class F, class L>
 struct IndexOf;

@@ -29,7 +29,7 @@ struct Step {
   kernels::MatmulArgs<T> mm;
   kernels::ScanArgs<T> sc;
   int out = -1;
-  std::array<int, 3> in{-1, -1, -1};
+  std::array<int, 4> in{-1, -1, -1, -1};
   int n_in = 0;
 };
 

@@ -19,7 +19,7 @@ template <class... Ps>
 struct PrimList {};
 
 using Primitives =
-    PrimList<UnaryOp, UnaryPartialOp, BinaryOp, BinaryPartialOp, WhereOp, MatmulOp, ReduceSumOp,
+    PrimList<UnaryOp, UnaryPartialOp, BinaryOp, BinaryPartialOp, WhereOp, LincombOp, MatmulOp, ReduceSumOp,
              ReduceOp, ScanOp, ReshapeOp, BroadcastToOp, IndexMapOp, IndexScatterOp, ConcatOp,
              StopGradientOp, CastOp>;
 

@@ -32,6 +32,7 @@ enum class Prim : std::uint8_t {
   binary,         // attrs.op indexes math::Binary; NumPy broadcasting
   binary_partial, // inputs (a, b, y) -> dy/da (attrs.arg 0) or dy/db (1)
   where,          // (cond, a, b) -> cond ? a : b, broadcasting
+  lincomb,        // internal, linear: x c + z (attrs.op 0) or x1 c1 + x2 c2 (1)
   matmul,
   reduce_sum,
   reduce,         // attrs.op: kernels::kProd, kMax or kMin over attrs.axes

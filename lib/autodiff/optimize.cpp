@@ -47,7 +47,7 @@ struct Optimizer {
     uses.resize(program.values.size(), 0);
   }
 
-  // x c with x linear of the result's shape: the (x, c) of a scaling node.
+  // x c with x linear (x and c broadcast to the result): a scaling node.
   struct Scaling {
     int x = -1, c = -1;
   };
@@ -55,7 +55,7 @@ struct Optimizer {
     if (n.prim != ops::Prim::binary || n.attrs.op != kMultiply) return {};
     const bool first = linear(n.inputs[0]);
     const int x = first ? n.inputs[0] : n.inputs[1], c = first ? n.inputs[1] : n.inputs[0];
-    if (linear(c) || shape(x) != shape(n.output)) return {};
+    if (linear(c)) return {};
     return {x, c};
   }
   // The scaling that single-use value v is, if any.
@@ -101,16 +101,22 @@ struct Optimizer {
       }
       return false;
     }
-    // x1 c1 +- x2 c2 -> lincomb;  x c +- z, z +- x c -> axpy
+    // x1 c1 +- x2 c2 -> lincomb (x c1 +- x c2 -> x (c1 +- c2));
+    // x c +- z, z +- x c -> axpy
     if (n.prim == ops::Prim::binary && (n.attrs.op == kAdd || n.attrs.op == kSubtract) &&
-        linear(n.inputs[0]) && linear(n.inputs[1]) && shape(n.inputs[0]) == shape(n.output) &&
-        shape(n.inputs[1]) == shape(n.output)) {
+        linear(n.inputs[0]) && linear(n.inputs[1])) {
       const bool minus = n.attrs.op == kSubtract;
       Scaling a = single_use_scaling(n.inputs[0]), b = single_use_scaling(n.inputs[1]);
-      if (a.x < 0 && b.x < 0) return false;
+      // An unscaled input must have the result's shape (axpy's z).
+      if (a.x < 0 && (b.x < 0 || shape(n.inputs[0]) != shape(n.output))) return false;
+      if (b.x < 0 && shape(n.inputs[1]) != shape(n.output)) return false;
       if (a.x >= 0) --uses[n.inputs[0]];
       if (b.x >= 0) --uses[n.inputs[1]];
-      if (a.x >= 0 && b.x >= 0) {
+      if (a.x >= 0 && b.x >= 0 && a.x == b.x) {
+        const int c = primal(ops::Prim::binary, minus ? kSubtract : kAdd, {a.c, b.c});
+        n = ops::Node{ops::Prim::binary, op_attrs(kMultiply), {a.x, c}, n.output};
+        rewrite(n);  // a scaling again: it may fold into the one before
+      } else if (a.x >= 0 && b.x >= 0) {
         const int c2 = minus ? primal(ops::Prim::unary, kNegative, {b.c}) : b.c;
         n = ops::Node{ops::Prim::lincomb, op_attrs(1), {a.x, a.c, b.x, c2}, n.output};
       } else if (b.x >= 0) {  // z +- x c

@@ -294,8 +294,9 @@ void WhereOp::lower(Lowering<T>& lo, const Node& n) {
 std::string LincombOp::name(const Attrs& a) { return a.op == 0 ? "axpy" : "lincomb"; }
 
 ValueInfo LincombOp::infer(const Node& n, std::span<const ValueInfo> in) {
-  if (in[0].shape != in[2].shape) fail(n, "needs equal shapes for its linear inputs");
-  return in[0];
+  Shape shape = broadcast_shapes(in[0].shape, in[1].shape, op_name(n));
+  for (std::size_t i = 2; i < in.size(); ++i) shape = broadcast_shapes(shape, in[i].shape, op_name(n));
+  return {shape, in[0].dtype};
 }
 
 void LincombOp::batch(const Node& n, BatchQuery&) { fail(n, "appears only in derived programs"); }
@@ -305,10 +306,13 @@ int LincombOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
 }
 
 void LincombOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
-  // x1_bar += y_bar c1;  x2_bar += y_bar c2 (or z_bar += y_bar)
-  c.accumulate(n.inputs[0], c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[1]}));
-  c.accumulate(n.inputs[2],
-               n.attrs.op == 0 ? ct : c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[3]}));
+  // x1_bar += y_bar c1;  x2_bar += y_bar c2 (or z_bar += y_bar), each summed
+  // over the axes it was broadcast on.
+  const int x1 = n.inputs[0], x2 = n.inputs[2];
+  c.accumulate(x1, unbroadcast(c, c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[1]}),
+                               c.info(x1).shape));
+  const int g2 = n.attrs.op == 0 ? ct : c.emit(Prim::binary, op_attrs(kMultiply), {ct, n.inputs[3]});
+  c.accumulate(x2, unbroadcast(c, g2, c.info(x2).shape));
 }
 
 template <class T>

@@ -202,9 +202,10 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
   const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
   const int threads = options.max_threads.value_or(tbb::this_task_arena::max_concurrency());
   if (threads == 1 || n_blocks * n_chunks <= 1) {
-    // Small or single-threaded calls never touch the task scheduler.
-    for (std::int64_t c = 0; c < n_chunks; ++c)
-      runner(0, n_blocks, c * chunk, std::min(p.n_dirs, (c + 1) * chunk));
+    // Small or single-threaded calls never touch the task scheduler; one
+    // pass over the blocks runs every chunk (of at most parallel_iterations
+    // directions, p.max_dirs) while a block's primal values are at hand.
+    runner(0, n_blocks, 0, p.n_dirs);
     return;
   }
   [[maybe_unused]] char fork = 0, join = 0;

@@ -132,6 +132,16 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
     o.varying = b.varying[v] != 0;
     return o;
   };
+  // Index and scan steps: one input, no operand modes.
+  auto one_input = [&](auto args, const Step<T>& step, std::int64_t n_dir) {
+    args.out = b.ptr[step.out];
+    args.out_dir_stride = b.dir_stride[step.out];
+    args.in = b.ptr[step.in[0]];
+    args.in_dir_stride = b.dir_stride[step.in[0]];
+    args.n_dir = n_dir;
+    args.lanes = b.lanes;
+    return args;
+  };
   for (const Step<T>& step : steps) {
     // A step runs once per direction only if it reads a per-direction value.
     std::int64_t n_dir = 1;
@@ -148,28 +158,12 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
         step.ew_fn(a);
         break;
       }
-      case Step<T>::Kind::index: {
-        kernels::IndexArgs<T> a = step.ix;
-        a.out = b.ptr[step.out];
-        a.out_dir_stride = b.dir_stride[step.out];
-        a.in = b.ptr[step.in[0]];
-        a.in_dir_stride = b.dir_stride[step.in[0]];
-        a.n_dir = n_dir;
-        a.lanes = b.lanes;
-        step.ix_fn(a);
+      case Step<T>::Kind::index:
+        step.ix_fn(one_input(step.ix, step, n_dir));
         break;
-      }
-      case Step<T>::Kind::scan: {
-        kernels::ScanArgs<T> a = step.sc;
-        a.out = b.ptr[step.out];
-        a.out_dir_stride = b.dir_stride[step.out];
-        a.in = b.ptr[step.in[0]];
-        a.in_dir_stride = b.dir_stride[step.in[0]];
-        a.n_dir = n_dir;
-        a.lanes = b.lanes;
-        step.sc_fn(a);
+      case Step<T>::Kind::scan:
+        step.sc_fn(one_input(step.sc, step, n_dir));
         break;
-      }
       case Step<T>::Kind::matmul: {
         kernels::MatmulArgs<T> a = step.mm;
         a.out = b.ptr[step.out];

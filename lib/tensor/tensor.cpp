@@ -164,15 +164,6 @@ Tensor from_doubles(const std::vector<double>& values, const Shape& shape, DType
 }
 
 // Flattens nested initializer lists, checking that they are rectangular.
-void flatten(const Init1& list, std::vector<std::int64_t>& dims, std::size_t depth,
-             std::vector<double>& out) {
-  if (dims.size() <= depth) dims.push_back(static_cast<std::int64_t>(list.size()));
-  else if (dims[depth] != static_cast<std::int64_t>(list.size()))
-    throw ValueError("constant: nested lists must be rectangular; axis " + std::to_string(depth) +
-                     " has lengths " + std::to_string(dims[depth]) + " and " +
-                     std::to_string(list.size()));
-  out.insert(out.end(), list.begin(), list.end());
-}
 template <class List>
 void flatten(const List& list, std::vector<std::int64_t>& dims, std::size_t depth,
              std::vector<double>& out) {
@@ -181,7 +172,8 @@ void flatten(const List& list, std::vector<std::int64_t>& dims, std::size_t dept
     throw ValueError("constant: nested lists must be rectangular; axis " + std::to_string(depth) +
                      " has lengths " + std::to_string(dims[depth]) + " and " +
                      std::to_string(list.size()));
-  for (const auto& inner : list) flatten(inner, dims, depth + 1, out);
+  if constexpr (std::is_same_v<List, Init1>) out.insert(out.end(), list.begin(), list.end());
+  else for (const auto& inner : list) flatten(inner, dims, depth + 1, out);
 }
 
 template <class List>

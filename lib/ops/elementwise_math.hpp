@@ -40,15 +40,19 @@ V indicator(C cond) {
   return sel(cond, V(S(1)), V(S(0)));
 }
 
+// Rounds each element to float and back (a cast to float32 inside a float64
+// program). Vectors convert with GCC's __builtin_convertvector: a store,
+// scalar-convert and reload loop was optimised away by GCC 12 at -O3.
 template <class S, class V>
 V round_to_float(V x) {
   if constexpr (std::is_arithmetic_v<V>) {
     return static_cast<S>(static_cast<float>(x));
+  } else if constexpr (std::is_same_v<S, float>) {
+    return x;
   } else {
-    alignas(64) S buf[V::size];
-    x.store_aligned(buf);
-    for (auto& v : buf) v = static_cast<S>(static_cast<float>(v));
-    return V::load_aligned(buf);
+    using R = typename V::register_type;
+    typedef float F __attribute__((vector_size(sizeof(R) / 2)));
+    return V(__builtin_convertvector(__builtin_convertvector(static_cast<R>(x), F), R));
   }
 }
 

@@ -65,9 +65,15 @@ void reduce_batch(const Node& n, BatchQuery& q) {
 }
 
 // Element e of the input goes to the output element that drops its reduced
-// coordinates: a broadcast map read the other way (empty: identity).
+// coordinates: a broadcast map read the other way.
 std::vector<std::int64_t> reduce_map(const Shape& in, const std::vector<std::int64_t>& axes) {
   return broadcast_map(reduced_shape(in, axes, true), in);
+}
+// Reducing only axes of size 1 moves nothing: a copy. (Not "the map is
+// empty": an input with no elements has an empty map and an output of zeros,
+// ones or infinities.)
+bool reduces_nothing(const Shape& in, const std::vector<std::int64_t>& axes) {
+  return reduced_shape(in, axes, true) == in;
 }
 
 Attrs axes_attrs(std::vector<std::int64_t> axes, bool keepdims) {
@@ -110,9 +116,11 @@ void ReduceSumOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct
 
 template <class T>
 void ReduceSumOp::lower(Lowering<T>& lo, const Node& n) {
-  auto map = reduce_map(lo.shape(n.inputs[0]), n.attrs.axes);
-  if (map.empty()) lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});
-  else lo.index(lo.table().scatter_add, n.output, n.inputs[0], std::move(map));
+  const Shape& in = lo.shape(n.inputs[0]);
+  if (reduces_nothing(in, n.attrs.axes))
+    lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});
+  else
+    lo.index(lo.table().scatter_add, n.output, n.inputs[0], reduce_map(in, n.attrs.axes));
 }
 
 // ---- reduce_prod / reduce_max / reduce_min ------------------------------------------
@@ -183,9 +191,12 @@ void ReduceOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
 
 template <class T>
 void ReduceOp::lower(Lowering<T>& lo, const Node& n) {
-  auto map = reduce_map(lo.shape(n.inputs[0]), n.attrs.axes);
-  if (map.empty()) lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});
-  else lo.index(lo.table().scatter_reduce, n.output, n.inputs[0], std::move(map), n.attrs.op);
+  const Shape& in = lo.shape(n.inputs[0]);
+  if (reduces_nothing(in, n.attrs.axes))
+    lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});
+  else
+    lo.index(lo.table().scatter_reduce, n.output, n.inputs[0], reduce_map(in, n.attrs.axes),
+             n.attrs.op);
 }
 
 // ---- scan -------------------------------------------------------------------------

@@ -342,6 +342,10 @@ void ConcatOp::batch(const Node& n, BatchQuery& q) {
   if (n.attrs.arg == 0)
     fail(n, "joins along axis 0, the batch axis: the result's examples would not be the source's");
   elementwise_batch(n, q);
+  // Concat moves elements, so every input lives in lanes: a constant (of the
+  // same rank, its axis 0 the batch) is per-example even when b = 1.
+  for (std::size_t i = 0; i < q.in.size(); ++i)
+    if (q.in[i] == Batching::shared) q.in[i] = Batching::batched;
   q.attrs.arg = n.attrs.arg - 1;
 }
 

@@ -1,0 +1,116 @@
+// batch_jacobian_into: the same numbers as batch_jacobian, written into the
+// caller's memory (any alignment), with its size and type checked.
+#include "support/check.hpp"
+
+#include <batchjac/batchjac.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace bj = batchjac;
+
+namespace {
+// [b, 5] -> [b, 3, 2]: shared weights, a per-example constant, a reduction.
+bj::Tensor program(const bj::Tensor& x) {
+  std::mt19937_64 rng(5);
+  const bj::DType t = x.dtype();
+  const bj::Tensor w = check::random_tensor(rng, {5, 6}, -0.5, 0.5, t);
+  const bj::Tensor pe = check::random_tensor(rng, {x.shape()[0], 1, 2}, 0.5, 1.5, t);
+  const bj::Tensor h = bj::tanh(bj::matmul(x, w));
+  return bj::reshape(h, {x.shape()[0], 3, 2}) * pe + bj::reshape(bj::reduce_sum(x * x, {1}, true), {x.shape()[0], 1, 1});
+}
+
+template <class T>
+bool same_values(const std::vector<T>& a, std::span<const T> b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
+}
+}  // namespace
+
+TEST_CASE("batch_jacobian_into equals batch_jacobian bitwise, at any alignment", "[engine][into]") {
+  for (std::int64_t b : {1, 7, 8, 9, 33}) {
+    for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse, bj::JacobianMode::automatic}) {
+      for (std::optional<int> threads : {std::optional<int>{1}, std::optional<int>{}}) {
+        INFO("batch " << b << ", mode " << static_cast<int>(mode) << ", threads " << threads.value_or(0));
+        std::mt19937_64 rng(static_cast<std::uint64_t>(b));
+        bj::JacobianOptions o;
+        o.mode = mode;
+        o.max_threads = threads;
+        {
+          const bj::Tensor x = check::random_tensor(rng, {b, 5}, -1, 1);
+          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+          tape.watch(x);
+          const bj::Tensor y = program(x);
+          const auto ref = tape.batch_jacobian(y, x, o);
+          REQUIRE(ref.has_value());
+          const std::size_t n = static_cast<std::size_t>(ref->num_elements());
+          // Offsets 0 and 1 element: the caller's array need not be aligned.
+          for (std::size_t offset : {0u, 1u}) {
+            std::vector<double> buf(n + 1, std::numeric_limits<double>::quiet_NaN());
+            std::span<double> out(buf.data() + offset, n);
+            CHECK(tape.batch_jacobian_into(y, x, out, o));
+            CHECK(same_values(std::vector<double>(out.begin(), out.end()), ref->data<double>()));
+            if (offset == 1) CHECK(std::isnan(buf[0]));  // nothing written outside
+            else CHECK(std::isnan(buf[n]));
+          }
+        }
+        {
+          const bj::Tensor x = check::random_tensor(rng, {b, 5}, -1, 1, bj::float32);
+          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+          tape.watch(x);
+          const bj::Tensor y = program(x);
+          const auto ref = tape.batch_jacobian(y, x, o);
+          REQUIRE(ref.has_value());
+          const std::size_t n = static_cast<std::size_t>(ref->num_elements());
+          for (std::size_t offset : {0u, 1u}) {
+            std::vector<float> buf(n + 1, std::numeric_limits<float>::quiet_NaN());
+            std::span<float> out(buf.data() + offset, n);
+            CHECK(tape.batch_jacobian_into(y, x, out, o));
+            CHECK(same_values(std::vector<float>(out.begin(), out.end()), ref->data<float>()));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("batch_jacobian_into: size and type are checked; errors keep the tape", "[engine][into][errors]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::GradientTape tape;
+  tape.watch(x);
+  const bj::Tensor y = x * x;
+  std::vector<double> small(7), big(9), right(8);
+  std::vector<float> wrong_type(8);
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(small)), bj::ValueError);
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(big)), bj::ValueError);
+  CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<double>(small)), Catch::Contains("8"));
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<float>(wrong_type)), bj::ValueError);
+  CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<float>(wrong_type)), Catch::Contains("float64"));
+  bj::JacobianOptions bad;
+  bad.parallel_iterations = 0;
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(right), bad), bj::ValueError);
+  // None of that used up the non-persistent tape.
+  CHECK(tape.batch_jacobian_into(y, x, std::span<double>(right)));
+  CHECK(right == std::vector<double>{2, 0, 0, 4, 6, 0, 0, 8});
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(right)), bj::RuntimeError);
+}
+
+TEST_CASE("batch_jacobian_into: unconnected targets give false and zeros", "[engine][into]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  std::vector<double> out(8, 7.0);
+  CHECK_FALSE(tape.batch_jacobian_into(bj::stop_gradient(x) * 2.0, x, std::span<double>(out)));
+  CHECK(out == std::vector<double>(8, 0.0));
+  std::fill(out.begin(), out.end(), 7.0);
+  CHECK_FALSE(tape.batch_jacobian_into(bj::ones({2, 2}), x, std::span<double>(out)));
+  CHECK(out == std::vector<double>(8, 0.0));
+  // An empty batch: nothing to write.
+  const bj::Tensor e = bj::zeros({0, 3});
+  tape.watch(e);
+  std::vector<double> none;
+  CHECK(tape.batch_jacobian_into(bj::sin(e), e, std::span<double>(none)));
+}

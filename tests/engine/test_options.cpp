@@ -1,0 +1,193 @@
+// JacobianOptions change how the work is cut, never the numbers: every
+// combination gives bitwise identical results per mode, automatic picks one
+// of the two, and a threaded large batch equals the one-thread run.
+#include "support/check.hpp"
+
+#include <batchjac/batchjac.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace bj = batchjac;
+
+namespace {
+
+// A program with most step kinds: matmuls with shared weights, a per-example
+// constant, a reduction broadcast back, elementwise math. [b, 6] -> [b, 4].
+bj::Tensor program(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  const std::int64_t b = x.shape()[0];
+  std::mt19937_64 rng(99);
+  const bj::Tensor w1 = check::random_tensor(rng, {7, 6}, -0.5, 0.5, t);
+  const bj::Tensor c1 = check::random_tensor(rng, {7}, -0.5, 0.5, t);
+  const bj::Tensor w2 = check::random_tensor(rng, {4, 7}, -0.5, 0.5, t);
+  const bj::Tensor pe = check::random_tensor(rng, {b, 4}, 0.5, 1.5, t);
+  const bj::Tensor a = bj::tanh(bj::matmul(x, w1, false, true) + c1);
+  return bj::matmul(a, w2, false, true) * pe + bj::sin(bj::reduce_sum(x * x, {1}, true));
+}
+
+std::string describe(const bj::JacobianOptions& o) {
+  std::ostringstream os;
+  os << "mode " << static_cast<int>(o.mode) << ", pfor " << o.experimental_use_pfor
+     << ", parallel_iterations "
+     << (o.parallel_iterations ? std::to_string(*o.parallel_iterations) : "unset")
+     << ", max_threads " << (o.max_threads ? std::to_string(*o.max_threads) : "unset");
+  return os.str();
+}
+
+std::vector<bj::JacobianOptions> every_combination(bj::JacobianMode mode) {
+  std::vector<bj::JacobianOptions> all;
+  for (bool pfor : {true, false})
+    for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1},
+                                           std::optional<std::int64_t>{2}, std::optional<std::int64_t>{3}})
+      for (std::optional<int> threads : {std::optional<int>{}, std::optional<int>{1}, std::optional<int>{2}}) {
+        bj::JacobianOptions o;
+        o.mode = mode;
+        o.experimental_use_pfor = pfor;
+        o.parallel_iterations = pi;
+        o.max_threads = threads;
+        all.push_back(o);
+      }
+  return all;
+}
+
+void check_all_options_bitwise(bj::DType dtype, std::int64_t b) {
+  std::mt19937_64 rng(static_cast<std::uint64_t>(b) + 1000);
+  const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1, 1, dtype);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x);
+  std::optional<bj::Tensor> reference[2];
+  for (int m = 0; m < 2; ++m) {
+    const auto mode = m == 0 ? bj::JacobianMode::forward : bj::JacobianMode::reverse;
+    bj::JacobianOptions base;
+    base.mode = mode;
+    reference[m] = tape.batch_jacobian(y, x, base);
+    REQUIRE(reference[m].has_value());
+    REQUIRE(reference[m]->dtype() == dtype);
+    for (const auto& o : every_combination(mode)) {
+      INFO(bj::dtype_name(dtype) << ", batch " << b << ", " << describe(o));
+      const auto j = tape.batch_jacobian(y, x, o);
+      REQUIRE(j.has_value());
+      CHECK(check::same_bits(*j, *reference[m]));
+    }
+  }
+  // The two modes agree to rounding.
+  check::check_close(*reference[0], *reference[1], dtype == bj::float32 ? 1e-5 : 1e-13,
+                     dtype == bj::float32 ? 1e-6 : 1e-14, "forward vs reverse");
+  // automatic is one of them, bit for bit, whatever the other options.
+  for (const auto& o : every_combination(bj::JacobianMode::automatic)) {
+    INFO(bj::dtype_name(dtype) << ", batch " << b << ", " << describe(o));
+    const auto j = tape.batch_jacobian(y, x, o);
+    REQUIRE(j.has_value());
+    CHECK((check::same_bits(*j, *reference[0]) || check::same_bits(*j, *reference[1])));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every option combination gives bitwise identical Jacobians per mode", "[engine][options]") {
+  for (std::int64_t b : {1, 7, 8, 9, 25, 100}) check_all_options_bitwise(bj::float64, b);
+}
+
+TEST_CASE("every option combination gives bitwise identical Jacobians per mode, float32", "[engine][options]") {
+  for (std::int64_t b : {1, 15, 16, 17, 100}) check_all_options_bitwise(bj::float32, b);
+}
+
+TEST_CASE("a large threaded batch equals the one-thread run bitwise", "[engine][options]") {
+  const std::int64_t b = 1000;
+  std::mt19937_64 rng(4);
+  for (bj::DType dtype : {bj::float64, bj::float32}) {
+    const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1, 1, dtype);
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const bj::Tensor y = program(x);
+    for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      bj::JacobianOptions one;
+      one.mode = mode;
+      one.max_threads = 1;
+      const auto ref = tape.batch_jacobian(y, x, one);
+      REQUIRE(ref.has_value());
+      for (std::optional<int> threads : {std::optional<int>{}, std::optional<int>{2}, std::optional<int>{4}}) {
+        for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1}}) {
+          bj::JacobianOptions o;
+          o.mode = mode;
+          o.max_threads = threads;
+          o.parallel_iterations = pi;
+          INFO(bj::dtype_name(dtype) << ", " << describe(o));
+          const auto j = tape.batch_jacobian(y, x, o);
+          REQUIRE(j.has_value());
+          CHECK(check::same_bits(*j, *ref));
+        }
+      }
+      // And a repeated call (reused per-thread buffers) changes nothing.
+      const auto again = tape.batch_jacobian(y, x, one);
+      CHECK(check::same_bits(*again, *ref));
+    }
+  }
+}
+
+TEST_CASE("jacobian: options do not change the numbers either", "[engine][options]") {
+  std::mt19937_64 rng(8);
+  const bj::Tensor x = check::random_tensor(rng, {3, 6}, -1, 1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor z = bj::reduce_sum(program(x), {0}, true) * bj::reduce_sum(x, {1}, true);
+  for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    bj::JacobianOptions base;
+    base.mode = mode;
+    const auto ref = tape.jacobian(z, x, base);
+    REQUIRE(ref.has_value());
+    CHECK(ref->shape() == bj::Shape{3, 4, 3, 6});
+    for (const auto& o : every_combination(mode)) {
+      INFO(describe(o));
+      const auto j = tape.jacobian(z, x, o);
+      REQUIRE(j.has_value());
+      CHECK(check::same_bits(*j, *ref));
+    }
+  }
+}
+
+TEST_CASE("wide programs: direction chunks chosen by the cache budget", "[engine][options]") {
+  // 100 inputs x 100 hidden: the engine cannot keep every direction of a
+  // block in its budget, so even default options cut directions into chunks.
+  const std::int64_t b = 19, n = 100, h = 100;
+  std::mt19937_64 rng(12);
+  const bj::Tensor x = check::random_tensor(rng, {b, n}, -1, 1);
+  const bj::Tensor w = check::random_tensor(rng, {n, h}, -0.1, 0.1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor a = bj::tanh(bj::matmul(x, w));
+  const bj::Tensor y = a * x;  // [b, h], h == n
+  // J[i][r][c] = (1 - a[i][r]^2) w[c][r] x[i][r] + [r == c] a[i][r]
+  std::vector<double> want(static_cast<std::size_t>(b * h * n));
+  for (std::int64_t i = 0; i < b; ++i)
+    for (std::int64_t r = 0; r < h; ++r) {
+      const double ar = a.at({i, r});
+      for (std::int64_t c = 0; c < n; ++c)
+        want[static_cast<std::size_t>((i * h + r) * n + c)] =
+            (1 - ar * ar) * w.at({c, r}) * x.at({i, r}) + (r == c ? ar : 0.0);
+    }
+  for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    bj::JacobianOptions base;
+    base.mode = mode;
+    const auto ref = tape.batch_jacobian(y, x, base);
+    REQUIRE(ref.has_value());
+    check::check_close(check::values(*ref), want, 1e-13, 1e-14, "J vs analytic");
+    for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{7}, std::optional<std::int64_t>{64},
+                                           std::optional<std::int64_t>{1000}})
+      for (std::optional<int> threads : {std::optional<int>{1}, std::optional<int>{}}) {
+        bj::JacobianOptions o = base;
+        o.parallel_iterations = pi;
+        o.max_threads = threads;
+        INFO(describe(o));
+        const auto j = tape.batch_jacobian(y, x, o);
+        REQUIRE(j.has_value());
+        CHECK(check::same_bits(*j, *ref));
+      }
+  }
+}

@@ -21,6 +21,7 @@ set(BATCHJAC_SOURCES
   lib/autodiff/transpose.cpp
   lib/autodiff/prune.cpp
   lib/autodiff/optimize.cpp
+  lib/engine/sparse.cpp
   lib/engine/plan.cpp
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp

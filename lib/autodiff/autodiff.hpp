@@ -1,4 +1,4 @@
-// linearize (JVP program), transpose (VJP program), pruning and mode choice.
+// linearize (JVP program), transpose (VJP program), optimisation and pruning.
 #pragma once
 
 #include "graph/program.hpp"
@@ -25,10 +25,5 @@ void optimize(graph::Program& program, graph::LinearProgram& lin);
 // Drops linear nodes that do not reach lin.output, then the primal nodes that
 // no remaining linear node reads.
 void prune(graph::Program& program, graph::LinearProgram& lin);
-
-// forward or reverse for `automatic`: the cost model compares the work of
-// one pass per source element against one per target element.
-JacobianMode choose_mode(const graph::Program& program, const graph::LinearProgram& jvp,
-                         const graph::LinearProgram& vjp);
 
 }  // namespace batchjac::autodiff

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -110,6 +111,23 @@ struct Runner {
     // One chunk of directions per task (the usual case): the seed and the
     // example-independent steps run once, then every block reuses them.
     // Otherwise each block runs every chunk in full.
+    if (p.sparse) {
+      std::fill_n(buf + p.ones_offset, L, T(1));
+      // Structural zeros of the Jacobian: no op writes them.
+      std::fill_n(buf + p.sparse_out, per_example * L, T(0));
+      for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+        const std::int64_t first = blk * L;
+        for (const Load& l : p.loads) load_lanes<T>(l, ptr[l.value], first, batch, L);
+        ops::execute<T>(p.primal_steps, bind);
+        p.table->sparse_linear(buf, p.sparse_ops.data(), static_cast<std::int64_t>(p.sparse_ops.size()),
+                               p.sparse_terms.data(), L);
+        // The block holds whole rows of every example, as a reverse pass over all rows does.
+        store(buf + p.sparse_out, first, std::min(L, batch - first), 0, per_example / n_src, staging,
+              false, n_src);
+      }
+      if (stream) kernels::stream_fence();
+      return;
+    }
     const bool one_chunk = dir1 - dir0 <= p.max_dirs;
     if (one_chunk) start_chunk(ptr, bind, dir0, dir1 - dir0);
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
@@ -123,7 +141,8 @@ struct Runner {
         bind.n_dir = nd;
         ops::execute<T>(p.linear_steps, bind);
         bind.n_dir = 1;
-        store(ptr[p.answer], first, valid, d0, nd, staging);
+        store(ptr[p.answer], first, valid, d0, nd, staging, p.mode == JacobianMode::forward,
+              p.answer_elems);
       }
     }
     if (stream) kernels::stream_fence();
@@ -146,10 +165,10 @@ struct Runner {
   // Reverse: direction k is row d0+k, answer element e is column e.
   // Each example's part is first gathered from its lane into a contiguous
   // staging row, then copied out, streaming when the output is large.
+  // `ans` is [nd][E][L].
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
-             std::int64_t nd, T* staging) const {
-    const std::int64_t L = p.lanes, E = p.answer_elems, size = nd * E;
-    const bool fwd = p.mode == JacobianMode::forward;
+             std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
+    const std::int64_t L = p.lanes, size = nd * E;
     if constexpr (std::is_same_v<T, O>) {
       // A full block with vector-aligned rows streams straight from registers.
       const std::int64_t W = p.table->width;
@@ -175,6 +194,14 @@ struct Runner {
     // The example's destination is one contiguous range unless forward mode
     // writes only some columns.
     const bool contiguous = !fwd || nd == n_src;
+    if constexpr (std::is_same_v<T, O>) {
+      if (contiguous && size == per_example) {  // whole examples: one range for the block
+        O* dst = out + first * per_example;
+        if (stream) p.table->stream_copy(dst, staging, valid * size);
+        else std::memcpy(dst, staging, sizeof(T) * static_cast<std::size_t>(valid * size));
+        return;
+      }
+    }
     for (std::int64_t l = 0; l < valid; ++l) {
       const T* row = staging + l * size;
       O* J = out + (first + l) * per_example;
@@ -214,7 +241,9 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
   Runner<T, O> runner{p, batch, out, per_example, n_src, stream};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
-  const std::int64_t chunk = options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
+  // The sparse form computes every direction of a block in one pass.
+  const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
+                                      : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
   const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
   const int threads = options.max_threads.value_or(tbb::this_task_arena::max_concurrency());
   if (threads == 1 || n_blocks * n_chunks <= 1) {
@@ -243,27 +272,35 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
 }
 
 template <class T>
-void run_with(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-              const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options) {
-  const Plan<T> plan = make_plan<T>(program, lin, mode, source, options);
-  const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
-  const std::int64_t per_example = n_src * program.info(program.result).shape.num_elements();
-  if (per_example == 0 || program.batch == 0) return;
+void run_with(std::span<const Candidate> candidates, const Tensor& source, void* out,
+              DType out_dtype, const JacobianOptions& options) {
+  std::optional<Plan<T>> best;
+  const graph::Program* program = nullptr;
+  for (const Candidate& c : candidates) {
+    Plan<T> plan = make_plan<T>(*c.program, *c.lin, c.mode, source, options);
+    if (!best || plan.cost < best->cost) {
+      best = std::move(plan);
+      program = c.program;
+    }
+  }
+  const std::int64_t n_src = program->info(program->parameter).shape.num_elements();
+  const std::int64_t per_example = n_src * program->info(program->result).shape.num_elements();
+  if (per_example == 0 || program->batch == 0) return;
   if (out_dtype == DType::float32)
-    run_typed<T, float>(plan, program.batch, static_cast<float*>(out), per_example, n_src, options);
+    run_typed<T, float>(*best, program->batch, static_cast<float*>(out), per_example, n_src, options);
   else
-    run_typed<T, double>(plan, program.batch, static_cast<double*>(out), per_example, n_src, options);
+    run_typed<T, double>(*best, program->batch, static_cast<double*>(out), per_example, n_src, options);
 }
 
 }  // namespace
 
-void run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-         const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options) {
+void run(std::span<const Candidate> candidates, const Tensor& source, void* out, DType out_dtype,
+         const JacobianOptions& options) {
   // One compute type for the whole program: float64 if any value is.
   bool wide = false;
-  for (const auto& v : program.values) wide = wide || v.info.dtype == DType::float64;
-  if (wide) run_with<double>(program, lin, mode, source, out, out_dtype, options);
-  else run_with<float>(program, lin, mode, source, out, out_dtype, options);
+  for (const auto& v : candidates.front().program->values) wide = wide || v.info.dtype == DType::float64;
+  if (wide) run_with<double>(candidates, source, out, out_dtype, options);
+  else run_with<float>(candidates, source, out, out_dtype, options);
 }
 
 }  // namespace batchjac::engine

@@ -7,14 +7,24 @@
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <span>
+
 namespace batchjac::engine {
 
-// mode is forward (lin = JVP program: directions are source elements) or
-// reverse (lin = VJP program: directions are target elements). The source
-// supplies the parameter's values; `out` receives program.batch Jacobians of
-// (target elements x source elements) each, row-major, of type `out_dtype`
-// (float or double).
-void run(const graph::Program& program, const graph::LinearProgram& lin, JacobianMode mode,
-         const Tensor& source, void* out, DType out_dtype, const JacobianOptions& options);
+// One way to compute the Jacobian: mode forward (lin = JVP program: directions
+// are source elements) or reverse (lin = VJP program: directions are target
+// elements), with the primal program pruned for it.
+struct Candidate {
+  const graph::Program* program = nullptr;
+  const graph::LinearProgram* lin = nullptr;
+  JacobianMode mode = JacobianMode::forward;
+};
+
+// Plans every candidate, runs the one whose plan does the least work per
+// block. The source supplies the parameter's values; `out` receives
+// program.batch Jacobians of (target elements x source elements) each,
+// row-major, of type `out_dtype` (float or double).
+void run(std::span<const Candidate> candidates, const Tensor& source, void* out, DType out_dtype,
+         const JacobianOptions& options);
 
 }  // namespace batchjac::engine

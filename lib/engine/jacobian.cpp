@@ -53,18 +53,27 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return false;
   autodiff::optimize(program, jvp);
-  JacobianMode mode = options.mode;
-  graph::LinearProgram chosen;
-  if (mode == JacobianMode::forward) {
-    chosen = std::move(jvp);
-  } else {
-    graph::LinearProgram vjp = autodiff::transpose(program, jvp);
-    autodiff::optimize(program, vjp);
-    if (mode == JacobianMode::automatic) mode = autodiff::choose_mode(program, jvp, vjp);
-    chosen = mode == JacobianMode::forward ? std::move(jvp) : std::move(vjp);
+  if (options.mode == JacobianMode::forward) {
+    autodiff::prune(program, jvp);
+    const engine::Candidate only{&program, &jvp, JacobianMode::forward};
+    engine::run({&only, 1}, source, out, out_dtype, options);
+    return true;
   }
-  autodiff::prune(program, chosen);
-  engine::run(program, chosen, mode, source, out, out_dtype, options);
+  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
+  autodiff::optimize(program, vjp);
+  if (options.mode == JacobianMode::reverse) {
+    autodiff::prune(program, vjp);
+    const engine::Candidate only{&program, &vjp, JacobianMode::reverse};
+    engine::run({&only, 1}, source, out, out_dtype, options);
+    return true;
+  }
+  // automatic: the engine plans both and runs the cheaper.
+  graph::Program forward_program = program;
+  autodiff::prune(forward_program, jvp);
+  autodiff::prune(program, vjp);
+  const engine::Candidate both[] = {{&forward_program, &jvp, JacobianMode::forward},
+                                    {&program, &vjp, JacobianMode::reverse}};
+  engine::run(both, source, out, out_dtype, options);
   return true;
 }
 

@@ -1,10 +1,13 @@
 // Planning: lowering, buffer layout, and the direction chunk D.
 #include "engine/plan.hpp"
 
+#include "engine/sparse.hpp"
+
 #include "ops/op_list.hpp"
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,7 +16,106 @@ namespace batchjac::engine {
 namespace {
 // A task's direction buffers should stay in L2 beside the primal values.
 constexpr std::int64_t kDirectionBudgetBytes = 512 * 1024;
+
+// Steps' work per block per direction: elements read and written (multiply-
+// adds for matmul).
+template <class T>
+double steps_cost(const std::vector<ops::Step<T>>& steps) {
+  double cost = 0;
+  for (const auto& s : steps) {
+    switch (s.kind) {
+      case ops::Step<T>::Kind::elementwise: cost += double(s.ew.n_elem) * (s.n_in + 1); break;
+      case ops::Step<T>::Kind::index: cost += double(s.ix.n_in + s.ix.n_out); break;
+      case ops::Step<T>::Kind::matmul:
+        cost += double(s.mm.batch * s.mm.m * s.mm.n) * double(s.mm.k + 1);
+        break;
+      case ops::Step<T>::Kind::scan: cost += 2.0 * double(s.sc.outer * s.sc.len * s.sc.inner); break;
+    }
+  }
+  return cost;
+}
+
+// The sparse form's interpreted terms cost more than a dense kernel's
+// streamed elements.
+constexpr double kSparseTermCost = 1.5;
+
+// BATCHJAC_SPARSE=0 never uses the sparse form, =1 whenever it exists (tests
+// run both ways); unset: when it does at most half the dense work.
+int sparse_override() {
+  const char* env = std::getenv("BATCHJAC_SPARSE");
+  if (env == nullptr || *env == '\0') return -1;
+  return *env == '0' ? 0 : 1;
+}
 }  // namespace
+
+// Lays out the sparse form's slots after `at` (slots share memory once their
+// last reader has run) and its output block; returns the new end.
+template <class T>
+std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) {
+  const std::int64_t L = p.lanes;
+  const auto n_ops = static_cast<int>(sp.ops.size());
+  // A slot that is an entry of the Jacobian lives there (the first such
+  // entry): its copy disappears. Entries with no terms are zero-filled once.
+  std::vector<std::int64_t> entry_of(static_cast<std::size_t>(sp.n_slots), -1);
+  std::vector<char> dropped(static_cast<std::size_t>(n_ops), 0);
+  for (int i = 0; i < n_ops; ++i) {
+    const SymOp& op = sp.ops[i];
+    if (op.out < sp.n_slots) continue;
+    if (op.begin == op.end) {
+      dropped[i] = 1;
+      continue;
+    }
+    const SymTerm& t = sp.terms[op.begin];
+    if (op.end - op.begin == 1 && op.coef_end == op.begin && t.scale == 1.0 && t.in > 0 &&
+        entry_of[t.in] < 0) {
+      entry_of[t.in] = op.out - sp.n_slots;
+      dropped[i] = 1;
+    }
+  }
+  std::vector<int> last(static_cast<std::size_t>(sp.n_slots), -1);
+  for (int i = 0; i < n_ops; ++i)
+    if (!dropped[i])
+      for (int t = sp.ops[i].begin; t < sp.ops[i].end; ++t) last[sp.terms[t].in] = i;
+  std::vector<std::int64_t> phys(static_cast<std::size_t>(sp.n_slots), -1);
+  std::vector<std::int64_t> free_slots;
+  std::vector<std::vector<int>> dies(static_cast<std::size_t>(n_ops));
+  for (int s = 1; s < sp.n_slots; ++s)
+    if (last[s] >= 0 && entry_of[s] < 0) dies[last[s]].push_back(s);
+  std::int64_t n_phys = 1;  // 0: ones
+  phys[0] = 0;
+  for (int i = 0; i < n_ops; ++i) {
+    for (int s : dies[i]) free_slots.push_back(phys[s]);  // read for the last time here
+    const int out = sp.ops[i].out;
+    if (out >= sp.n_slots || entry_of[out] >= 0) continue;
+    if (free_slots.empty()) phys[out] = n_phys++;
+    else {
+      phys[out] = free_slots.back();
+      free_slots.pop_back();
+    }
+    if (last[out] < 0) free_slots.push_back(phys[out]);  // never read
+  }
+  p.ones_offset = at;
+  const std::int64_t out_base = at + n_phys * L;
+  p.sparse_out = out_base;
+  auto offset = [&](int id) {
+    const std::int64_t entry = id >= sp.n_slots ? id - sp.n_slots : entry_of[id];
+    return static_cast<std::int32_t>(entry >= 0 ? out_base + entry * L : at + phys[id] * L);
+  };
+  for (int i = 0; i < n_ops; ++i) {
+    if (dropped[i]) continue;
+    const SymOp& op = sp.ops[i];
+    p.sparse_ops.push_back({offset(op.out), op.coef_end - op.begin, op.end - op.coef_end});
+    for (int t = op.begin; t < op.end; ++t) {
+      const SymTerm& s = sp.terms[t];
+      kernels::SparseTerm<T> k;
+      k.in = offset(s.in);
+      k.coef = s.coef_value >= 0 ? static_cast<std::int32_t>(p.offset[s.coef_value] + s.coef_elem * L) : 0;
+      k.scale = static_cast<T>(s.scale);
+      p.sparse_terms.push_back(k);
+    }
+  }
+  return out_base + p.n_dirs * p.answer_elems * L;
+}
 
 template <class T>
 Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
@@ -37,6 +139,7 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
 
   p.seed = lin.input;
   p.answer = lin.output;
+  const std::vector<ops::Step<T>> all_linear = p.linear_steps;
   {  // Hoist the steps whose inputs are all example-independent.
     std::vector<char> invariant(n_values, 0);
     invariant[p.seed] = 1;
@@ -57,15 +160,34 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   p.n_dirs = infos[p.seed].shape.num_elements();
   p.answer_elems = infos[p.answer].shape.num_elements();
 
+  std::optional<SparseProgram> sparse;
+  if (const int force = sparse_override(); force != 0) {
+    const double dense = steps_cost(p.linear_steps) * double(p.n_dirs);
+    const double limit = force == 1 ? 1e8 : 0.5 * dense / kSparseTermCost;
+    sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer,
+                               mode == JacobianMode::forward, static_cast<std::int64_t>(limit));
+  }
+  p.cost = steps_cost(p.primal_steps);
+  if (!sparse) p.cost += steps_cost(p.linear_steps) * double(p.n_dirs);
+  else p.cost += kSparseTermCost * double(sparse->ops.size() + sparse->terms.size());
+  if (sparse) {
+    p.sparse = true;
+    p.invariant_steps.clear();
+    p.linear_steps.clear();
+  }
+
   // Values the steps touch.
   std::vector<char> used(n_values, 0);
-  used[p.seed] = used[p.answer] = 1;
+  used[p.seed] = used[p.answer] = p.sparse ? 0 : 1;
   for (const auto* steps : {&p.primal_steps, &p.invariant_steps, &p.linear_steps})
     for (const auto& s : *steps) {
       used[s.out] = 1;
       for (int i = 0; i < s.n_in; ++i) used[s.in[i]] = 1;
     }
   used[program.parameter] = 1;
+  if (sparse)
+    for (const SymTerm& t : sparse->terms)
+      if (t.coef_value >= 0) used[t.coef_value] = 1;
 
   // Linear values made per block share memory by liveness: a greedy first-fit
   // over their live ranges, in units of elements per direction (buffers
@@ -116,6 +238,7 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   if (4 * dirs >= 3 * p.n_dirs) dirs = std::max<std::int64_t>(p.n_dirs, 1);  // one chunk: hoisting pays
   if (options.parallel_iterations) dirs = std::min(dirs, *options.parallel_iterations);
   if (!options.experimental_use_pfor) dirs = 1;
+  if (p.sparse) dirs = std::max<std::int64_t>(p.n_dirs, 1);  // all at once: no dense buffers
   p.max_dirs = dirs;
 
   p.offset.assign(n_values, -1);
@@ -152,6 +275,7 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
       }
     }
   }
+  if (p.sparse) at = place_sparse(p, *sparse, at);
   p.buffer_size = at;
   if (std::getenv("BATCHJAC_DEBUG_PLAN")) {  // development aid: the plan's shape
     auto dump = [&](const char* what, const std::vector<ops::Step<T>>& steps) {
@@ -164,10 +288,12 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
         std::fprintf(stderr, "\n");
       }
     };
-    std::fprintf(stderr, "plan: mode %s, lanes %lld, D %lld of %lld, buffer %lld\n",
-                 mode == JacobianMode::forward ? "forward" : "reverse",
+    std::fprintf(stderr, "plan: mode %s, cost %.0f, lanes %lld, D %lld of %lld, buffer %lld\n",
+                 mode == JacobianMode::forward ? "forward" : "reverse", p.cost,
                  static_cast<long long>(p.lanes), static_cast<long long>(p.max_dirs),
                  static_cast<long long>(p.n_dirs), static_cast<long long>(at));
+    if (p.sparse)
+      std::fprintf(stderr, "sparse: %zu ops, %zu terms\n", p.sparse_ops.size(), p.sparse_terms.size());
     dump("primal", p.primal_steps);
     dump("invariant", p.invariant_steps);
     dump("linear", p.linear_steps);

@@ -44,6 +44,16 @@ struct Plan {
   std::int64_t answer_elems = 0;    // elements of the answer per direction
   int seed = -1, answer = -1;
   JacobianMode mode = JacobianMode::forward;
+  // The sparse form (engine/sparse.hpp), used instead of the linear steps
+  // when it is much cheaper: per block, ones fill `ones_offset`, the ops
+  // write the example's Jacobian entries, lanes last, at `sparse_out`.
+  bool sparse = false;
+  // Estimated work per block (vector operations), to choose between plans.
+  double cost = 0;
+  std::vector<kernels::SparseOp> sparse_ops;
+  std::vector<kernels::SparseTerm<T>> sparse_terms;
+  std::int64_t ones_offset = -1;
+  std::int64_t sparse_out = -1;
 };
 
 template <class T>

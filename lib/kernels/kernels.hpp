@@ -81,6 +81,22 @@ struct MatmulArgs {
   bool accumulate = false;
 };
 
+// A linear program compiled down to single lane-vectors (engine/sparse.hpp):
+// each op writes buf[out .. out+lanes) = sum of its terms, the first n_coef
+// of them scale * buf[in] * buf[coef], the other n_plain scale * buf[in].
+// Offsets are in elements of the block buffer.
+template <class T>
+struct SparseTerm {
+  std::int32_t in = 0;
+  std::int32_t coef = 0;
+  T scale = 1;
+};
+struct SparseOp {
+  std::int32_t out = 0;
+  std::int32_t n_coef = 0;
+  std::int32_t n_plain = 0;
+};
+
 template <class T>
 using ElementwiseFn = void (*)(const ElementwiseArgs<T>&);
 template <class T>
@@ -111,6 +127,9 @@ struct KernelTable {
   IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
   ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
+  // Runs n_ops SparseOps in order over `lanes` lanes (a multiple of width).
+  void (*sparse_linear)(T* buf, const SparseOp* ops, std::int64_t n_ops, const SparseTerm<T>* terms,
+                        std::int64_t lanes) = nullptr;
   // dst[0, n) = src[0, n) with non-temporal stores where aligned: for output
   // larger than the caches. Call stream_fence() before the data is shared.
   void (*stream_copy)(T* dst, const T* src, std::int64_t n) = nullptr;

@@ -264,6 +264,25 @@ void scan(const ScanArgs<typename Vec<V>::S>& a) {
   }
 }
 
+template <class V>
+void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
+                   const SparseTerm<typename Vec<V>::S>* terms, std::int64_t lanes) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  for (std::int64_t l = 0; l < lanes; l += W) {
+    const SparseTerm<T>* t = terms;
+    T* b = buf + l;
+    for (const SparseOp* op = ops; op != ops + n_ops; ++op) {
+      V acc(T(0));
+      for (const SparseTerm<T>* end = t + op->n_coef; t != end; ++t)
+        acc = xsimd::fma(Vec<V>::load(b + t->in) * Vec<V>::load(b + t->coef), V(t->scale), acc);
+      for (const SparseTerm<T>* end = t + op->n_plain; t != end; ++t)
+        acc = xsimd::fma(Vec<V>::load(b + t->in), V(t->scale), acc);
+      Vec<V>::store(b + op->out, acc);
+    }
+  }
+}
+
 // Reads a matrix operand at (row i, col j) of batch bt as a vector of lanes.
 template <class V, class T>
 inline V mat_read(const Operand<T>& o, std::int64_t d, std::int64_t offset, std::int64_t l,
@@ -529,6 +548,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.scatter_reduce = &scatter_reduce<V>;
   t.scan = &scan<V>;
   t.matmul = &matmul<V>;
+  t.sparse_linear = &sparse_linear<V>;
   t.stream_copy = &stream_copy<V>;
   t.lanes_to_rows = &lanes_to_rows<V>;
   t.lanes_to_rows_stream = &lanes_to_rows<V, true>;

@@ -1,0 +1,337 @@
+// Compiling linear steps into slots and terms (see sparse.hpp).
+#include "engine/sparse.hpp"
+
+#include "ops/elementwise_math.hpp"
+#include "tensor/tensor_impl.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+namespace batchjac::engine {
+
+namespace {
+
+namespace m = ops::math;
+constexpr int kNegative = m::index_of<m::Negative, m::Unary>;
+constexpr int kIdentity = m::index_of<m::Identity, m::Unary>;
+constexpr int kAdd = m::index_of<m::Add, m::Binary>;
+constexpr int kSubtract = m::index_of<m::Subtract, m::Binary>;
+constexpr int kMultiply = m::index_of<m::Multiply, m::Binary>;
+constexpr int kDivide = m::index_of<m::Divide, m::Binary>;
+constexpr int kAxpy = m::index_of<m::Axpy, m::Ternary>;
+constexpr int kLincomb = m::index_of<m::Lincomb, m::Quaternary>;
+
+// Direction `dir` of an element lives in `slot`.
+struct Col {
+  int dir;
+  int slot;
+};
+using Cols = std::vector<Col>;  // sorted by direction
+
+template <class T>
+class Compiler {
+ public:
+  Compiler(const graph::Program& program, const kernels::KernelTable<T>& table,
+           std::int64_t max_terms)
+      : program_(program), table_(table), max_terms_(max_terms), cols_(program.values.size()) {
+    slot_const_.push_back(1.0);  // slot 0: ones
+  }
+
+  bool seed(int value) {
+    const std::int64_t n = program_.info(value).shape.num_elements();
+    n_dirs_ = static_cast<int>(n);
+    by_dir_.resize(static_cast<std::size_t>(n));
+    cols_[value].assign(static_cast<std::size_t>(n), {});
+    for (std::int64_t e = 0; e < n; ++e) cols_[value][e] = {Col{static_cast<int>(e), 0}};
+    return true;
+  }
+
+  bool step(const ops::Step<T>& s) {
+    switch (s.kind) {
+      case ops::Step<T>::Kind::elementwise: return elementwise(s);
+      case ops::Step<T>::Kind::index: return index(s);
+      case ops::Step<T>::Kind::matmul: return matmul(s);
+      case ops::Step<T>::Kind::scan: return scan(s);
+    }
+    return false;
+  }
+
+  // Ops writing every entry of one example's Jacobian from the answer.
+  SparseProgram finish(int answer, bool forward) {
+    const std::int64_t n_elem = program_.info(answer).shape.num_elements();
+    const std::int64_t n = n_elem * n_dirs_;
+    std::vector<int> entry(static_cast<std::size_t>(n), -1);
+    auto& ans = cols_[answer];
+    for (std::int64_t e = 0; e < n_elem && e < static_cast<std::int64_t>(ans.size()); ++e)
+      for (const Col& c : ans[e]) entry[forward ? e * n_dirs_ + c.dir : c.dir * n_elem + e] = c.slot;
+    out_.n_slots = static_cast<int>(slot_const_.size());
+    for (std::int64_t k = 0; k < n; ++k) {
+      SymOp op;
+      op.out = out_.n_slots + static_cast<int>(k);
+      op.begin = op.coef_end = static_cast<int>(out_.terms.size());
+      if (const int slot = entry[k]; slot >= 0) {
+        SymTerm t;
+        t.in = slot;
+        if (slot_const_[slot]) {
+          t.in = 0;
+          t.scale = *slot_const_[slot];
+        }
+        out_.terms.push_back(t);
+      }
+      op.end = static_cast<int>(out_.terms.size());
+      out_.ops.push_back(op);
+    }
+    return std::move(out_);
+  }
+
+ private:
+  bool linear(int v) const { return program_.values[v].kind == graph::ValueKind::linear; }
+  bool shared(int v) const {
+    return program_.values[v].kind == graph::ValueKind::constant && !program_.values[v].varying;
+  }
+  double constant(int v, std::int64_t e) {
+    auto it = constants_.find(v);
+    if (it == constants_.end()) {
+      const Tensor& c = program_.constants[program_.values[v].constant];
+      const Tensor d = c.dtype() == DType::float64 ? c : detail::convert(c, DType::float64);
+      const double* p = d.impl().template as<double>();
+      it = constants_.emplace(v, std::vector<double>(p, p + d.shape().num_elements())).first;
+    }
+    return it->second[static_cast<std::size_t>(e)];
+  }
+
+  // Adds scale * coef[coef_elem] * value[elem], over value's directions, to
+  // the element being built.
+  void add(int value, std::int64_t elem, int coef, std::int64_t coef_elem, double scale) {
+    if (coef >= 0 && shared(coef)) {
+      scale *= constant(coef, coef_elem);
+      coef = -1;
+    }
+    if (scale == 0.0 || cols_[value].empty()) return;
+    for (const Col& c : cols_[value][elem]) {
+      SymTerm t{c.slot, coef, coef_elem, scale};
+      if (slot_const_[c.slot]) {
+        t.in = 0;
+        t.scale *= *slot_const_[c.slot];
+      }
+      auto& terms = by_dir_[c.dir];
+      if (terms.empty()) touched_.push_back(c.dir);
+      terms.push_back(t);
+      ++n_terms_;
+    }
+  }
+
+  // The element built by the add() calls since the last one: a slot per
+  // direction reached, or an alias or a constant where no op is needed.
+  Cols element() {
+    std::sort(touched_.begin(), touched_.end());
+    Cols result;
+    for (int d : touched_) {
+      auto& terms = by_dir_[d];
+      const bool all_constant = std::all_of(terms.begin(), terms.end(), [](const SymTerm& t) {
+        return t.in == 0 && t.coef_value < 0;
+      });
+      if (all_constant) {
+        double k = 0;
+        for (const SymTerm& t : terms) k += t.scale;
+        if (k == 1.0) result.push_back({d, 0});
+        else if (k != 0.0) {
+          result.push_back({d, static_cast<int>(slot_const_.size())});
+          slot_const_.push_back(k);
+        }
+      } else if (terms.size() == 1 && terms[0].coef_value < 0 && terms[0].scale == 1.0) {
+        result.push_back({d, terms[0].in});
+      } else {
+        SymOp op;
+        op.out = static_cast<int>(slot_const_.size());
+        slot_const_.push_back(std::nullopt);
+        op.begin = static_cast<int>(out_.terms.size());
+        std::stable_partition(terms.begin(), terms.end(),
+                              [](const SymTerm& t) { return t.coef_value >= 0; });
+        for (const SymTerm& t : terms) out_.terms.push_back(t);
+        op.coef_end = op.begin + static_cast<int>(std::count_if(
+                                   terms.begin(), terms.end(),
+                                   [](const SymTerm& t) { return t.coef_value >= 0; }));
+        op.end = static_cast<int>(out_.terms.size());
+        out_.ops.push_back(op);
+        result.push_back({d, op.out});
+      }
+      terms.clear();
+    }
+    touched_.clear();
+    return result;
+  }
+
+  bool over_budget() const { return n_terms_ + n_visits_ > max_terms_; }
+
+  bool elementwise(const ops::Step<T>& s) {
+    if (s.ew.accumulate) return false;
+    const auto& t = table_;
+    const auto fn = s.ew_fn;
+    const auto& ew = s.ew;
+    auto at = [&](int i, std::int64_t e) { return ew.in[i].map ? ew.in[i].map[e] : e; };
+    auto lin = [&](std::initializer_list<int> which) {
+      return std::all_of(which.begin(), which.end(), [&](int i) { return linear(s.in[i]); });
+    };
+    // One element's contributions, by kernel.
+    std::function<void(std::int64_t)> body;
+    if (fn == t.unary[kNegative] || fn == t.unary[kIdentity]) {
+      if (!lin({0})) return false;
+      const double sign = fn == t.unary[kNegative] ? -1.0 : 1.0;
+      body = [&, sign](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, sign); };
+    } else if (fn == t.binary[kAdd] || fn == t.binary[kSubtract]) {
+      if (!lin({0, 1})) return false;
+      const double sign = fn == t.binary[kAdd] ? 1.0 : -1.0;
+      body = [&, sign](std::int64_t e) {
+        add(s.in[0], at(0, e), -1, 0, 1.0);
+        add(s.in[1], at(1, e), -1, 0, sign);
+      };
+    } else if (fn == t.binary[kMultiply]) {
+      const int l = linear(s.in[0]) ? 0 : 1;
+      if (!lin({l}) || linear(s.in[1 - l])) return false;
+      body = [&, l](std::int64_t e) { add(s.in[l], at(l, e), s.in[1 - l], at(1 - l, e), 1.0); };
+    } else if (fn == t.binary[kDivide]) {
+      if (!lin({0}) || !shared(s.in[1])) return false;
+      body = [&](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, 1.0 / constant(s.in[1], at(1, e))); };
+    } else if (fn == t.ternary[kAxpy]) {  // x c + z
+      if (!lin({0, 2}) || linear(s.in[1])) return false;
+      body = [&](std::int64_t e) {
+        add(s.in[0], at(0, e), s.in[1], at(1, e), 1.0);
+        add(s.in[2], at(2, e), -1, 0, 1.0);
+      };
+    } else if (fn == t.quaternary[kLincomb]) {  // x1 c1 + x2 c2
+      if (!lin({0, 2}) || linear(s.in[1]) || linear(s.in[3])) return false;
+      body = [&](std::int64_t e) {
+        add(s.in[0], at(0, e), s.in[1], at(1, e), 1.0);
+        add(s.in[2], at(2, e), s.in[3], at(3, e), 1.0);
+      };
+    } else {
+      return false;  // selects and everything nonlinear: the dense engine
+    }
+    auto& out = cols_[s.out];
+    out.assign(static_cast<std::size_t>(ew.n_elem), {});
+    for (std::int64_t e = 0; e < ew.n_elem; ++e) {
+      body(e);
+      out[e] = element();
+      if (over_budget()) return false;
+    }
+    return true;
+  }
+
+  bool index(const ops::Step<T>& s) {
+    const auto& ix = s.ix;
+    if (ix.accumulate || !linear(s.in[0])) return false;
+    auto& out = cols_[s.out];
+    const auto& in = cols_[s.in[0]];
+    auto in_cols = [&](std::int64_t e) { return in.empty() ? Cols{} : in[e]; };
+    if (s.ix_fn == table_.gather) {
+      out.assign(static_cast<std::size_t>(ix.n_out), {});
+      for (std::int64_t e = 0; e < ix.n_out; ++e)
+        if (ix.map[e] >= 0) out[e] = in_cols(ix.map[e]);
+    } else if (s.ix_fn == table_.scatter) {  // one part of a concat: the rest stays
+      out.resize(static_cast<std::size_t>(ix.n_out));
+      for (std::int64_t e = 0; e < ix.n_in; ++e)
+        if (ix.map[e] >= 0) out[ix.map[e]] = in_cols(e);
+    } else if (s.ix_fn == table_.scatter_add) {
+      std::vector<std::vector<std::int64_t>> from(static_cast<std::size_t>(ix.n_out));
+      for (std::int64_t e = 0; e < ix.n_in; ++e)
+        if (ix.map[e] >= 0) from[ix.map[e]].push_back(e);
+      out.assign(static_cast<std::size_t>(ix.n_out), {});
+      for (std::int64_t j = 0; j < ix.n_out; ++j) {
+        for (std::int64_t e : from[j]) add(s.in[0], e, -1, 0, 1.0);
+        out[j] = element();
+        if (over_budget()) return false;
+      }
+    } else {
+      return false;
+    }
+    n_visits_ += std::max(ix.n_in, ix.n_out);
+    return !over_budget();
+  }
+
+  bool matmul(const ops::Step<T>& s) {
+    const auto& a = s.mm;
+    if (a.accumulate) return false;
+    const int l = linear(s.in[0]) ? 0 : 1;
+    if (!linear(s.in[l]) || linear(s.in[1 - l])) return false;
+    auto& out = cols_[s.out];
+    out.assign(static_cast<std::size_t>(a.batch * a.m * a.n), {});
+    for (std::int64_t bt = 0; bt < a.batch; ++bt) {
+      const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
+      for (std::int64_t i = 0; i < a.m; ++i)
+        for (std::int64_t j = 0; j < a.n; ++j) {
+          for (std::int64_t kk = 0; kk < a.k; ++kk) {
+            const std::int64_t ao = ab + (a.ta ? kk * a.m + i : i * a.k + kk);
+            const std::int64_t bo = bb + (a.tb ? j * a.k + kk : kk * a.n + j);
+            if (l == 0) add(s.in[0], ao, s.in[1], bo, 1.0);
+            else add(s.in[1], bo, s.in[0], ao, 1.0);
+          }
+          n_visits_ += a.k;
+          out[(bt * a.m + i) * a.n + j] = element();
+          if (over_budget()) return false;
+        }
+    }
+    return true;
+  }
+
+  bool scan(const ops::Step<T>& s) {
+    const auto& a = s.sc;
+    if (a.op != kernels::kSum || !linear(s.in[0])) return false;
+    auto& out = cols_[s.out];
+    out.assign(static_cast<std::size_t>(a.outer * a.len * a.inner), {});
+    // A running sum: each element from the one before it.
+    for (std::int64_t o = 0; o < a.outer; ++o)
+      for (std::int64_t t = 0; t < a.inner; ++t)
+        for (std::int64_t i = 0; i < a.len; ++i) {
+          auto pos = [&](std::int64_t k) {
+            return (o * a.len + (a.reverse ? a.len - 1 - k : k)) * a.inner + t;
+          };
+          if (i > 0) {
+            add(s.out, pos(i - 1), -1, 0, 1.0);
+            if (a.exclusive) add(s.in[0], pos(i - 1), -1, 0, 1.0);
+          }
+          if (!a.exclusive) add(s.in[0], pos(i), -1, 0, 1.0);
+          out[pos(i)] = element();
+          if (over_budget()) return false;
+        }
+    return true;
+  }
+
+  const graph::Program& program_;
+  const kernels::KernelTable<T>& table_;
+  std::int64_t max_terms_;
+  std::int64_t n_terms_ = 0, n_visits_ = 0;
+  int n_dirs_ = 0;
+  std::vector<std::vector<Cols>> cols_;          // per value, per element
+  std::vector<std::optional<double>> slot_const_;  // per slot: its value if known
+  std::vector<std::vector<SymTerm>> by_dir_;     // the element being built
+  std::vector<int> touched_;
+  std::map<int, std::vector<double>> constants_;
+  SparseProgram out_;
+};
+
+}  // namespace
+
+template <class T>
+std::optional<SparseProgram> compile_sparse(const graph::Program& program,
+                                            const kernels::KernelTable<T>& table,
+                                            std::span<const ops::Step<T>> steps, int seed,
+                                            int answer, bool forward, std::int64_t max_terms) {
+  Compiler<T> c(program, table, max_terms);
+  c.seed(seed);
+  for (const auto& s : steps)
+    if (!c.step(s)) return std::nullopt;
+  return c.finish(answer, forward);
+}
+
+template std::optional<SparseProgram> compile_sparse<float>(const graph::Program&,
+                                                            const kernels::KernelTable<float>&,
+                                                            std::span<const ops::Step<float>>, int,
+                                                            int, bool, std::int64_t);
+template std::optional<SparseProgram> compile_sparse<double>(const graph::Program&,
+                                                             const kernels::KernelTable<double>&,
+                                                             std::span<const ops::Step<double>>,
+                                                             int, int, bool, std::int64_t);
+
+}  // namespace batchjac::engine

@@ -72,7 +72,19 @@ double load_element(const Load& l, std::int64_t i) {
 // Batch-first rows [example][element] -> lanes [element][L]. Lanes past the
 // batch repeat its last example, so padding computes finite values.
 template <class T>
-void load_lanes(const Load& l, T* dst, std::int64_t first, std::int64_t batch, std::int64_t lanes) {
+void load_lanes(const kernels::KernelTable<T>& table, const Load& l, T* dst, std::int64_t first,
+                std::int64_t batch, std::int64_t lanes) {
+  constexpr DType same = sizeof(T) == 8 ? DType::float64 : DType::float32;
+  if (l.dtype == same && lanes == table.width && first + lanes <= batch) {
+    // Whole groups of `lanes` elements go through the in-register transpose.
+    const T* src = static_cast<const T*>(l.data) + first * l.elements;
+    const std::int64_t whole = l.elements / lanes * lanes;
+    for (std::int64_t e = 0; e < whole; e += lanes)
+      table.lanes_to_rows(src + e, lanes, l.elements, dst + e * lanes, lanes, nullptr);
+    for (std::int64_t e = whole; e < l.elements; ++e)
+      for (std::int64_t lane = 0; lane < lanes; ++lane) dst[e * lanes + lane] = src[lane * l.elements + e];
+    return;
+  }
   for (std::int64_t lane = 0; lane < lanes; ++lane) {
     const std::int64_t ex = std::min(first + lane, batch - 1);
     const std::int64_t row = ex * l.elements;
@@ -117,7 +129,7 @@ struct Runner {
       std::fill_n(buf + p.sparse_out, per_example * L, T(0));
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
-        for (const Load& l : p.loads) load_lanes<T>(l, ptr[l.value], first, batch, L);
+        for (const Load& l : p.loads) load_lanes<T>(*p.table, l, ptr[l.value], first, batch, L);
         ops::execute<T>(p.primal_steps, bind);
         p.table->sparse_linear(buf, p.sparse_ops.data(), static_cast<std::int64_t>(p.sparse_ops.size()),
                                p.sparse_terms.data(), L);
@@ -133,7 +145,7 @@ struct Runner {
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t first = blk * L;
       const std::int64_t valid = std::min(L, batch - first);
-      for (const Load& l : p.loads) load_lanes<T>(l, ptr[l.value], first, batch, L);
+      for (const Load& l : p.loads) load_lanes<T>(*p.table, l, ptr[l.value], first, batch, L);
       ops::execute<T>(p.primal_steps, bind);
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
@@ -169,6 +181,8 @@ struct Runner {
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
              std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
     const std::int64_t L = p.lanes, size = nd * E;
+    // The sparse form knows which groups of the example's entries are zero.
+    const std::uint8_t* live = p.sparse ? p.live_groups.data() : nullptr;
     if constexpr (std::is_same_v<T, O>) {
       // A full block with vector-aligned rows streams straight from registers.
       const std::int64_t W = p.table->width;
@@ -179,17 +193,17 @@ struct Runner {
           reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0) {
         if (fwd)
           for (std::int64_t e = 0; e < E; ++e)
-            p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example);
+            p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example, nullptr);
         else
-          p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example);
+          p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example, live);
         return;
       }
     }
     if (fwd) {  // staging[l][e][k] = ans[k][e][l]
       for (std::int64_t e = 0; e < E; ++e)
-        p.table->lanes_to_rows(ans + e * L, nd, E * L, staging + e * nd, size);
+        p.table->lanes_to_rows(ans + e * L, nd, E * L, staging + e * nd, size, nullptr);
     } else {    // staging[l][k][e] = ans[k][e][l]
-      p.table->lanes_to_rows(ans, size, L, staging, size);
+      p.table->lanes_to_rows(ans, size, L, staging, size, live);
     }
     // The example's destination is one contiguous range unless forward mode
     // writes only some columns.

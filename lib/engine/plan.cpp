@@ -48,6 +48,49 @@ int sparse_override() {
 }
 }  // namespace
 
+// Values written by `steps` (those `pooled` accepts) share memory by liveness:
+// a greedy first-fit over their live ranges, a value being free once the
+// step after its last reader begins. `keep` (or -1) is never freed. Writes
+// each value's offset in `slot` (units of elements); returns the pool size.
+template <class T, class Pred>
+std::int64_t share_by_liveness(const std::vector<ops::Step<T>>& steps,
+                               const std::vector<ops::ValueInfo>& infos, int keep, Pred pooled,
+                               std::vector<std::int64_t>& slot) {
+  auto size_of = [&](int v) { return (infos[v].shape.num_elements() + 7) / 8 * 8; };
+  const std::size_t n_steps = steps.size();
+  std::vector<std::size_t> last(infos.size(), 0);
+  for (std::size_t i = 0; i < n_steps; ++i)
+    for (int j = 0; j < steps[i].n_in; ++j) last[steps[i].in[j]] = i;
+  std::int64_t pool = 0;
+  std::vector<std::pair<std::int64_t, std::int64_t>> free_list;  // (offset, size)
+  std::vector<int> live;
+  for (std::size_t i = 0; i < n_steps; ++i) {
+    const int out = steps[i].out;
+    if (slot[out] >= 0 || !pooled(out)) continue;
+    for (auto it = live.begin(); it != live.end();) {
+      if (last[*it] < i && *it != keep) {
+        free_list.emplace_back(slot[*it], size_of(*it));
+        it = live.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    const std::int64_t need = size_of(out);
+    auto fit = std::find_if(free_list.begin(), free_list.end(),
+                            [&](const auto& f) { return f.second >= need; });
+    if (fit != free_list.end()) {
+      slot[out] = fit->first;
+      if (fit->second > need) *fit = {fit->first + need, fit->second - need};
+      else free_list.erase(fit);
+    } else {
+      slot[out] = pool;
+      pool += need;
+    }
+    live.push_back(out);
+  }
+  return pool;
+}
+
 // Lays out the sparse form's slots after `at` (slots share memory once their
 // last reader has run) and its output block; returns the new end.
 template <class T>
@@ -101,20 +144,34 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     const std::int64_t entry = id >= sp.n_slots ? id - sp.n_slots : entry_of[id];
     return static_cast<std::int32_t>(entry >= 0 ? out_base + entry * L : at + phys[id] * L);
   };
+  const std::int64_t n_entries = p.n_dirs * p.answer_elems;
+  p.live_groups.assign(static_cast<std::size_t>((n_entries + L - 1) / L), 0);
+  for (int i = 0; i < n_ops; ++i) {
+    const SymOp& op = sp.ops[i];
+    if (op.out >= sp.n_slots && op.begin != op.end) p.live_groups[(op.out - sp.n_slots) / L] = 1;
+  }
   for (int i = 0; i < n_ops; ++i) {
     if (dropped[i]) continue;
     const SymOp& op = sp.ops[i];
-    p.sparse_ops.push_back({offset(op.out), op.coef_end - op.begin, op.end - op.coef_end});
-    for (int t = op.begin; t < op.end; ++t) {
-      const SymTerm& s = sp.terms[t];
-      kernels::SparseTerm<T> k;
-      k.in = offset(s.in);
-      k.coef = s.coef_value >= 0 ? static_cast<std::int32_t>(p.offset[s.coef_value] + s.coef_elem * L) : 0;
-      k.scale = static_cast<T>(s.scale);
-      p.sparse_terms.push_back(k);
-    }
+    // Terms with a coefficient first; a coefficient times the ones is read
+    // as a plain term's input.
+    kernels::SparseOp kop;
+    kop.out = offset(op.out);
+    for (const bool with_coef : {true, false})
+      for (int t = op.begin; t < op.end; ++t) {
+        const SymTerm& s = sp.terms[t];
+        if ((s.coef_value >= 0 && s.in != 0) != with_coef) continue;
+        const auto coef = s.coef_value >= 0 ? static_cast<std::int32_t>(p.offset[s.coef_value] + s.coef_elem * L) : 0;
+        kernels::SparseTerm<T> term;
+        term.in = !with_coef && s.coef_value >= 0 ? coef : offset(s.in);
+        term.coef = with_coef ? coef : 0;
+        term.scale = static_cast<T>(s.scale);
+        p.sparse_terms.push_back(term);
+        ++(with_coef ? kop.n_coef : kop.n_plain);
+      }
+    p.sparse_ops.push_back(kop);
   }
-  return out_base + p.n_dirs * p.answer_elems * L;
+  return out_base + n_entries * L;
 }
 
 template <class T>
@@ -189,45 +246,27 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     for (const SymTerm& t : sparse->terms)
       if (t.coef_value >= 0) used[t.coef_value] = 1;
 
-  // Linear values made per block share memory by liveness: a greedy first-fit
-  // over their live ranges, in units of elements per direction (buffers
-  // scale with D). Seed and hoisted values keep their own.
+  // Linear values made per block share memory by liveness, in units of
+  // elements per direction (buffers scale with D). Seed and hoisted values
+  // keep their own.
   std::vector<std::int64_t> slot(n_values, -1);  // pool offset per direction, block values
-  std::int64_t pool = 0;                          // peak pool size per direction
-  {
-    const std::size_t n_steps = p.linear_steps.size();
-    std::vector<std::size_t> last(n_values, 0);
-    for (std::size_t i = 0; i < n_steps; ++i)
-      for (int j = 0; j < p.linear_steps[i].n_in; ++j) last[p.linear_steps[i].in[j]] = i;
-    last[p.answer] = n_steps;  // read by the store after the last step
-    std::vector<std::pair<std::int64_t, std::int64_t>> free_list;  // (offset, size)
-    std::vector<int> live;
-    for (std::size_t i = 0; i < n_steps; ++i) {
-      const int out = p.linear_steps[i].out;
-      if (slot[out] >= 0 || program.values[out].kind != graph::ValueKind::linear) continue;
-      // Values whose last reader ran before step i are free again.
-      for (auto it = live.begin(); it != live.end();) {
-        if (last[*it] < i && *it != p.answer) {
-          free_list.emplace_back(slot[*it], (infos[*it].shape.num_elements() + 7) / 8 * 8);
-          it = live.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      const std::int64_t need = (infos[out].shape.num_elements() + 7) / 8 * 8;
-      auto fit = std::find_if(free_list.begin(), free_list.end(),
-                              [&](const auto& f) { return f.second >= need; });
-      if (fit != free_list.end()) {
-        slot[out] = fit->first;
-        if (fit->second > need) *fit = {fit->first + need, fit->second - need};
-        else free_list.erase(fit);
-      } else {
-        slot[out] = pool;
-        pool += need;
-      }
-      live.push_back(out);
-    }
-  }
+  const std::int64_t pool = share_by_liveness<T>(
+      p.linear_steps, infos, p.answer,
+      [&](int v) { return program.values[v].kind == graph::ValueKind::linear; }, slot);
+  // Likewise computed primal values; those the linear steps read (the
+  // coefficients) live to the end.
+  std::vector<std::int64_t> primal_slot(n_values, -1);
+  std::vector<char> coefficient(n_values, 0);
+  for (const auto* steps : {&p.invariant_steps, &p.linear_steps})
+    for (const auto& s : *steps)
+      for (int i = 0; i < s.n_in; ++i) coefficient[s.in[i]] = 1;
+  if (sparse)
+    for (const SymTerm& t : sparse->terms)
+      if (t.coef_value >= 0) coefficient[t.coef_value] = 1;
+  const std::int64_t primal_pool = share_by_liveness<T>(
+      p.primal_steps, infos, -1,
+      [&](int v) { return program.values[v].kind == graph::ValueKind::primal && !coefficient[v]; },
+      primal_slot);
   std::int64_t fixed_elems = 0;  // seed and hoisted linear values, per direction
   for (std::size_t v = 0; v < n_values; ++v)
     if (used[v] && program.values[v].kind == graph::ValueKind::linear && slot[v] < 0)
@@ -251,6 +290,8 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   };
   const std::int64_t pool_base = at;
   at += pool * dirs * p.lanes;
+  const std::int64_t primal_base = at;
+  at += primal_pool * p.lanes;
   for (std::size_t v = 0; v < n_values; ++v) {
     if (!used[v]) continue;
     const auto& val = program.values[v];
@@ -266,7 +307,8 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
       p.shared_ptr[v] = const_cast<T*>(data.impl().template as<T>());
       p.converted.push_back(std::move(data));
     } else {
-      place(v, e * p.lanes);
+      if (primal_slot[v] >= 0) p.offset[v] = primal_base + primal_slot[v] * p.lanes;
+      else place(v, e * p.lanes);
       if (val.kind == graph::ValueKind::parameter)
         p.loads.push_back({static_cast<int>(v), source.impl().bytes.get(), source.dtype(), e});
       else if (val.kind == graph::ValueKind::constant) {
@@ -292,8 +334,16 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
                  mode == JacobianMode::forward ? "forward" : "reverse", p.cost,
                  static_cast<long long>(p.lanes), static_cast<long long>(p.max_dirs),
                  static_cast<long long>(p.n_dirs), static_cast<long long>(at));
-    if (p.sparse)
+    if (p.sparse) {
       std::fprintf(stderr, "sparse: %zu ops, %zu terms\n", p.sparse_ops.size(), p.sparse_terms.size());
+      std::int64_t hist[6] = {}, coef = 0, unit = 0, ones = 0;
+      for (const auto& op : p.sparse_ops) hist[std::min(op.n_coef + op.n_plain, 5)]++;
+      for (const auto& op : p.sparse_ops) coef += op.n_coef;
+      for (const auto& t : p.sparse_terms) unit += t.scale == T(1), ones += t.in == p.ones_offset;
+      std::fprintf(stderr, "  ops by terms 0..5+: %lld %lld %lld %lld %lld %lld; coef terms %lld, unit scale %lld, from ones %lld\n",
+                   (long long)hist[0], (long long)hist[1], (long long)hist[2], (long long)hist[3],
+                   (long long)hist[4], (long long)hist[5], (long long)coef, (long long)unit, (long long)ones);
+    }
     dump("primal", p.primal_steps);
     dump("invariant", p.invariant_steps);
     dump("linear", p.linear_steps);

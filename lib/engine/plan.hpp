@@ -54,6 +54,8 @@ struct Plan {
   std::vector<kernels::SparseTerm<T>> sparse_terms;
   std::int64_t ones_offset = -1;
   std::int64_t sparse_out = -1;
+  // Per group of `lanes` consecutive Jacobian entries: whether any is written.
+  std::vector<std::uint8_t> live_groups;
 };
 
 template <class T>

@@ -36,6 +36,7 @@ class Compiler {
            std::int64_t max_terms)
       : program_(program), table_(table), max_terms_(max_terms), cols_(program.values.size()) {
     slot_const_.push_back(1.0);  // slot 0: ones
+    def_op_.push_back(-1);
   }
 
   bool seed(int value) {
@@ -82,6 +83,7 @@ class Compiler {
       op.end = static_cast<int>(out_.terms.size());
       out_.ops.push_back(op);
     }
+    drop_dead_ops();
     return std::move(out_);
   }
 
@@ -101,8 +103,34 @@ class Compiler {
     return it->second[static_cast<std::size_t>(e)];
   }
 
+  // Removes the ops whose slots no Jacobian entry needs (those inlined into
+  // all their readers).
+  void drop_dead_ops() {
+    std::vector<char> needed(slot_const_.size(), 0);
+    std::vector<char> keep(out_.ops.size(), 0);
+    for (std::size_t i = out_.ops.size(); i-- > 0;) {
+      const SymOp& op = out_.ops[i];
+      if (op.out < out_.n_slots && !needed[op.out]) continue;
+      keep[i] = 1;
+      for (int t = op.begin; t < op.end; ++t) needed[out_.terms[t].in] = 1;
+    }
+    SparseProgram live;
+    live.n_slots = out_.n_slots;
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) {
+      if (!keep[i]) continue;
+      SymOp op = out_.ops[i];
+      const int shift = static_cast<int>(live.terms.size()) - op.begin;
+      live.terms.insert(live.terms.end(), out_.terms.begin() + op.begin, out_.terms.begin() + op.end);
+      op.begin += shift, op.coef_end += shift, op.end += shift;
+      live.ops.push_back(op);
+    }
+    out_ = std::move(live);
+  }
+
   // Adds scale * coef[coef_elem] * value[elem], over value's directions, to
-  // the element being built.
+  // the element being built. A slot made by one term is read through that
+  // term where the product keeps at most one coefficient, so that the op
+  // making it can often be dropped.
   void add(int value, std::int64_t elem, int coef, std::int64_t coef_elem, double scale) {
     if (coef >= 0 && shared(coef)) {
       scale *= constant(coef, coef_elem);
@@ -114,6 +142,14 @@ class Compiler {
       if (slot_const_[c.slot]) {
         t.in = 0;
         t.scale *= *slot_const_[c.slot];
+      } else if (const int def = def_op_[c.slot];
+                 def >= 0 && out_.ops[def].end - out_.ops[def].begin == 1) {
+        const SymTerm& u = out_.terms[out_.ops[def].begin];
+        if (u.coef_value < 0 || coef < 0) {
+          t.in = u.in;
+          t.scale = scale * u.scale;
+          if (u.coef_value >= 0) t.coef_value = u.coef_value, t.coef_elem = u.coef_elem;
+        }
       }
       auto& terms = by_dir_[c.dir];
       if (terms.empty()) touched_.push_back(c.dir);
@@ -139,6 +175,7 @@ class Compiler {
         else if (k != 0.0) {
           result.push_back({d, static_cast<int>(slot_const_.size())});
           slot_const_.push_back(k);
+          def_op_.push_back(-1);
         }
       } else if (terms.size() == 1 && terms[0].coef_value < 0 && terms[0].scale == 1.0) {
         result.push_back({d, terms[0].in});
@@ -146,6 +183,7 @@ class Compiler {
         SymOp op;
         op.out = static_cast<int>(slot_const_.size());
         slot_const_.push_back(std::nullopt);
+        def_op_.push_back(static_cast<int>(out_.ops.size()));
         op.begin = static_cast<int>(out_.terms.size());
         std::stable_partition(terms.begin(), terms.end(),
                               [](const SymTerm& t) { return t.coef_value >= 0; });
@@ -305,6 +343,7 @@ class Compiler {
   int n_dirs_ = 0;
   std::vector<std::vector<Cols>> cols_;          // per value, per element
   std::vector<std::optional<double>> slot_const_;  // per slot: its value if known
+  std::vector<int> def_op_;                        // per slot: the op making it, or -1
   std::vector<std::vector<SymTerm>> by_dir_;     // the element being built
   std::vector<int> touched_;
   std::map<int, std::vector<double>> constants_;

@@ -82,9 +82,9 @@ struct MatmulArgs {
 };
 
 // A linear program compiled down to single lane-vectors (engine/sparse.hpp):
-// each op writes buf[out .. out+lanes) = sum of its terms, the first n_coef
-// of them scale * buf[in] * buf[coef], the other n_plain scale * buf[in].
-// Offsets are in elements of the block buffer.
+// each op writes buf[out .. out+lanes) = the sum of its terms, the first
+// n_coef of them scale * buf[in] * buf[coef], the other n_plain
+// scale * buf[in]. Offsets are in elements of the block buffer.
 template <class T>
 struct SparseTerm {
   std::int32_t in = 0;
@@ -135,12 +135,14 @@ struct KernelTable {
   void (*stream_copy)(T* dst, const T* src, std::int64_t n) = nullptr;
   // dst[l * dst_stride + i] = src[i * src_stride + l], i < count, l < width:
   // a block's lanes (examples) become rows.
+  // When `live` is given, group g of W consecutive i is known to be zero
+  // unless live[g]: such groups are written as zeros without reading src.
   void (*lanes_to_rows)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
-                        std::int64_t dst_stride) = nullptr;
+                        std::int64_t dst_stride, const std::uint8_t* live) = nullptr;
   // The same with non-temporal stores; every destination row must be
   // aligned to the vector size (count a multiple of width).
   void (*lanes_to_rows_stream)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
-                               std::int64_t dst_stride) = nullptr;
+                               std::int64_t dst_stride, const std::uint8_t* live) = nullptr;
 };
 
 void stream_fence();

@@ -98,6 +98,25 @@ void elementwise_impl(const ElementwiseArgs<typename Vec<V>::S>& a) {
     }
     return;
   }
+  if (a.lanes == W) {
+    // The engine's case: one vector per element. Each operand is a vector
+    // per element (varying) or one value per element, either read through
+    // its map or not.
+    for (std::int64_t d = 0; d < a.n_dir; ++d) {
+      const T* p[N];
+      for (int i = 0; i < N; ++i) p[i] = a.in[i].ptr + d * a.in[i].dir_stride;
+      T* out = a.out + d * a.out_dir_stride;
+      for (std::int64_t e = 0; e < a.n_elem; ++e) {
+        V x[N];
+        for (int i = 0; i < N; ++i) {
+          const std::int64_t idx = a.in[i].map ? a.in[i].map[e] : e;
+          x[i] = a.in[i].varying ? Vec<V>::load(p[i] + idx * W) : V(p[i][idx]);
+        }
+        write<V, T, Accumulate>(out + e * W, apply<F, N, Partial>(x, a.scalar));
+      }
+    }
+    return;
+  }
   for (std::int64_t d = 0; d < a.n_dir; ++d) {
     T* out = a.out + d * a.out_dir_stride;
     for (std::int64_t e = 0; e < a.n_elem; ++e) {
@@ -126,6 +145,17 @@ template <class V>
 void gather(const IndexArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
+  if (a.lanes == W && !a.accumulate) {  // the engine's case: one vector per element
+    for (std::int64_t d = 0; d < a.n_dir; ++d) {
+      T* out = a.out + d * a.out_dir_stride;
+      const T* in = a.in + d * a.in_dir_stride;
+      for (std::int64_t e = 0; e < a.n_out; ++e) {
+        const std::int64_t src = a.map[e];
+        Vec<V>::store(out + e * W, src < 0 ? V(T(0)) : Vec<V>::load(in + src * W));
+      }
+    }
+    return;
+  }
   for (std::int64_t d = 0; d < a.n_dir; ++d) {
     T* out = a.out + d * a.out_dir_stride;
     const T* in = a.in + d * a.in_dir_stride;
@@ -264,6 +294,8 @@ void scan(const ScanArgs<typename Vec<V>::S>& a) {
   }
 }
 
+// Interpreted: per op, two short loops, so the few terms of an op cost
+// little beyond their loads and multiply-adds.
 template <class V>
 void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
                    const SparseTerm<typename Vec<V>::S>* terms, std::int64_t lanes) {
@@ -406,7 +438,7 @@ constexpr M stage_mask(std::index_sequence<J...>) {
 }
 
 template <class V, int S>
-void transpose_stages(typename V::register_type* r) {
+[[gnu::always_inline]] inline void transpose_stages(typename V::register_type* r) {
   using R = typename V::register_type;
   using T = typename Vec<V>::S;
   constexpr int W = static_cast<int>(Vec<V>::width);
@@ -425,7 +457,7 @@ void transpose_stages(typename V::register_type* r) {
 // In-register transpose of W vectors of W lanes: afterwards r[i][j] is the
 // old r[j][i]. log2(W) stages of two-input shuffles (GCC vector extensions).
 template <class V>
-void transpose_square(typename V::register_type* r) {
+[[gnu::always_inline]] inline void transpose_square(typename V::register_type* r) {
   transpose_stages<V, 1>(r);
 }
 
@@ -450,12 +482,21 @@ void stream_store(typename Vec<V>::S* dst, typename V::register_type v) {
 // Stream: the destination rows are vector-aligned and bypass the caches.
 template <class V, bool Stream = false>
 void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64_t src_stride,
-                   typename Vec<V>::S* dst, std::int64_t dst_stride) {
+                   typename Vec<V>::S* dst, std::int64_t dst_stride, const std::uint8_t* live) {
+  using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
   std::int64_t i = 0;
   if constexpr (W > 1) {
     using R = typename V::register_type;
     for (; i + W <= count; i += W) {
+      if (live && !live[i / W]) {
+        const R zero = V(T(0));
+        for (std::int64_t l = 0; l < W; ++l) {
+          if constexpr (Stream) stream_store<V>(dst + l * dst_stride + i, zero);
+          else Vec<V>::store(dst + l * dst_stride + i, V(zero));
+        }
+        continue;
+      }
       R r[W];
       for (std::int64_t j = 0; j < W; ++j) r[j] = Vec<V>::load(src + (i + j) * src_stride);
       transpose_square<V>(r);

@@ -270,6 +270,29 @@ void bm_seed(benchmark::State& state, bool record, bj::JacobianOptions options) 
   }
 }
 
+// The machine's own two-thread scaling, for comparison: a fixed amount of
+// compute-bound work (independent multiply-add chains in registers, no
+// memory traffic) split over `threads` threads. Ideal: t:2 takes 0.5x t:1.
+void bm_spin(benchmark::State& state, int threads) {
+  constexpr std::int64_t kWork = 400'000'000;  // multiply-adds in all
+  auto part = [](std::int64_t n, double* out) {
+    double a[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (std::int64_t i = 0; i < n; i += 8)
+      for (double& v : a) v = v * 0.9999999 + 1e-7;
+    double sum = 0;
+    for (double v : a) sum += v;
+    *out = sum;
+  };
+  std::vector<double> sums(static_cast<std::size_t>(threads));
+  for (auto _ : state) {
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(part, kWork / threads, &sums[t]);
+    part(kWork / threads, &sums[0]);
+    for (auto& th : pool) th.join();
+    benchmark::DoNotOptimize(sums.data());
+  }
+}
+
 // ---- registration --------------------------------------------------------------------------------
 
 std::vector<int> thread_counts() {
@@ -329,6 +352,9 @@ void register_all() {
           benchmark::kMicrosecond);
     }
   }
+
+  for (int threads : thread_counts())
+    add({"machine", "spin", threads, ""}, [threads](benchmark::State& s) { bm_spin(s, threads); });
 
   // TF's knobs on W2 f64: the grain (rows or columns per task) and the
   // one-direction-at-a-time loop. "pi=unset" is the default of the runs above.

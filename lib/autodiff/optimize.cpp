@@ -17,10 +17,7 @@ namespace batchjac::autodiff {
 
 namespace {
 namespace m = ops::math;
-constexpr int kNegative = m::index_of<m::Negative, m::Unary>;
-constexpr int kAdd = m::index_of<m::Add, m::Binary>;
-constexpr int kSubtract = m::index_of<m::Subtract, m::Binary>;
-constexpr int kMultiply = m::index_of<m::Multiply, m::Binary>;
+using m::kNegative, m::kAdd, m::kSubtract, m::kMultiply;
 
 struct Optimizer {
   graph::Program& program;
@@ -31,13 +28,8 @@ struct Optimizer {
   bool linear(int v) const { return program.values[v].kind == graph::ValueKind::linear; }
   const Shape& shape(int v) const { return program.info(v).shape; }
 
-  ops::Attrs op_attrs(int op) const {
-    ops::Attrs a;
-    a.op = op;
-    return a;
-  }
   int primal(ops::Prim prim, int op, std::vector<int> inputs) {
-    const int v = program.emit(program.nodes, graph::ValueKind::primal, prim, op_attrs(op),
+    const int v = program.emit(program.nodes, graph::ValueKind::primal, prim, ops::op_attrs(op),
                                std::move(inputs));
     grow();
     return v;
@@ -95,7 +87,7 @@ struct Optimizer {
     if (n.prim == ops::Prim::unary && n.attrs.op == kNegative && linear(n.inputs[0])) {
       if (Scaling inner = single_use_scaling(n.inputs[0]); inner.x >= 0) {
         --uses[n.inputs[0]];
-        n = ops::Node{ops::Prim::binary, op_attrs(kMultiply),
+        n = ops::Node{ops::Prim::binary, ops::op_attrs(kMultiply),
                       {inner.x, primal(ops::Prim::unary, kNegative, {inner.c})}, n.output};
         return true;
       }
@@ -114,16 +106,16 @@ struct Optimizer {
       if (b.x >= 0) --uses[n.inputs[1]];
       if (a.x >= 0 && b.x >= 0 && a.x == b.x) {
         const int c = primal(ops::Prim::binary, minus ? kSubtract : kAdd, {a.c, b.c});
-        n = ops::Node{ops::Prim::binary, op_attrs(kMultiply), {a.x, c}, n.output};
+        n = ops::Node{ops::Prim::binary, ops::op_attrs(kMultiply), {a.x, c}, n.output};
         rewrite(n);  // a scaling again: it may fold into the one before
       } else if (a.x >= 0 && b.x >= 0) {
         const int c2 = minus ? primal(ops::Prim::unary, kNegative, {b.c}) : b.c;
-        n = ops::Node{ops::Prim::lincomb, op_attrs(1), {a.x, a.c, b.x, c2}, n.output};
+        n = ops::Node{ops::Prim::lincomb, ops::op_attrs(1), {a.x, a.c, b.x, c2}, n.output};
       } else if (b.x >= 0) {  // z +- x c
         const int c = minus ? primal(ops::Prim::unary, kNegative, {b.c}) : b.c;
-        n = ops::Node{ops::Prim::lincomb, op_attrs(0), {b.x, c, n.inputs[0]}, n.output};
+        n = ops::Node{ops::Prim::lincomb, ops::op_attrs(0), {b.x, c, n.inputs[0]}, n.output};
       } else if (!minus) {    // x c + z
-        n = ops::Node{ops::Prim::lincomb, op_attrs(0), {a.x, a.c, n.inputs[1]}, n.output};
+        n = ops::Node{ops::Prim::lincomb, ops::op_attrs(0), {a.x, a.c, n.inputs[1]}, n.output};
       } else {                // x c - z: keep z's sign with a -1 coefficient
         ++uses[n.inputs[0]];
         return false;

@@ -53,20 +53,16 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return false;
   autodiff::optimize(program, jvp);
-  if (options.mode == JacobianMode::forward) {
-    autodiff::prune(program, jvp);
-    const engine::Candidate only{&program, &jvp, JacobianMode::forward};
+  auto run_only = [&](graph::LinearProgram& lin, JacobianMode mode) {
+    autodiff::prune(program, lin);
+    const engine::Candidate only{&program, &lin, mode};
     engine::run({&only, 1}, source, out, out_dtype, options);
     return true;
-  }
+  };
+  if (options.mode == JacobianMode::forward) return run_only(jvp, JacobianMode::forward);
   graph::LinearProgram vjp = autodiff::transpose(program, jvp);
   autodiff::optimize(program, vjp);
-  if (options.mode == JacobianMode::reverse) {
-    autodiff::prune(program, vjp);
-    const engine::Candidate only{&program, &vjp, JacobianMode::reverse};
-    engine::run({&only, 1}, source, out, out_dtype, options);
-    return true;
-  }
+  if (options.mode == JacobianMode::reverse) return run_only(vjp, JacobianMode::reverse);
   // automatic: the engine plans both and runs the cheaper.
   graph::Program forward_program = program;
   autodiff::prune(forward_program, jvp);

@@ -13,14 +13,7 @@ namespace batchjac::engine {
 namespace {
 
 namespace m = ops::math;
-constexpr int kNegative = m::index_of<m::Negative, m::Unary>;
-constexpr int kIdentity = m::index_of<m::Identity, m::Unary>;
-constexpr int kAdd = m::index_of<m::Add, m::Binary>;
-constexpr int kSubtract = m::index_of<m::Subtract, m::Binary>;
-constexpr int kMultiply = m::index_of<m::Multiply, m::Binary>;
-constexpr int kDivide = m::index_of<m::Divide, m::Binary>;
-constexpr int kAxpy = m::index_of<m::Axpy, m::Ternary>;
-constexpr int kLincomb = m::index_of<m::Lincomb, m::Quaternary>;
+using m::kNegative, m::kIdentity, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kAxpy, m::kLincomb;
 
 // Direction `dir` of an element lives in `slot`.
 struct Col {

@@ -11,7 +11,6 @@
 namespace batchjac::graph {
 
 namespace {
-Shape drop_first(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())); }
 
 struct Builder {
   const detail::TapeState& tape;
@@ -58,7 +57,7 @@ struct Builder {
     std::vector<ops::ValueInfo> in;
     for (int v : node.inputs) in.push_back(program.info(v));
     ops::ValueInfo out = ops::infer(node, in);
-    const Shape expected = batched ? drop_first(r.output.shape()) : r.output.shape();
+    const Shape expected = batched ? ops::drop_batch_axis(r.output.shape()) : r.output.shape();
     if (out.shape != expected || (batched && (r.output.rank() == 0 || r.output.shape()[0] != program.batch)))
       ops::fail(node, "result of shape " + r.output.shape().to_string() +
                           " does not keep the batch axis first: each result example would mix "
@@ -101,7 +100,7 @@ std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target
   Builder b{tape, source, batched, {}, {}, {}};
   b.program.batched = batched;
   b.program.batch = batched ? source.shape()[0] : 1;
-  const Shape param = batched ? drop_first(source.shape()) : source.shape();
+  const Shape param = batched ? ops::drop_batch_axis(source.shape()) : source.shape();
   b.program.parameter = b.program.add_value({param, source.dtype()}, ValueKind::parameter, true);
   b.computed[source.id()] = b.program.parameter;
   for (std::size_t i = 0; i < tape.records.size(); ++i)

@@ -8,10 +8,6 @@
 
 namespace batchjac::ops {
 
-namespace {
-Shape drop_first(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())); }
-}  // namespace
-
 void elementwise_batch(const Node& node, BatchQuery& q) {
   std::size_t rank = 0;
   for (const auto& s : q.in_shapes) rank = std::max(rank, s.size());
@@ -26,10 +22,10 @@ void elementwise_batch(const Node& node, BatchQuery& q) {
                        std::to_string(rank - s.size()) +
                        ", so each result example would mix several source examples");
       }
-      q.per_example.push_back(drop_first(s));
+      q.per_example.push_back(drop_batch_axis(s));
     } else if (s.size() == rank) {
       q.in[i] = (s[0] == q.batch && q.batch != 1) ? Batching::batched : Batching::shared;
-      q.per_example.push_back(drop_first(s));
+      q.per_example.push_back(drop_batch_axis(s));
     } else {
       q.in[i] = Batching::shared;
       q.per_example.push_back(s);
@@ -39,7 +35,7 @@ void elementwise_batch(const Node& node, BatchQuery& q) {
 
 void single_batch(const Node&, BatchQuery& q) {
   q.per_example.clear();
-  q.per_example.push_back(drop_first(q.in_shapes[0]));
+  q.per_example.push_back(drop_batch_axis(q.in_shapes[0]));
 }
 
 void require_float(std::string_view op, const ValueInfo& v, int input) {

@@ -24,24 +24,9 @@ struct Traits<m::List<Fs...>> {
   static constexpr std::array<m::Domain, sizeof...(Fs)> domain{Fs::domain...};
 };
 
-constexpr int kNegative = m::index_of<m::Negative, m::Unary>;
-constexpr int kIdentity = m::index_of<m::Identity, m::Unary>;
-constexpr int kRoundToFloat = m::index_of<m::RoundToFloat, m::Unary>;
-constexpr int kAdd = m::index_of<m::Add, m::Binary>;
-constexpr int kSubtract = m::index_of<m::Subtract, m::Binary>;
-constexpr int kMultiply = m::index_of<m::Multiply, m::Binary>;
-constexpr int kDivide = m::index_of<m::Divide, m::Binary>;
-constexpr int kSelectFirst = m::index_of<m::SelectFirst, m::Binary>;
-constexpr int kSelectSecond = m::index_of<m::SelectSecond, m::Binary>;
+using m::kNegative, m::kIdentity, m::kRoundToFloat, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kSelectFirst, m::kSelectSecond;
 
 bool linear_unary(int op) { return op == kNegative || op == kIdentity || op == kRoundToFloat; }
-
-Attrs op_attrs(int op, double scalar = 0.0) {
-  Attrs a;
-  a.op = op;
-  a.scalar = scalar;
-  return a;
-}
 
 // Broadcasts tangent t to `shape` when the op broadcast its input.
 int broadcast_tangent(autodiff::JvpContext& c, int t, const Shape& shape) {

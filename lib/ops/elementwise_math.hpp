@@ -235,5 +235,19 @@ struct IndexOf<F, List<T, Ts...>> {
 template <class F, class L>
 inline constexpr int index_of = IndexOf<F, L>::value;
 
+// The ops that rules, the optimiser and the engine name directly.
+inline constexpr int kNegative = index_of<Negative, Unary>;
+inline constexpr int kIdentity = index_of<Identity, Unary>;
+inline constexpr int kRoundToFloat = index_of<RoundToFloat, Unary>;
+inline constexpr int kNonZero = index_of<NonZero, Unary>;
+inline constexpr int kAdd = index_of<Add, Binary>;
+inline constexpr int kSubtract = index_of<Subtract, Binary>;
+inline constexpr int kMultiply = index_of<Multiply, Binary>;
+inline constexpr int kDivide = index_of<Divide, Binary>;
+inline constexpr int kSelectFirst = index_of<SelectFirst, Binary>;
+inline constexpr int kSelectSecond = index_of<SelectSecond, Binary>;
+inline constexpr int kAxpy = index_of<Axpy, Ternary>;
+inline constexpr int kLincomb = index_of<Lincomb, Quaternary>;
+
 }  // namespace
 }  // namespace batchjac::ops::math

@@ -110,7 +110,7 @@ void MatmulOp::batch(const Node& n, BatchQuery& q) {
                                                                               : Batching::shared;
     }
     const bool drop = q.in[i] == Batching::batched || (s.size() == r && r > 2 && s[0] == 1);
-    q.per_example.push_back(drop ? Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())) : s);
+    q.per_example.push_back(drop ? drop_batch_axis(s) : s);
   }
 }
 

@@ -14,9 +14,7 @@
 namespace batchjac::ops {
 
 namespace {
-constexpr int kIdentity = math::index_of<math::Identity, math::Unary>;
-constexpr int kRoundToFloat = math::index_of<math::RoundToFloat, math::Unary>;
-constexpr int kNonZero = math::index_of<math::NonZero, math::Unary>;
+using math::kIdentity, math::kRoundToFloat, math::kNonZero;
 }  // namespace
 
 // ---- stop_gradient ----------------------------------------------------------------

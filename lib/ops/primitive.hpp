@@ -71,6 +71,24 @@ struct Attrs {
   DType dtype = DType::float64;    // cast: the result dtype
 };
 
+// Attrs with one field set, for rules that emit nodes.
+inline Attrs op_attrs(int op, double scalar = 0.0) {
+  Attrs a;
+  a.op = op;
+  a.scalar = scalar;
+  return a;
+}
+inline Attrs shape_attrs(const Shape& shape) {
+  Attrs a;
+  a.shape = shape;
+  return a;
+}
+
+// A batch-first shape without its batch axis.
+inline Shape drop_batch_axis(const Shape& s) {
+  return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end()));
+}
+
 struct ValueInfo {
   Shape shape;
   DType dtype = DType::float64;

@@ -35,7 +35,7 @@ std::vector<std::int64_t> normalize_axes(std::string_view op, std::vector<std::i
 
 namespace {
 namespace m = math;
-constexpr int kIdentity = m::index_of<m::Identity, m::Unary>;
+using m::kIdentity;
 
 Shape reduced_shape(const Shape& in, const std::vector<std::int64_t>& axes, bool keepdims) {
   std::vector<std::int64_t> out;
@@ -80,16 +80,6 @@ Attrs axes_attrs(std::vector<std::int64_t> axes, bool keepdims) {
   Attrs a;
   a.axes = std::move(axes);
   a.keepdims = keepdims;
-  return a;
-}
-Attrs shape_attrs(const Shape& s) {
-  Attrs a;
-  a.shape = s;
-  return a;
-}
-Attrs op_attrs(int op) {
-  Attrs a;
-  a.op = op;
   return a;
 }
 }  // namespace

@@ -16,19 +16,13 @@
 namespace batchjac::ops {
 
 namespace {
-constexpr int kIdentity = math::index_of<math::Identity, math::Unary>;
+using math::kIdentity;
 
-Shape tail(const Shape& s) { return Shape(std::vector<std::int64_t>(s.begin() + 1, s.end())); }
 std::vector<std::int64_t> tail(const std::vector<std::int64_t>& v, std::size_t n = 1) {
   return {v.begin() + static_cast<std::ptrdiff_t>(n), v.end()};
 }
 std::string list(const std::vector<std::int64_t>& v) { return Shape(v).to_string(); }
 
-Attrs with_shape(const Shape& s) {
-  Attrs a;
-  a.shape = s;
-  return a;
-}
 Attrs slice_attrs(std::vector<std::int64_t> begin, const Shape& size) {
   Attrs a;
   a.op = kSlice;
@@ -63,7 +57,7 @@ void ReshapeOp::batch(const Node& n, BatchQuery& q) {
                 " does not keep the batch axis (" + std::to_string(q.batch) +
                 " examples) first: each result example would mix several source examples");
   single_batch(n, q);
-  q.attrs.shape = tail(to);
+  q.attrs.shape = drop_batch_axis(to);
 }
 
 int ReshapeOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
@@ -71,7 +65,7 @@ int ReshapeOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> 
 }
 
 void ReshapeOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
-  c.accumulate(n.inputs[0], c.emit(Prim::reshape, with_shape(c.info(n.inputs[0]).shape), {ct}));
+  c.accumulate(n.inputs[0], c.emit(Prim::reshape, shape_attrs(c.info(n.inputs[0]).shape), {ct}));
 }
 
 template <class T>
@@ -98,7 +92,7 @@ void BroadcastToOp::batch(const Node& n, BatchQuery& q) {
     fail(n, "broadcasting " + q.in_shapes[0].to_string() + " to " + to.to_string() +
                 " moves the batch axis: each result example would mix several source examples");
   single_batch(n, q);
-  q.attrs.shape = tail(to);
+  q.attrs.shape = drop_batch_axis(to);
 }
 
 int BroadcastToOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
@@ -244,7 +238,7 @@ void IndexMapOp::batch(const Node& n, BatchQuery& q) {
       if (a.axes.empty() || a.axes[0] != 0 || a.shape[0] != in[0])
         fail(n, "slices axis 0, the batch axis, of " + in.to_string() + mixes);
       q.attrs.axes = tail(a.axes);
-      q.attrs.shape = tail(a.shape);
+      q.attrs.shape = drop_batch_axis(a.shape);
       break;
     case kGather:
       if (a.arg == 0) fail(n, "gathers along axis 0, the batch axis, of " + in.to_string() + mixes);

@@ -59,6 +59,11 @@ class GradientTape {
   // example i of source; a primitive that mixes examples raises ValueError
   // naming it. Returns nullopt only when target does not depend on source and
   // unconnected_gradients is none.
+  // Entries that no path of the recorded program connects (source element j
+  // cannot reach target element i) are exactly 0 when the engine uses its
+  // sparse form (below), even where a partial derivative on the way is
+  // infinite or NaN; the dense engine computes them as 0 * partial, as TF
+  // does, which is NaN there.
   // ValueError: rank < 2, first dimensions differ, a boolean target or
   // source, parallel_iterations < 1, max_threads < 1.
   // RuntimeError: a non-persistent tape that already answered.

@@ -10,7 +10,10 @@ namespace batchjac {
 enum class UnconnectedGradients { none, zero };
 
 enum class JacobianMode {
-  automatic,  // pick by the cost model: forward for few source elements, reverse for few targets
+  // Plan both and run the one with less work per block of examples; calls of
+  // at most 4096 Jacobian entries in all take forward if the source has no
+  // more elements than the target, else reverse, without planning twice.
+  automatic,
   forward,    // one pass per chunk of source elements (columns)
   reverse,    // one pass per chunk of target elements (rows)
 };
@@ -20,6 +23,11 @@ struct JacobianOptions {
   UnconnectedGradients unconnected_gradients = UnconnectedGradients::none;
   // Rows (reverse) or columns (forward) computed together by one task; bounds
   // the memory of a task as in TF. Unset: chosen to fit the cache. >= 1.
+  // Programs whose directions reach few elements (a kinetics source term, an
+  // elementwise map) run in the engine's sparse form instead, which computes
+  // every row or column of a block of examples in one pass, holding only the
+  // (element, direction) pairs that can be nonzero; there this option and
+  // the next change nothing.
   std::optional<std::int64_t> parallel_iterations;
   // false: one row or column at a time (TF's while_loop), same numbers.
   bool experimental_use_pfor = true;

@@ -46,6 +46,9 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
   return Shape(d);
 }
 
+// Jacobian entries (all examples) below which `automatic` does not plan both modes.
+constexpr std::int64_t kSmallCall = 4096;
+
 // Derives the Jacobian program and runs it into `out`; false when no
 // derivative flows from the parameter to the result (stop_gradient).
 bool differentiate(graph::Program& program, const Tensor& source, void* out, DType out_dtype,
@@ -63,7 +66,13 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   graph::LinearProgram vjp = autodiff::transpose(program, jvp);
   autodiff::optimize(program, vjp);
   if (options.mode == JacobianMode::reverse) return run_only(vjp, JacobianMode::reverse);
-  // automatic: the engine plans both and runs the cheaper.
+  // automatic: the engine plans both and runs the cheaper, unless the call
+  // is so small that planning twice would cost more than either runs: then
+  // one pass per element of the smaller side.
+  const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
+  const std::int64_t n_out = program.info(program.result).shape.num_elements();
+  if (program.batch * n_in * n_out <= kSmallCall)
+    return n_in <= n_out ? run_only(jvp, JacobianMode::forward) : run_only(vjp, JacobianMode::reverse);
   graph::Program forward_program = program;
   autodiff::prune(forward_program, jvp);
   autodiff::prune(program, vjp);

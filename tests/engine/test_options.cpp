@@ -191,3 +191,50 @@ TEST_CASE("wide programs: direction chunks chosen by the cache budget", "[engine
       }
   }
 }
+
+namespace {
+// A two-layer network [b, 6] -> [b, out]: forward and reverse sum in
+// different orders, so their Jacobians differ in the last bits.
+bj::Tensor layers(const bj::Tensor& x, std::int64_t out) {
+  std::mt19937_64 rng(static_cast<std::uint64_t>(out));
+  const bj::Tensor w1 = check::random_tensor(rng, {6, 8}, -1, 1, bj::float64);
+  const bj::Tensor w2 = check::random_tensor(rng, {8, out}, -1, 1, bj::float64);
+  return bj::matmul(bj::tanh(bj::matmul(x, w1)), w2);
+}
+bj::Tensor narrow(const bj::Tensor& x) { return layers(x, 2); }
+bj::Tensor wide(const bj::Tensor& x) { return layers(x, 12); }
+
+// automatic's Jacobian, and whether it equals forward's or reverse's bit for bit.
+std::pair<bool, bool> automatic_matches(bj::Tensor (*f)(const bj::Tensor&), std::int64_t b) {
+  std::mt19937_64 rng(static_cast<std::uint64_t>(b));
+  const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1, 1, bj::float64);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = f(x);
+  auto with = [&](bj::JacobianMode mode) {
+    bj::JacobianOptions o;
+    o.mode = mode;
+    return *tape.batch_jacobian(y, x, o);
+  };
+  const bj::Tensor a = with(bj::JacobianMode::automatic);
+  return {check::same_bits(a, with(bj::JacobianMode::forward)),
+          check::same_bits(a, with(bj::JacobianMode::reverse))};
+}
+}  // namespace
+
+TEST_CASE("automatic: a small call takes forward for a target no smaller than the source, else reverse",
+          "[engine][options]") {
+  // 4096 Jacobian entries or fewer: 6 x 12 x 50 = 3600 and 6 x 2 x 300 = 3600.
+  // The two modes differ in rounding on these programs, so each check can fail.
+  const auto [wide_fwd, wide_rev] = automatic_matches(wide, 50);
+  CHECK((wide_fwd && !wide_rev));
+  const auto [narrow_fwd, narrow_rev] = automatic_matches(narrow, 300);
+  CHECK((narrow_rev && !narrow_fwd));
+}
+
+TEST_CASE("automatic: a large call runs one of the two modes bit for bit", "[engine][options]") {
+  for (auto f : {narrow, wide}) {
+    const auto [fwd, rev] = automatic_matches(f, 2000);
+    CHECK((fwd || rev));
+  }
+}

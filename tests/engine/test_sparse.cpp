@@ -9,7 +9,6 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,23 +17,6 @@ namespace bj = batchjac;
 
 namespace {
 
-// Sets BATCHJAC_SPARSE for one scope, restoring what was there.
-class SparseSetting {
- public:
-  explicit SparseSetting(const char* value) {
-    if (const char* old = std::getenv("BATCHJAC_SPARSE")) old_ = old;
-    ::setenv("BATCHJAC_SPARSE", value, 1);
-  }
-  ~SparseSetting() {
-    if (old_) ::setenv("BATCHJAC_SPARSE", old_->c_str(), 1);
-    else ::unsetenv("BATCHJAC_SPARSE");
-  }
-  SparseSetting(const SparseSetting&) = delete;
-  SparseSetting& operator=(const SparseSetting&) = delete;
-
- private:
-  std::optional<std::string> old_;
-};
 
 // Kinetics-shaped: gathers of species, a sparse constant stoichiometry
 // matmul, a running sum, a reduction and a concat. [b, 7] -> [b, 8].
@@ -59,7 +41,7 @@ bj::Tensor reactions(const bj::Tensor& x) {
 
 bj::Tensor jacobian_with(const char* sparse, const bj::Tensor& x, bj::JacobianMode mode,
                          bj::Tensor (*f)(const bj::Tensor&)) {
-  SparseSetting setting(sparse);
+  const check::ScopedEnv setting("BATCHJAC_SPARSE", sparse);
   bj::GradientTape tape;
   tape.watch(x);
   const bj::Tensor y = f(x);

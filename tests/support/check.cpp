@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -181,6 +182,16 @@ void check_close(const bj::Tensor& got, const bj::Tensor& want, double rtol, dou
   if (got.shape() != want.shape()) return;
   const auto g = values(got), w = values(want);
   check_close(g, w, rtol, atol, what);
+}
+
+ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
+  if (const char* old = std::getenv(name)) old_ = old;
+  ::setenv(name, value, 1);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (old_) ::setenv(name_.c_str(), old_->c_str(), 1);
+  else ::unsetenv(name_.c_str());
 }
 
 int register_ops(std::initializer_list<std::string_view> names) {

@@ -109,6 +109,20 @@ void check_close(std::span<const double> got, std::span<const double> want, doub
 void check_close(const bj::Tensor& got, const bj::Tensor& want, double rtol, double atol,
                  const std::string& what);
 
+// Sets an environment variable (the engine's BATCHJAC_* switches) for one
+// scope, restoring what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
 // Op-table coverage: each table registers the primitive names its rows
 // exercise; tests/ops/test_op_list.cpp checks that every primitive has a row.
 int register_ops(std::initializer_list<std::string_view> names);

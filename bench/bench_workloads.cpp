@@ -133,9 +133,10 @@ bj::Tensor kinetics_forward(const bj::Tensor& x) {
   }
   const bj::Tensor t = bj::slice(x, {0, 0}, {-1, 1});   // [b, 1]
   const bj::Tensor c = bj::slice(x, {0, 1}, {-1, ns});  // [b, ns]
-  // kf = A T^beta exp(-Ea / T), written exp(beta log T - Ea / T) since beta varies by reaction.
-  const bj::Tensor kf =
-      row(k.prefactor) * bj::exp(row(k.temp_exponent) * bj::log(t) - row(k.activation) / t);
+  // kf = A T^beta exp(-Ea / T), written exp(beta log T - Ea (1 / T)) since beta varies by
+  // reaction; 1 / T once per example, as the analytic kernel does.
+  const bj::Tensor kf = row(k.prefactor) *
+                        bj::exp(row(k.temp_exponent) * bj::log(t) - row(k.activation) * bj::reciprocal(t));
   const bj::Tensor kr = kf * row(k.reverse_ratio);
   const bj::Tensor q =
       kf * bj::gather(c, indices(k.reactant_a), 1) * bj::gather(c, indices(k.reactant_b), 1) -

@@ -75,7 +75,7 @@ template <class T>
 void load_lanes(const kernels::KernelTable<T>& table, const Load& l, T* dst, std::int64_t first,
                 std::int64_t batch, std::int64_t lanes) {
   constexpr DType same = sizeof(T) == 8 ? DType::float64 : DType::float32;
-  if (l.dtype == same && lanes == table.width && first + lanes <= batch) {
+  if (l.dtype == same && lanes > 1 && lanes == table.width && first + lanes <= batch) {
     // Whole groups of `lanes` elements go through the in-register transpose.
     const T* src = static_cast<const T*>(l.data) + first * l.elements;
     const std::int64_t whole = l.elements / lanes * lanes;
@@ -113,17 +113,17 @@ struct Runner {
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
                                             std::int64_t dir1) const {
     const std::int64_t L = p.lanes;
-    // The block buffers, then a staging area of L rows of one chunk's answer.
-    T* buf = thread_buffer<T>(p.buffer_size + L * p.max_dirs * p.answer_elems);
-    T* staging = buf + p.buffer_size;
+    // The block buffers, then a staging area of L rows of one chunk's answer,
+    // each row rounded up to whole vectors, 128-byte aligned.
+    const std::int64_t row = padded(p.max_dirs * p.answer_elems);
+    const std::int64_t staging_at = (p.buffer_size + 15) / 16 * 16;
+    T* buf = thread_buffer<T>(staging_at + L * row);
+    T* staging = buf + staging_at;
     std::vector<T*> ptr(p.offset.size(), nullptr);
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
     ops::Binding<T> bind{ptr, p.dir_stride, p.varying, 1, L};
-    // One chunk of directions per task (the usual case): the seed and the
-    // example-independent steps run once, then every block reuses them.
-    // Otherwise each block runs every chunk in full.
-    if (p.sparse) {
+    if (p.sparse) {  // every direction of a block in one pass
       std::fill_n(buf + p.ones_offset, L, T(1));
       // Structural zeros of the Jacobian: no op writes them.
       std::fill_n(buf + p.sparse_out, per_example * L, T(0));
@@ -140,6 +140,9 @@ struct Runner {
       if (stream) kernels::stream_fence();
       return;
     }
+    // One chunk of directions per task (the usual case): the seed and the
+    // example-independent steps run once, then every block reuses them.
+    // Otherwise each block runs every chunk in full.
     const bool one_chunk = dir1 - dir0 <= p.max_dirs;
     if (one_chunk) start_chunk(ptr, bind, dir0, dir1 - dir0);
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
@@ -173,29 +176,47 @@ struct Runner {
     bind.n_dir = 1;
   }
 
+  // n rounded up to whole vectors.
+  std::int64_t padded(std::int64_t n) const {
+    const std::int64_t W = p.table->width;
+    return (n + W - 1) / W * W;
+  }
+
+  // Writes the answer `ans`, [nd][E][L], of examples first .. first+valid.
   // Forward: direction k is column d0+k, answer element e is row e.
   // Reverse: direction k is row d0+k, answer element e is column e.
-  // Each example's part is first gathered from its lane into a contiguous
-  // staging row, then copied out, streaming when the output is large.
-  // `ans` is [nd][E][L].
+  // Each example's part is gathered from its lane into a staging row (in
+  // registers, 8x8 or 16x16 transposes), then copied out, streaming when the
+  // output is large.
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
              std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
-    const std::int64_t L = p.lanes, size = nd * E;
+    const std::int64_t L = p.lanes, W = p.table->width, size = nd * E;
     // The sparse form knows which groups of the example's entries are zero.
     const std::uint8_t* live = p.sparse ? p.live_groups.data() : nullptr;
+    // The example's destination is one contiguous range unless forward mode
+    // writes only some columns; with all of an example's entries, the
+    // block's examples are one range too.
+    const bool contiguous = !fwd || nd == n_src;
+    const bool whole = contiguous && size == per_example;
     if constexpr (std::is_same_v<T, O>) {
-      // A full block with vector-aligned rows streams straight from registers.
-      const std::int64_t W = p.table->width;
-      const std::int64_t at = fwd ? d0 : d0 * n_src;
       O* J = out + first * per_example;
-      if (stream && valid == L && W == L && per_example % W == 0 && n_src % W == 0 &&
-          at % W == 0 && (fwd ? nd : size) % W == 0 &&
-          reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0) {
+      const bool aligned = reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0;
+      const std::int64_t at = fwd ? d0 : d0 * n_src;
+      // A full block with vector-aligned rows streams straight from registers.
+      if (stream && aligned && valid == L && W == L && per_example % W == 0 && n_src % W == 0 &&
+          at % W == 0 && (fwd ? nd : size) % W == 0) {
         if (fwd)
           for (std::int64_t e = 0; e < E; ++e)
             p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example, nullptr);
         else
           p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example, live);
+        return;
+      }
+      // Whole examples of any length: rows staged at a stride of whole
+      // vectors (no store splits a cache line), then packed into whole lines.
+      if (stream && aligned && whole && !fwd) {
+        p.table->lanes_to_rows(ans, size, L, staging, padded(size), live);
+        p.table->pack_rows_stream(staging, valid, size, padded(size), J);
         return;
       }
     }
@@ -205,27 +226,17 @@ struct Runner {
     } else {    // staging[l][k][e] = ans[k][e][l]
       p.table->lanes_to_rows(ans, size, L, staging, size, live);
     }
-    // The example's destination is one contiguous range unless forward mode
-    // writes only some columns.
-    const bool contiguous = !fwd || nd == n_src;
-    if constexpr (std::is_same_v<T, O>) {
-      if (contiguous && size == per_example) {  // whole examples: one range for the block
-        O* dst = out + first * per_example;
-        if (stream) p.table->stream_copy(dst, staging, valid * size);
-        else std::memcpy(dst, staging, sizeof(T) * static_cast<std::size_t>(valid * size));
-        return;
-      }
-    }
-    for (std::int64_t l = 0; l < valid; ++l) {
+    for (std::int64_t l = 0; l < (whole ? 1 : valid); ++l) {
       const T* row = staging + l * size;
       O* J = out + (first + l) * per_example;
+      const std::int64_t n = whole ? valid * size : size;  // whole: the block at once
       if (contiguous) {
         O* dst = J + (fwd ? 0 : d0 * n_src);
         if constexpr (std::is_same_v<T, O>) {
-          if (stream) p.table->stream_copy(dst, row, size);
-          else std::memcpy(dst, row, sizeof(T) * static_cast<std::size_t>(size));
+          if (stream) p.table->stream_copy(dst, row, n);
+          else std::memcpy(dst, row, sizeof(T) * static_cast<std::size_t>(n));
         } else {
-          for (std::int64_t i = 0; i < size; ++i) dst[i] = static_cast<O>(row[i]);
+          for (std::int64_t i = 0; i < n; ++i) dst[i] = static_cast<O>(row[i]);
         }
       } else {
         for (std::int64_t e = 0; e < E; ++e)

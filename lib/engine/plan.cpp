@@ -2,14 +2,13 @@
 #include "engine/plan.hpp"
 
 #include "engine/sparse.hpp"
-
 #include "ops/op_list.hpp"
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
-#include <optional>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 namespace batchjac::engine {
 

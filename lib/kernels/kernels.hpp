@@ -143,6 +143,11 @@ struct KernelTable {
   // aligned to the vector size (count a multiple of width).
   void (*lanes_to_rows_stream)(const T* src, std::int64_t count, std::int64_t src_stride, T* dst,
                                std::int64_t dst_stride, const std::uint8_t* live) = nullptr;
+  // dst[r * row_len + q] = src[r * src_stride + q] for r < rows, q < row_len,
+  // with non-temporal stores: rows of any length packed into a destination
+  // whose start is aligned to the vector size.
+  void (*pack_rows_stream)(const T* src, std::int64_t rows, std::int64_t row_len,
+                           std::int64_t src_stride, T* dst) = nullptr;
 };
 
 void stream_fence();

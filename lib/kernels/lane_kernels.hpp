@@ -511,6 +511,35 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
 }
 
 template <class V>
+void pack_rows_stream(const typename Vec<V>::S* src, std::int64_t rows, std::int64_t row_len,
+                      std::int64_t src_stride, typename Vec<V>::S* dst) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  const std::int64_t n = rows * row_len;
+  std::int64_t pos = 0;
+  if constexpr (W > 1) {
+    std::int64_t r = 0, q = 0;  // pos = r * row_len + q
+    for (; pos + W <= n; pos += W) {
+      typename V::register_type v;
+      if (q + W <= row_len) {
+        v = Vec<V>::load(src + r * src_stride + q);
+      } else {  // the line ends one row and starts the next
+        alignas(64) T line[W];
+        for (std::int64_t j = 0, rr = r, qq = q; j < W; ++j) {
+          line[j] = src[rr * src_stride + qq];
+          if (++qq == row_len) qq = 0, ++rr;
+        }
+        v = Vec<V>::load(line);
+      }
+      stream_store<V>(dst + pos, v);
+      q += W;
+      while (q >= row_len) q -= row_len, ++r;
+    }
+  }
+  for (; pos < n; ++pos) dst[pos] = src[pos / row_len * src_stride + pos % row_len];
+}
+
+template <class V>
 void stream_copy(typename Vec<V>::S* dst, const typename Vec<V>::S* src, std::int64_t n) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
@@ -593,6 +622,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.stream_copy = &stream_copy<V>;
   t.lanes_to_rows = &lanes_to_rows<V>;
   t.lanes_to_rows_stream = &lanes_to_rows<V, true>;
+  t.pack_rows_stream = &pack_rows_stream<V>;
   return t;
 }
 

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -113,4 +114,49 @@ TEST_CASE("batch_jacobian_into: unconnected targets give false and zeros", "[eng
   tape.watch(e);
   std::vector<double> none;
   CHECK(tape.batch_jacobian_into(bj::sin(e), e, std::span<double>(none)));
+}
+
+namespace {
+// Elementwise-and-mix programs with 8 and 15 entries per example: the output
+// tiles into whole vectors or not.
+bj::Tensor square_pairs(const bj::Tensor& x) { return bj::concat({x * x, bj::sin(x)}, 1); }  // [b,4] -> [b,8]
+bj::Tensor odd_mix(const bj::Tensor& x) {  // [b,5] -> [b,3]
+  return bj::slice(x, {0, 0}, {-1, 3}) * bj::exp(bj::slice(x, {0, 2}, {-1, 3}));
+}
+}  // namespace
+
+TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise", "[engine][into]") {
+  // Beyond 8 MiB of output the engine streams it with non-temporal stores,
+  // through paths of its own; every example must come out as it does alone.
+  using Program = bj::Tensor (*)(const bj::Tensor&);
+  for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5}}) {
+    for (bj::DType dtype : {bj::float64, bj::float32}) {
+      for (const char* sparse : {"0", "1"}) {
+        for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+          INFO("inputs " << n_in << ", " << bj::dtype_name(dtype) << ", BATCHJAC_SPARSE=" << sparse
+                         << ", mode " << static_cast<int>(mode));
+          const check::ScopedEnv setting("BATCHJAC_SPARSE", sparse);
+          const std::int64_t b = dtype == bj::float64 ? 90001 : 180001;  // > 8 MiB, a partial last block
+          std::mt19937_64 rng(11);
+          const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
+          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+          tape.watch(x);
+          bj::JacobianOptions o;
+          o.mode = mode;
+          const bj::Tensor big = *tape.batch_jacobian(f(x), x, o);
+          REQUIRE(big.num_elements() * static_cast<std::int64_t>(bj::dtype_size(dtype)) > (8 << 20));
+          const std::vector<double> all = check::values(big);
+          const std::int64_t per = big.num_elements() / b;
+          // The first 9 examples, and the last 9, each batch on its own.
+          for (std::int64_t first : {std::int64_t{0}, b - 9}) {
+            const bj::Tensor xs = bj::slice(x, {first, 0}, {9, n_in});
+            bj::GradientTape small;
+            small.watch(xs);
+            const std::vector<double> part = check::values(*small.batch_jacobian(f(xs), xs, o));
+            CHECK(std::equal(part.begin(), part.end(), all.begin() + first * per));
+          }
+        }
+      }
+    }
+  }
 }

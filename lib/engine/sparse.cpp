@@ -286,24 +286,41 @@ class Compiler {
     if (a.accumulate) return false;
     const int l = linear(s.in[0]) ? 0 : 1;
     if (!linear(s.in[l]) || linear(s.in[1 - l])) return false;
+    // Every (output element, k) pair: its linear and coefficient elements.
+    auto each = [&](auto&& fn) {
+      for (std::int64_t bt = 0; bt < a.batch; ++bt) {
+        const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
+        for (std::int64_t i = 0; i < a.m; ++i)
+          for (std::int64_t j = 0; j < a.n; ++j)
+            for (std::int64_t kk = 0; kk < a.k; ++kk) {
+              const std::int64_t ao = ab + (a.ta ? kk * a.m + i : i * a.k + kk);
+              const std::int64_t bo = bb + (a.tb ? j * a.k + kk : kk * a.n + j);
+              if (!fn((bt * a.m + i) * a.n + j, l == 0 ? ao : bo, l == 0 ? bo : ao)) return false;
+            }
+      }
+      return true;
+    };
+    // Count the terms first, without building them: a dense product gives
+    // up here, cheaply.
+    const auto& lin_cols = cols_[s.in[l]];
+    const int coef = s.in[1 - l];
+    std::int64_t count = n_terms_ + n_visits_;
+    const bool fits = each([&](std::int64_t, std::int64_t x, std::int64_t c) {
+      if (!lin_cols.empty() && !(shared(coef) && constant(coef, c) == 0.0))
+        count += static_cast<std::int64_t>(lin_cols[x].size());
+      return ++count <= max_terms_;
+    });
+    if (!fits) return false;
     auto& out = cols_[s.out];
     out.assign(static_cast<std::size_t>(a.batch * a.m * a.n), {});
-    for (std::int64_t bt = 0; bt < a.batch; ++bt) {
-      const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
-      for (std::int64_t i = 0; i < a.m; ++i)
-        for (std::int64_t j = 0; j < a.n; ++j) {
-          for (std::int64_t kk = 0; kk < a.k; ++kk) {
-            const std::int64_t ao = ab + (a.ta ? kk * a.m + i : i * a.k + kk);
-            const std::int64_t bo = bb + (a.tb ? j * a.k + kk : kk * a.n + j);
-            if (l == 0) add(s.in[0], ao, s.in[1], bo, 1.0);
-            else add(s.in[1], bo, s.in[0], ao, 1.0);
-          }
-          n_visits_ += a.k;
-          out[(bt * a.m + i) * a.n + j] = element();
-          if (over_budget()) return false;
-        }
-    }
-    return true;
+    std::int64_t at = 0;
+    each([&](std::int64_t o, std::int64_t x, std::int64_t c) {
+      add(s.in[l], x, coef, c, 1.0);
+      if (++at % a.k == 0) out[o] = element();  // the last k of element o
+      return true;
+    });
+    n_visits_ += a.batch * a.m * a.n * a.k;
+    return !over_budget();
   }
 
   bool scan(const ops::Step<T>& s) {

@@ -32,13 +32,12 @@ class Compiler {
     def_op_.push_back(-1);
   }
 
-  bool seed(int value) {
+  void seed(int value) {
     const std::int64_t n = program_.info(value).shape.num_elements();
     n_dirs_ = static_cast<int>(n);
     by_dir_.resize(static_cast<std::size_t>(n));
     cols_[value].assign(static_cast<std::size_t>(n), {});
     for (std::int64_t e = 0; e < n; ++e) cols_[value][e] = {Col{static_cast<int>(e), 0}};
-    return true;
   }
 
   bool step(const ops::Step<T>& s) {
@@ -245,6 +244,7 @@ class Compiler {
     for (std::int64_t e = 0; e < ew.n_elem; ++e) {
       body(e);
       out[e] = element();
+      ++n_visits_;
       if (over_budget()) return false;
     }
     return true;
@@ -341,6 +341,7 @@ class Compiler {
           }
           if (!a.exclusive) add(s.in[0], pos(i), -1, 0, 1.0);
           out[pos(i)] = element();
+          ++n_visits_;
           if (over_budget()) return false;
         }
     return true;

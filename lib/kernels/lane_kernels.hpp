@@ -102,17 +102,23 @@ void elementwise_impl(const ElementwiseArgs<typename Vec<V>::S>& a) {
     // The engine's case: one vector per element. Each operand is a vector
     // per element (varying) or one value per element, either read through
     // its map or not.
+    // Operand descriptions in locals: stores through `out` cannot change them.
+    const std::int64_t* map[N];
+    bool varying[N];
+    for (int i = 0; i < N; ++i) map[i] = a.in[i].map, varying[i] = a.in[i].varying;
+    const std::int64_t n_elem = a.n_elem;
+    const T scalar = a.scalar;
     for (std::int64_t d = 0; d < a.n_dir; ++d) {
       const T* p[N];
       for (int i = 0; i < N; ++i) p[i] = a.in[i].ptr + d * a.in[i].dir_stride;
       T* out = a.out + d * a.out_dir_stride;
-      for (std::int64_t e = 0; e < a.n_elem; ++e) {
+      for (std::int64_t e = 0; e < n_elem; ++e) {
         V x[N];
         for (int i = 0; i < N; ++i) {
-          const std::int64_t idx = a.in[i].map ? a.in[i].map[e] : e;
-          x[i] = a.in[i].varying ? Vec<V>::load(p[i] + idx * W) : V(p[i][idx]);
+          const std::int64_t idx = map[i] ? map[i][e] : e;
+          x[i] = varying[i] ? Vec<V>::load(p[i] + idx * W) : V(p[i][idx]);
         }
-        write<V, T, Accumulate>(out + e * W, apply<F, N, Partial>(x, a.scalar));
+        write<V, T, Accumulate>(out + e * W, apply<F, N, Partial>(x, scalar));
       }
     }
     return;

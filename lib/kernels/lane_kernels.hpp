@@ -375,15 +375,18 @@ void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0,
     orow[r] = a.out + d * a.out_dir_stride + ((bt * a.m + i) * a.n + j0) * a.lanes + l;
   }
   const std::int64_t a_step = (a.ta ? a.m : 1) * a.lanes;
-  const T* bp = a.b.ptr + bb;
+  // Column j of op(b) starts at wp[j] and steps by w_step along k.
+  const T* wp[JB];
+  for (int j = 0; j < JB; ++j) wp[j] = a.b.ptr + bb + (a.tb ? (j0 + j) * a.k : j0 + j);
+  const std::int64_t w_step = a.tb ? 1 : a.n, K = a.k;
   V acc[RB][JB];
   for (int r = 0; r < RB; ++r)
     for (int j = 0; j < JB; ++j) acc[r][j] = V(T(0));
-  for (std::int64_t kk = 0; kk < a.k; ++kk) {
+  for (std::int64_t kk = 0; kk < K; ++kk) {
     V x[RB];
     for (int r = 0; r < RB; ++r) x[r] = Vec<V>::load(arow[r] + kk * a_step);
     for (int j = 0; j < JB; ++j) {
-      const V w(bp[a.tb ? (j0 + j) * a.k + kk : kk * a.n + j0 + j]);
+      const V w(wp[j][kk * w_step]);
       for (int r = 0; r < RB; ++r) acc[r][j] = xsimd::fma(x[r], w, acc[r][j]);
     }
   }

@@ -2,6 +2,7 @@
 #include "engine/plan.hpp"
 
 #include "engine/sparse.hpp"
+#include "ops/elementwise_math.hpp"
 #include "ops/op_list.hpp"
 #include "tensor/tensor_impl.hpp"
 
@@ -46,6 +47,39 @@ int sparse_override() {
   return *env == '0' ? 0 : 1;
 }
 }  // namespace
+
+// A linear value scaled elementwise by a per-example coefficient, read only
+// by a matmul against shared weights (a network layer's JVP or VJP: the
+// tangent times 1 - tanh^2, then the weights): the matmul scales its rows as
+// it packs them, and the separate pass over [D][element][L] disappears.
+template <class T>
+void fuse_scale_into_matmul(Plan<T>& p, const std::vector<char>& linear) {
+  using Kind = typename ops::Step<T>::Kind;
+  auto& steps = p.linear_steps;
+  std::vector<int> readers(linear.size(), 0);
+  for (const auto& s : steps)
+    for (int i = 0; i < s.n_in; ++i) ++readers[s.in[i]];
+  std::vector<ops::Step<T>> kept;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const ops::Step<T>& s = steps[i];
+    if (i + 1 < steps.size() && s.kind == Kind::elementwise &&
+        s.ew_fn == p.table->binary[ops::math::kMultiply] && !s.ew.accumulate && !s.ew.in[0].map &&
+        !s.ew.in[1].map && readers[s.out] == 1 && s.out != p.answer) {
+      ops::Step<T>& mm = steps[i + 1];
+      const int lin = linear[s.in[0]] ? s.in[0] : s.in[1], coef = lin == s.in[0] ? s.in[1] : s.in[0];
+      if (mm.kind == Kind::matmul && mm.in[0] == s.out && mm.in[1] != s.out && mm.n_in == 2 &&
+          !mm.mm.accumulate && p.table->width > 1 && !p.varying[mm.in[1]] && mm.mm.k <= 256 &&
+          linear[lin] && !linear[coef] && p.varying[coef]) {
+        mm.in[0] = lin;
+        mm.in[2] = coef;
+        mm.n_in = 3;
+        continue;
+      }
+    }
+    kept.push_back(s);
+  }
+  steps = std::move(kept);
+}
 
 // Values written by `steps` (those `pooled` accepts) share memory by liveness:
 // a greedy first-fit over their live ranges, a value being free once the
@@ -215,6 +249,12 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   }
   p.n_dirs = infos[p.seed].shape.num_elements();
   p.answer_elems = infos[p.answer].shape.num_elements();
+  {
+    std::vector<char> is_linear(n_values, 0);
+    for (std::size_t v = 0; v < n_values; ++v)
+      is_linear[v] = program.values[v].kind == graph::ValueKind::linear ? 1 : 0;
+    fuse_scale_into_matmul(p, is_linear);
+  }
 
   std::optional<SparseProgram> sparse;
   if (const int force = sparse_override(); force != 0) {

@@ -72,6 +72,10 @@ struct MatmulArgs {
   T* out = nullptr;
   std::int64_t out_dir_stride = 0;
   Operand<T> a, b;  // map unused
+  // If ptr is set: A is multiplied elementwise by this (same elements as A,
+  // one value per element for every direction, varying) before the product.
+  // Only the kernel for per-example A and shared B honours it.
+  Operand<T> a_scale;
   const std::int64_t* a_batch = nullptr;  // offset of batch bt in a (elements)
   const std::int64_t* b_batch = nullptr;
   std::int64_t batch = 1, m = 0, n = 0, k = 0;

@@ -15,6 +15,7 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace batchjac::kernels {
 // Internal linkage: each instruction set's .cpp gets its own copies, so the
@@ -363,18 +364,17 @@ void matmul_generic(const MatmulArgs<typename Vec<V>::S>& a) {
 // a network layer's JVP and VJP. Rows are (direction, i) pairs, blocked RB x
 // JB in registers: per k, RB vector loads and JB broadcasts feed RB*JB FMAs.
 template <class V, int RB, int JB>
+// Rows r0 .. r0+RB of A start at arow[r] and step by a_step along k.
 void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, std::int64_t j0,
-                       std::int64_t bt, std::int64_t l) {
+                       std::int64_t bt, std::int64_t l, const typename Vec<V>::S* const* arow,
+                       std::int64_t a_step) {
   using T = typename Vec<V>::S;
-  const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, bb = a.b_batch ? a.b_batch[bt] : 0;
-  const T* arow[RB];
+  const std::int64_t bb = a.b_batch ? a.b_batch[bt] : 0;
   T* orow[RB];
   for (int r = 0; r < RB; ++r) {
     const std::int64_t d = (r0 + r) / a.m, i = (r0 + r) % a.m;
-    arow[r] = a.a.ptr + d * a.a.dir_stride + (ab + (a.ta ? i : i * a.k)) * a.lanes + l;
     orow[r] = a.out + d * a.out_dir_stride + ((bt * a.m + i) * a.n + j0) * a.lanes + l;
   }
-  const std::int64_t a_step = (a.ta ? a.m : 1) * a.lanes;
   // Column j of op(b) starts at wp[j] and steps by w_step along k.
   const T* wp[JB];
   for (int j = 0; j < JB; ++j) wp[j] = a.b.ptr + bb + (a.tb ? (j0 + j) * a.k : j0 + j);
@@ -399,23 +399,50 @@ void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0,
     }
 }
 
+// The rows of A from r0 on, RB at a time, against every column block of B.
+// With a_scale, each group of rows is first scaled into `pack` (in L1), so
+// the scaling costs no pass of its own over A.
+template <class V, int RB>
+void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, std::int64_t bt,
+                      std::int64_t l, typename Vec<V>::S* pack) {
+  using T = typename Vec<V>::S;
+  constexpr int JB = 4;
+  constexpr std::int64_t W = Vec<V>::width;
+  const std::int64_t ab = a.a_batch ? a.a_batch[bt] : 0, cols_main = a.n / JB * JB;
+  const std::int64_t a_step = (a.ta ? a.m : 1) * a.lanes;
+  const T* arow[RB];
+  std::int64_t step = a_step;
+  for (int r = 0; r < RB; ++r) {
+    const std::int64_t d = (r0 + r) / a.m, i = (r0 + r) % a.m;
+    const std::int64_t at = (ab + (a.ta ? i : i * a.k)) * a.lanes + l;
+    arow[r] = a.a.ptr + d * a.a.dir_stride + at;
+    if (a.a_scale.ptr) {
+      const T* s = a.a_scale.ptr + at;
+      T* dst = pack + r * a.k * W;
+      for (std::int64_t kk = 0; kk < a.k; ++kk)
+        Vec<V>::store(dst + kk * W, Vec<V>::load(arow[r] + kk * a_step) * Vec<V>::load(s + kk * a_step));
+      arow[r] = dst;
+      step = W;
+    }
+  }
+  for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, RB, JB>(a, r0, j0, bt, l, arow, step);
+  for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l, arow, step);
+}
+
 template <class V>
 void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
-  constexpr int RB = 4, JB = 4;
+  constexpr int RB = 4;
   if (W == 1 || !a.a.varying || a.b.varying) return matmul_generic<V>(a);
-  const std::int64_t rows = a.n_dir * a.m;
-  const std::int64_t rows_main = rows / RB * RB, cols_main = a.n / JB * JB;
+  thread_local std::vector<T> pack;
+  if (a.a_scale.ptr && pack.size() < static_cast<std::size_t>(RB * a.k * W))
+    pack.resize(static_cast<std::size_t>(RB * a.k * W));
+  const std::int64_t rows = a.n_dir * a.m, rows_main = rows / RB * RB;
   for (std::int64_t l = 0; l < a.lanes; l += W)
     for (std::int64_t bt = 0; bt < a.batch; ++bt) {
-      for (std::int64_t r0 = 0; r0 < rows_main; r0 += RB) {
-        for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, RB, JB>(a, r0, j0, bt, l);
-        for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l);
-      }
-      for (std::int64_t r0 = rows_main; r0 < rows; ++r0) {
-        for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, 1, JB>(a, r0, j0, bt, l);
-        for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, 1, 1>(a, r0, j0, bt, l);
-      }
+      for (std::int64_t r0 = 0; r0 < rows_main; r0 += RB) matmul_row_group<V, RB>(a, r0, bt, l, pack.data());
+      for (std::int64_t r0 = rows_main; r0 < rows; ++r0) matmul_row_group<V, 1>(a, r0, bt, l, pack.data());
     }
 }
 

@@ -170,6 +170,7 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
         a.out_dir_stride = b.dir_stride[step.out];
         a.a = operand(a.a, step.in[0]);
         a.b = operand(a.b, step.in[1]);
+        if (step.n_in == 3) a.a_scale = operand(a.a_scale, step.in[2]);  // engine/plan.cpp fuses it
         a.n_dir = n_dir;
         a.lanes = b.lanes;
         step.mm_fn(a);

@@ -263,6 +263,12 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer,
                                mode == JacobianMode::forward, static_cast<std::int64_t>(limit));
   }
+  if (sparse) {
+    // Its offsets are 32-bit: every value, slot and entry of a block must fit.
+    std::int64_t elements = sparse->n_slots + p.n_dirs * p.answer_elems;
+    for (const auto& info : infos) elements += info.shape.num_elements();
+    if (elements * p.lanes >= (std::int64_t{1} << 31)) sparse.reset();
+  }
   p.cost = steps_cost(p.primal_steps);
   if (!sparse) p.cost += steps_cost(p.linear_steps) * double(p.n_dirs);
   else p.cost += kSparseTermCost * double(sparse->ops.size() + sparse->terms.size());

@@ -368,6 +368,11 @@ std::optional<SparseProgram> compile_sparse(const graph::Program& program,
                                             const kernels::KernelTable<T>& table,
                                             std::span<const ops::Step<T>> steps, int seed,
                                             int answer, bool forward, std::int64_t max_terms) {
+  // The form writes a block of every entry of one example's Jacobian: only
+  // for Jacobians of moderate size (256 KiB of doubles per lane).
+  constexpr std::int64_t kMaxEntries = 1 << 15;
+  if (program.info(seed).shape.num_elements() * program.info(answer).shape.num_elements() > kMaxEntries)
+    return std::nullopt;
   Compiler<T> c(program, table, max_terms);
   c.seed(seed);
   for (const auto& s : steps)

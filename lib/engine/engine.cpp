@@ -114,7 +114,8 @@ struct Runner {
                                             std::int64_t dir1) const {
     const std::int64_t L = p.lanes;
     // The block buffers, then a staging area of L rows of one chunk's answer,
-    // each row rounded up to whole vectors, 128-byte aligned.
+    // each row rounded up to whole vectors, starting on a multiple of 16
+    // elements (64 bytes or more).
     const std::int64_t row = padded(p.max_dirs * p.answer_elems);
     const std::int64_t staging_at = (p.buffer_size + 15) / 16 * 16;
     T* buf = thread_buffer<T>(staging_at + L * row);

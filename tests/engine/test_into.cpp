@@ -29,6 +29,28 @@ template <class T>
 bool same_values(const std::vector<T>& a, std::span<const T> b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0;
 }
+// batch_jacobian_into of `program` in T's dtype, into arrays at offsets 0
+// and 1 element (the caller's array need not be aligned), equals
+// batch_jacobian bitwise and writes nothing outside.
+template <class T>
+void check_into(std::mt19937_64& rng, std::int64_t b, const bj::JacobianOptions& o) {
+  const bj::Tensor x =
+      check::random_tensor(rng, {b, 5}, -1, 1, sizeof(T) == 8 ? bj::float64 : bj::float32);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x);
+  const auto ref = tape.batch_jacobian(y, x, o);
+  REQUIRE(ref.has_value());
+  const std::size_t n = static_cast<std::size_t>(ref->num_elements());
+  for (std::size_t offset : {0u, 1u}) {
+    std::vector<T> buf(n + 1, std::numeric_limits<T>::quiet_NaN());
+    std::span<T> out(buf.data() + offset, n);
+    CHECK(tape.batch_jacobian_into(y, x, out, o));
+    CHECK(same_values(std::vector<T>(out.begin(), out.end()), ref->data<T>()));
+    if (offset == 1) CHECK(std::isnan(buf[0]));  // nothing written outside
+    else CHECK(std::isnan(buf[n]));
+  }
+}
 }  // namespace
 
 TEST_CASE("batch_jacobian_into equals batch_jacobian bitwise, at any alignment", "[engine][into]") {
@@ -40,39 +62,8 @@ TEST_CASE("batch_jacobian_into equals batch_jacobian bitwise, at any alignment",
         bj::JacobianOptions o;
         o.mode = mode;
         o.max_threads = threads;
-        {
-          const bj::Tensor x = check::random_tensor(rng, {b, 5}, -1, 1);
-          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-          tape.watch(x);
-          const bj::Tensor y = program(x);
-          const auto ref = tape.batch_jacobian(y, x, o);
-          REQUIRE(ref.has_value());
-          const std::size_t n = static_cast<std::size_t>(ref->num_elements());
-          // Offsets 0 and 1 element: the caller's array need not be aligned.
-          for (std::size_t offset : {0u, 1u}) {
-            std::vector<double> buf(n + 1, std::numeric_limits<double>::quiet_NaN());
-            std::span<double> out(buf.data() + offset, n);
-            CHECK(tape.batch_jacobian_into(y, x, out, o));
-            CHECK(same_values(std::vector<double>(out.begin(), out.end()), ref->data<double>()));
-            if (offset == 1) CHECK(std::isnan(buf[0]));  // nothing written outside
-            else CHECK(std::isnan(buf[n]));
-          }
-        }
-        {
-          const bj::Tensor x = check::random_tensor(rng, {b, 5}, -1, 1, bj::float32);
-          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-          tape.watch(x);
-          const bj::Tensor y = program(x);
-          const auto ref = tape.batch_jacobian(y, x, o);
-          REQUIRE(ref.has_value());
-          const std::size_t n = static_cast<std::size_t>(ref->num_elements());
-          for (std::size_t offset : {0u, 1u}) {
-            std::vector<float> buf(n + 1, std::numeric_limits<float>::quiet_NaN());
-            std::span<float> out(buf.data() + offset, n);
-            CHECK(tape.batch_jacobian_into(y, x, out, o));
-            CHECK(same_values(std::vector<float>(out.begin(), out.end()), ref->data<float>()));
-          }
-        }
+        check_into<double>(rng, b, o);
+        check_into<float>(rng, b, o);
       }
     }
   }

@@ -50,27 +50,19 @@ bj::Tensor jacobian_with(const char* sparse, const bj::Tensor& x, bj::JacobianMo
   return *tape.batch_jacobian(y, x, o);
 }
 
-// Central differences of f at x (float64), [b, y, x] like batch_jacobian.
+// Central differences of f at every example of x (float64), [b, y, x] like
+// batch_jacobian.
 std::vector<double> central_differences(bj::Tensor (*f)(const bj::Tensor&), const bj::Tensor& x) {
   const std::int64_t b = x.shape()[0], n = x.shape()[1];
-  const std::vector<double> x0 = check::values(x);
-  const double h = 1e-6;
-  std::vector<std::vector<double>> columns;
-  for (std::int64_t j = 0; j < n; ++j) {
-    std::vector<double> up = x0, down = x0;
-    for (std::int64_t e = 0; e < b; ++e) up[e * n + j] += h, down[e * n + j] -= h;
-    const auto fu = check::values(f(bj::constant(up, x.shape())));
-    const auto fd = check::values(f(bj::constant(down, x.shape())));
-    std::vector<double> col(fu.size());
-    for (std::size_t i = 0; i < fu.size(); ++i) col[i] = (fu[i] - fd[i]) / (2 * h);
-    columns.push_back(col);
+  const std::vector<double> all = check::values(x);
+  std::vector<double> jac;
+  for (std::int64_t e = 0; e < b; ++e) {
+    const std::vector<double> xe(all.begin() + e * n, all.begin() + (e + 1) * n);
+    const auto je = check::central_differences(
+        [&](const std::vector<double>& v) { return check::values(f(bj::constant(v, {1, n}))); }, xe, 1e-6);
+    jac.insert(jac.end(), je.begin(), je.end());
   }
-  const std::int64_t m = static_cast<std::int64_t>(columns[0].size()) / b;
-  std::vector<double> j(static_cast<std::size_t>(b * m * n));
-  for (std::int64_t e = 0; e < b; ++e)
-    for (std::int64_t r = 0; r < m; ++r)
-      for (std::int64_t c = 0; c < n; ++c) j[(e * m + r) * n + c] = columns[c][e * m + r];
-  return j;
+  return jac;
 }
 
 bj::Tensor kinetics_input(std::int64_t b, bj::DType dtype) {

@@ -184,6 +184,24 @@ void check_close(const bj::Tensor& got, const bj::Tensor& want, double rtol, dou
   check_close(g, w, rtol, atol, what);
 }
 
+std::vector<double> central_differences(
+    const std::function<std::vector<double>(const std::vector<double>&)>& f,
+    const std::vector<double>& x, double step) {
+  const std::size_t n_x = x.size();
+  std::vector<double> jac;
+  for (std::size_t j = 0; j < n_x; ++j) {
+    const double h = step * std::max(1.0, std::abs(x[j]));
+    std::vector<double> plus = x, minus = x;
+    plus[j] += h;
+    minus[j] -= h;
+    const double dh = plus[j] - minus[j];
+    const auto yp = f(plus), ym = f(minus);
+    if (jac.empty()) jac.resize(yp.size() * n_x);
+    for (std::size_t r = 0; r < yp.size(); ++r) jac[r * n_x + j] = (yp[r] - ym[r]) / dh;
+  }
+  return jac;
+}
+
 ScopedEnv::ScopedEnv(const char* name, const char* value) : name_(name) {
   if (const char* old = std::getenv(name)) old_ = old;
   ::setenv(name, value, 1);
@@ -253,18 +271,14 @@ void check_float64(const Case& c) {
       const std::vector<double> xi(xv.begin() + i * n_x, xv.begin() + (i + 1) * n_x);
       const bj::Shape xi_shape = with_batch(1, c.example);
       if (c.finite_differences) {
-        for (std::int64_t j = 0; j < n_x; ++j) {
-          const double h = c.fd_step * std::max(1.0, std::abs(xi[j]));
-          std::vector<double> plus = xi, minus = xi;
-          plus[j] += h;
-          minus[j] -= h;
-          const double dh = plus[j] - minus[j];
-          const auto yp = values(c.f(bj::constant(plus, xi_shape), ctx));
-          const auto ym = values(c.f(bj::constant(minus, xi_shape), ctx));
-          REQUIRE(static_cast<std::int64_t>(yp.size()) == n_y);
-          for (std::int64_t r = 0; r < n_y; ++r)
-            fd[static_cast<std::size_t>(i * per + r * n_x + j)] = (yp[r] - ym[r]) / dh;
-        }
+        const auto fd_i = central_differences(
+            [&](const std::vector<double>& v) {
+              auto y_i = values(c.f(bj::constant(v, xi_shape), ctx));
+              REQUIRE(static_cast<std::int64_t>(y_i.size()) == n_y);
+              return y_i;
+            },
+            xi, c.fd_step);
+        std::copy(fd_i.begin(), fd_i.end(), fd.begin() + i * per);
       }
       bj::GradientTape one;
       const bj::Tensor x1 = bj::constant(xi, xi_shape);

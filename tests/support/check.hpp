@@ -99,6 +99,12 @@ bj::Shape with_batch(std::int64_t b, const bj::Shape& s);
 bj::Shape concat(const bj::Shape& a, const bj::Shape& b);
 std::vector<double> values(const bj::Tensor& t);
 
+// Central differences of one example: f maps x (n_x values) to n_y values;
+// returns the [n_y][n_x] Jacobian, stepping x[j] by step * max(1, |x[j]|).
+std::vector<double> central_differences(
+    const std::function<std::vector<double>(const std::vector<double>&)>& f,
+    const std::vector<double>& x, double step);
+
 // Same shape, dtype and bytes.
 bool same_bits(const bj::Tensor& a, const bj::Tensor& b);
 

@@ -154,11 +154,9 @@ struct Runner {
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
         if (!one_chunk) start_chunk(ptr, bind, d0, nd);
-        bind.n_dir = nd;
-        ops::execute<T>(p.linear_steps, bind);
-        bind.n_dir = 1;
-        store(ptr[p.answer], first, valid, d0, nd, staging, p.mode == JacobianMode::forward,
-              p.answer_elems);
+        if (!run_linear(bind, first, valid, d0, nd))
+          store(ptr[p.answer], first, valid, d0, nd, staging, p.mode == JacobianMode::forward,
+                p.answer_elems);
       }
     }
     if (stream) kernels::stream_fence();
@@ -175,6 +173,47 @@ struct Runner {
     bind.n_dir = nd;
     ops::execute<T>(p.invariant_steps, bind);
     bind.n_dir = 1;
+    for (const auto& c : p.lane_shared) {
+      const T* src = ptr[c.from];
+      T* dst = ptr[c.to];
+      const std::int64_t stride = p.dir_stride[c.from];
+      for (std::int64_t e = 0; e < c.elems; ++e)
+        for (std::int64_t k = 0; k < nd; ++k) dst[e * p.max_dirs + k] = src[k * stride + e * L];
+    }
+  }
+
+  // Runs the linear steps of one chunk. When the last one can write the
+  // answer straight to the Jacobian rows, whole vector-aligned rows and a
+  // full block, it does, and returns true: nothing is left to store.
+  bool run_linear(ops::Binding<T>& bind, std::int64_t first, std::int64_t valid, std::int64_t d0,
+                  std::int64_t nd) const {
+    const std::int64_t L = p.lanes, W = p.table->width;
+    bind.n_dir = nd;
+    const std::span<const ops::Step<T>> steps(p.linear_steps);
+    bool direct = false;
+    ops::Step<T> last;
+    if constexpr (std::is_same_v<T, O>) {
+      if (p.answer_to_rows) {
+        last = steps.back();
+        const bool fwd = p.mode == JacobianMode::forward;
+        O* J = out + first * per_example + (fwd ? d0 : d0 * n_src);
+        // The tile's axis (directions forward, columns j reverse) lies along the row.
+        const std::int64_t axis = fwd ? nd : last.mm.n;
+        direct = valid == L && W == L && reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0 &&
+                 per_example % W == 0 && n_src % W == 0 && d0 % W == 0 && axis % W == 0;
+        if (direct) {
+          last.mm.rows = J;
+          last.mm.rows_lane_stride = per_example;
+          last.mm.rows_dir_step = fwd ? 1 : n_src;
+          last.mm.rows_elem_step = fwd ? n_src : 1;
+          last.mm.rows_stream = stream;
+        }
+      }
+    }
+    ops::execute<T>(direct ? steps.first(steps.size() - 1) : steps, bind);
+    if (direct) ops::execute<T>(std::span<const ops::Step<T>>(&last, 1), bind);
+    bind.n_dir = 1;
+    return direct;
   }
 
   // n rounded up to whole vectors.

@@ -230,8 +230,8 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   p.seed = lin.input;
   p.answer = lin.output;
   const std::vector<ops::Step<T>> all_linear = p.linear_steps;
+  std::vector<char> invariant(n_values, 0);  // the same numbers in every lane
   {  // Hoist the steps whose inputs are all example-independent.
-    std::vector<char> invariant(n_values, 0);
     invariant[p.seed] = 1;
     for (std::size_t v = 0; v < n_values; ++v)
       if (program.values[v].kind == graph::ValueKind::constant && !program.values[v].varying)
@@ -363,6 +363,41 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     }
   }
   if (p.sparse) at = place_sparse(p, *sparse, at);
+  // A scaled matmul whose A is the same in every lane (a hoisted tangent,
+  // e.g. W1's columns in an MLP's forward mode) reads A as scalars: each
+  // chunk copies lane 0 of it to a value of its own, [element][direction].
+  for (std::size_t i = 0; i < p.linear_steps.size(); ++i) {
+    ops::Step<T>& st = p.linear_steps[i];
+    if (st.kind != ops::Step<T>::Kind::matmul || st.n_in != 3 || !invariant[st.in[0]] ||
+        st.mm.batch != 1 || st.mm.a_batch || st.mm.b_batch)
+      continue;
+    const std::int64_t elems = infos[st.in[0]].shape.num_elements();
+    const int v = static_cast<int>(p.offset.size());
+    p.lane_shared.push_back({st.in[0], v, elems});
+    p.offset.push_back(at);
+    at += (dirs * elems + 7) / 8 * 8;
+    p.dir_stride.push_back(1);
+    p.varying.push_back(0);
+    p.shared_ptr.push_back(nullptr);
+    st.in[0] = v;
+    st.mm.a_elem_stride = dirs;
+    st.mm.tile_dirs = mode == JacobianMode::forward;
+    // Tiles along B's columns read a row of B per k: keep B as [k][n].
+    const T* b = p.shared_ptr[st.in[1]];
+    if (!st.mm.tile_dirs && st.mm.tb && b) {
+      std::vector<T> bt(static_cast<std::size_t>(st.mm.k * st.mm.n));
+      for (std::int64_t kk = 0; kk < st.mm.k; ++kk)
+        for (std::int64_t j = 0; j < st.mm.n; ++j) bt[kk * st.mm.n + j] = b[j * st.mm.k + kk];
+      p.transposed.push_back(std::move(bt));
+      st.in[1] = static_cast<int>(p.offset.size());
+      st.mm.tb = false;
+      p.offset.push_back(-1);
+      p.dir_stride.push_back(0);
+      p.varying.push_back(0);
+      p.shared_ptr.push_back(p.transposed.back().data());
+    }
+    if (i + 1 == p.linear_steps.size() && st.out == p.answer) p.answer_to_rows = true;
+  }
   p.buffer_size = at;
   if (std::getenv("BATCHJAC_DEBUG_PLAN")) {  // development aid: the plan's shape
     auto dump = [&](const char* what, const std::vector<ops::Step<T>>& steps) {

@@ -56,6 +56,17 @@ struct Plan {
   std::int64_t sparse_out = -1;
   // Per group of `lanes` consecutive Jacobian entries: whether any is written.
   std::vector<std::uint8_t> live_groups;
+  // Lane-shared copies: per chunk, direction d of element e of `from` (lane
+  // 0) goes to offset[to] + e * max_dirs + d.
+  struct LaneShared {
+    int from = -1, to = -1;
+    std::int64_t elems = 0;
+  };
+  std::vector<LaneShared> lane_shared;
+  std::vector<std::vector<T>> transposed;  // shared constants stored transposed for a kernel
+  // The last linear step is a scaled matmul (kernels::MatmulArgs::rows) that
+  // can write the answer straight to the Jacobian rows.
+  bool answer_to_rows = false;
 };
 
 template <class T>

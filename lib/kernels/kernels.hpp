@@ -83,6 +83,20 @@ struct MatmulArgs {
   std::int64_t n_dir = 1;
   std::int64_t lanes = 1;
   bool accumulate = false;
+  // With a_scale, A may be the same in every lane (a.varying false, batch 1):
+  // direction d of its element e is a.ptr[e * a_elem_stride + d], directions
+  // adjacent. Each result is then the k-ordered sum of fma(scale * p, q),
+  // with p from B and q from A when tile_dirs (a register tile spans
+  // directions), else p from A and q from B (a tile spans columns).
+  std::int64_t a_elem_stride = 0;
+  bool tile_dirs = false;
+  // If set (lane-shared A only, lanes = width), results go to Jacobian rows
+  // instead of `out`: direction d, element e = i * n + j, lane l at
+  // rows[l * rows_lane_stride + d * rows_dir_step + e * rows_elem_step];
+  // the tile's axis must be contiguous there and a multiple of the width.
+  T* rows = nullptr;
+  std::int64_t rows_lane_stride = 0, rows_dir_step = 0, rows_elem_step = 0;
+  bool rows_stream = false;  // non-temporal stores (rows vector-aligned)
 };
 
 // A linear program compiled down to single lane-vectors (engine/sparse.hpp):

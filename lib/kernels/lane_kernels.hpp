@@ -430,10 +430,14 @@ void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, 
 }
 
 template <class V>
+void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a);
+
+template <class V>
 void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
   constexpr int RB = 4;
+  if (a.a_scale.ptr && !a.a.varying) return matmul_scaled_shared<V>(a);
   if (W == 1 || !a.a.varying || a.b.varying) return matmul_generic<V>(a);
   thread_local std::vector<T> pack;
   if (a.a_scale.ptr && pack.size() < static_cast<std::size_t>(RB * a.k * W))
@@ -513,6 +517,118 @@ void stream_store(typename Vec<V>::S* dst, typename V::register_type v) {
     else if constexpr (sizeof(R) == 32) _mm256_stream_ps(dst, v);
     else _mm_stream_ps(dst, v);
   }
+}
+
+// One tile of a lane-shared A, scaled per lane, times shared B: TP values
+// along the tile's outer axis (p0 ..) by QN along its inner axis (q0 ..),
+// for row i and lanes l .. l+W. Per k: one scale load, TP multiplies
+// t = scale * p and QN broadcasts q feed TP*QN FMAs. Forward mode tiles
+// directions (q = A's direction, p = B's column), reverse mode columns
+// (q = B's column, p = A's direction): a tile's QN results are then adjacent
+// in a Jacobian row, and with a.rows it is transposed in registers and
+// stored there.
+template <class V, int TP, int QN, bool QContiguous>
+void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::int64_t p0,
+                 std::int64_t q0, std::int64_t l) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  const std::int64_t K = a.k;
+  // A's element (i, kk) and B's (kk, j): base offsets and steps along kk.
+  const std::int64_t a_e0 = a.ta ? i : i * K, a_ek = a.ta ? a.m : 1;
+  const std::int64_t es = a.a_elem_stride;
+  const T* A = a.a.ptr + a_e0 * es;  // A(d, kk) = A[kk * a_ek * es + d]
+  const std::int64_t a_step = a_ek * es;
+  const T* B = a.b.ptr;  // B(kk, j) = B[kk * b_step + j * b_col]
+  const std::int64_t b_step = a.tb ? 1 : a.n, b_col = a.tb ? K : 1;
+  const T* P;
+  const T* Q;
+  std::int64_t p_step, p_stride, q_step, q_stride;
+  if (a.tile_dirs) {
+    P = B + p0 * b_col, p_step = b_step, p_stride = b_col;
+    Q = A + q0, q_step = a_step, q_stride = 1;
+  } else {
+    P = A + p0, p_step = a_step, p_stride = 1;
+    Q = B + q0 * b_col, q_step = b_step, q_stride = b_col;
+  }
+  if constexpr (QContiguous) q_stride = 1;
+  const T* s = a.a_scale.ptr + a_e0 * a.lanes + l;
+  const std::int64_t s_step = a_ek * a.lanes;
+  V acc[TP][QN];
+  for (int t = 0; t < TP; ++t)
+    for (int q = 0; q < QN; ++q) acc[t][q] = V(T(0));
+  for (std::int64_t kk = 0; kk < K; ++kk) {
+    const V sv = Vec<V>::load(s + kk * s_step);
+    const T* pk = P + kk * p_step;
+    const T* qk = Q + kk * q_step;
+    V t[TP];
+    for (int u = 0; u < TP; ++u) t[u] = sv * V(pk[u * p_stride]);
+    for (int q = 0; q < QN; ++q) {
+      const V qv(qk[q * q_stride]);
+      for (int u = 0; u < TP; ++u) acc[u][q] = xsimd::fma(t[u], qv, acc[u][q]);
+    }
+  }
+  for (int u = 0; u < TP; ++u) {
+    const std::int64_t d = a.tile_dirs ? q0 : p0 + u;      // first direction of the tile
+    const std::int64_t j = a.tile_dirs ? p0 + u : q0;      // first column
+    if constexpr (QN == W) {  // the callers send no partial tile to rows
+      if (a.rows) {
+        T* dst = a.rows + d * a.rows_dir_step + (i * a.n + j) * a.rows_elem_step;
+        if constexpr (W == 1) {
+          *dst = acc[u][0];
+        } else {
+          using R = typename V::register_type;
+          R r[W];
+          for (int q = 0; q < QN; ++q) r[q] = acc[u][q];
+          transpose_square<V>(r);
+          for (std::int64_t ln = 0; ln < W; ++ln) {
+            if (a.rows_stream) stream_store<V>(dst + ln * a.rows_lane_stride, r[ln]);
+            else Vec<V>::store(dst + ln * a.rows_lane_stride, V(r[ln]));
+          }
+        }
+        continue;
+      }
+    }
+    for (int q = 0; q < QN; ++q) {
+      const std::int64_t dq = a.tile_dirs ? d + q : d, jq = a.tile_dirs ? j : j + q;
+      T* o = a.out + dq * a.out_dir_stride + (i * a.n + jq) * a.lanes + l;
+      V v = acc[u][q];
+      if (a.accumulate) v = v + Vec<V>::load(o);
+      Vec<V>::store(o, v);
+    }
+  }
+}
+
+template <class V, int TP, bool QContiguous>
+void scaled_tiles(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::int64_t p0,
+                  std::int64_t l) {
+  constexpr int W = static_cast<int>(Vec<V>::width);
+  const std::int64_t nq = a.tile_dirs ? a.n_dir : a.n, q_main = nq / W * W;
+  for (std::int64_t q0 = 0; q0 < q_main; q0 += W) scaled_tile<V, TP, W, QContiguous>(a, i, p0, q0, l);
+  for (std::int64_t q0 = q_main; q0 < nq; ++q0) scaled_tile<V, TP, 1, QContiguous>(a, i, p0, q0, l);
+}
+
+// A shared by the lanes, scaled per lane, times shared B (MatmulArgs):
+// the JVP or VJP of a layer whose incoming tangent is example-independent,
+// as W2 diag(s) W1 in an MLP. The same arithmetic whether results go to
+// `out` or straight to Jacobian rows.
+template <class V>
+void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a) {
+  constexpr int W = static_cast<int>(Vec<V>::width);
+  // 16 accumulators in 32 registers (AVX-512), 8 in 16.
+  constexpr int TP = std::max(1, (sizeof(V) >= 64 ? 16 : 8) / W);
+  const std::int64_t np = a.tile_dirs ? a.n : a.n_dir, p_main = np / TP * TP;
+  const bool contiguous = a.tile_dirs || !a.tb;
+  for (std::int64_t l = 0; l < a.lanes; l += W)
+    for (std::int64_t i = 0; i < a.m; ++i) {
+      for (std::int64_t p0 = 0; p0 < p_main; p0 += TP) {
+        if (contiguous) scaled_tiles<V, TP, true>(a, i, p0, l);
+        else scaled_tiles<V, TP, false>(a, i, p0, l);
+      }
+      for (std::int64_t p0 = p_main; p0 < np; ++p0) {
+        if (contiguous) scaled_tiles<V, 1, true>(a, i, p0, l);
+        else scaled_tiles<V, 1, false>(a, i, p0, l);
+      }
+    }
 }
 
 // Stream: the destination rows are vector-aligned and bypass the caches.

@@ -193,13 +193,15 @@ TEST_CASE("wide programs: direction chunks chosen by the cache budget", "[engine
 }
 
 namespace {
-// A two-layer network [b, 6] -> [b, out]: forward and reverse sum in
-// different orders, so their Jacobians differ in the last bits.
+// A three-layer network [b, 6] -> [b, out]: forward and reverse sum in
+// different orders, so their Jacobians differ in the last bits. (With two
+// layers both modes compute W2 diag(s) W1 term by term alike.)
 bj::Tensor layers(const bj::Tensor& x, std::int64_t out) {
   std::mt19937_64 rng(static_cast<std::uint64_t>(out));
-  const bj::Tensor w1 = check::random_tensor(rng, {6, 8}, -1, 1, bj::float64);
+  const bj::Tensor w0 = check::random_tensor(rng, {6, 8}, -1, 1, bj::float64);
+  const bj::Tensor w1 = check::random_tensor(rng, {8, 8}, -1, 1, bj::float64);
   const bj::Tensor w2 = check::random_tensor(rng, {8, out}, -1, 1, bj::float64);
-  return bj::matmul(bj::tanh(bj::matmul(x, w1)), w2);
+  return bj::matmul(bj::tanh(bj::matmul(bj::tanh(bj::matmul(x, w0)), w1)), w2);
 }
 bj::Tensor narrow(const bj::Tensor& x) { return layers(x, 2); }
 bj::Tensor wide(const bj::Tensor& x) { return layers(x, 12); }

@@ -148,20 +148,47 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
       dropped[i] = 1;
     }
   }
-  std::vector<int> last(static_cast<std::size_t>(sp.n_slots), -1);
-  for (int i = 0; i < n_ops; ++i)
-    if (!dropped[i])
-      for (int t = sp.ops[i].begin; t < sp.ops[i].end; ++t) last[sp.terms[t].in] = i;
+  // The kernel's view of a term: with a coefficient (not times the ones) or plain.
+  auto with_coef = [&](const SymTerm& t) { return t.coef_value >= 0 && t.in != 0; };
+  std::vector<std::pair<int, int>> shape(static_cast<std::size_t>(n_ops));  // (with coefficient, plain)
+  for (int i = 0; i < n_ops; ++i) {
+    const SymOp& op = sp.ops[i];
+    int coef = 0;
+    for (int t = op.begin; t < op.end; ++t) coef += with_coef(sp.terms[t]) ? 1 : 0;
+    shape[i] = {coef, op.end - op.begin - coef};
+  }
+  // The ops run by dependency level and, within a level, grouped by shape:
+  // the kernel then meets long runs of ops with equal term counts, whose
+  // loops it predicts, instead of counts that change from op to op.
+  std::vector<int> order;
+  {
+    std::vector<int> slot_level(static_cast<std::size_t>(sp.n_slots), 0);
+    std::vector<int> level(static_cast<std::size_t>(n_ops), 0);
+    for (int i = 0; i < n_ops; ++i) {  // ops come in dependency order
+      if (dropped[i]) continue;
+      const SymOp& op = sp.ops[i];
+      for (int t = op.begin; t < op.end; ++t) level[i] = std::max(level[i], slot_level[sp.terms[t].in] + 1);
+      if (op.out < sp.n_slots) slot_level[op.out] = level[i];
+      order.push_back(i);
+    }
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+      return std::pair{level[a], shape[a]} < std::pair{level[b], shape[b]};
+    });
+  }
+  const auto n_run = static_cast<int>(order.size());
+  std::vector<int> last(static_cast<std::size_t>(sp.n_slots), -1);  // a position in order
+  for (int i = 0; i < n_run; ++i)
+    for (int t = sp.ops[order[i]].begin; t < sp.ops[order[i]].end; ++t) last[sp.terms[t].in] = i;
   std::vector<std::int64_t> phys(static_cast<std::size_t>(sp.n_slots), -1);
   std::vector<std::int64_t> free_slots;
-  std::vector<std::vector<int>> dies(static_cast<std::size_t>(n_ops));
+  std::vector<std::vector<int>> dies(static_cast<std::size_t>(n_run));
   for (int s = 1; s < sp.n_slots; ++s)
     if (last[s] >= 0 && entry_of[s] < 0) dies[last[s]].push_back(s);
   std::int64_t n_phys = 1;  // 0: ones
   phys[0] = 0;
-  for (int i = 0; i < n_ops; ++i) {
+  for (int i = 0; i < n_run; ++i) {
     for (int s : dies[i]) free_slots.push_back(phys[s]);  // read for the last time here
-    const int out = sp.ops[i].out;
+    const int out = sp.ops[order[i]].out;
     if (out >= sp.n_slots || entry_of[out] >= 0) continue;
     if (free_slots.empty()) phys[out] = n_phys++;
     else {
@@ -177,30 +204,34 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     const std::int64_t entry = id >= sp.n_slots ? id - sp.n_slots : entry_of[id];
     return static_cast<std::int32_t>(entry >= 0 ? out_base + entry * L : at + phys[id] * L);
   };
+  // Per op, how many ops from it on have its shape.
+  std::vector<std::int32_t> run(static_cast<std::size_t>(n_run), 1);
+  for (int i = n_run - 2; i >= 0; --i)
+    if (shape[order[i]] == shape[order[i + 1]]) run[i] = run[i + 1] + 1;
   const std::int64_t n_entries = p.n_dirs * p.answer_elems;
   p.live_groups.assign(static_cast<std::size_t>((n_entries + L - 1) / L), 0);
   for (int i = 0; i < n_ops; ++i) {
     const SymOp& op = sp.ops[i];
     if (op.out >= sp.n_slots && op.begin != op.end) p.live_groups[(op.out - sp.n_slots) / L] = 1;
   }
-  for (int i = 0; i < n_ops; ++i) {
-    if (dropped[i]) continue;
-    const SymOp& op = sp.ops[i];
+  for (int i = 0; i < n_run; ++i) {
+    const SymOp& op = sp.ops[order[i]];
     // Terms with a coefficient first; a coefficient times the ones is read
     // as a plain term's input.
     kernels::SparseOp kop;
     kop.out = offset(op.out);
-    for (const bool with_coef : {true, false})
+    kop.run = run[i];
+    for (const bool coef_term : {true, false})
       for (int t = op.begin; t < op.end; ++t) {
         const SymTerm& s = sp.terms[t];
-        if ((s.coef_value >= 0 && s.in != 0) != with_coef) continue;
+        if (with_coef(s) != coef_term) continue;
         const auto coef = s.coef_value >= 0 ? static_cast<std::int32_t>(p.offset[s.coef_value] + s.coef_elem * L) : 0;
         kernels::SparseTerm<T> term;
-        term.in = !with_coef && s.coef_value >= 0 ? coef : offset(s.in);
-        term.coef = with_coef ? coef : 0;
+        term.in = !coef_term && s.coef_value >= 0 ? coef : offset(s.in);
+        term.coef = coef_term ? coef : 0;
         term.scale = static_cast<T>(s.scale);
         p.sparse_terms.push_back(term);
-        ++(with_coef ? kop.n_coef : kop.n_plain);
+        ++(coef_term ? kop.n_coef : kop.n_plain);
       }
     p.sparse_ops.push_back(kop);
   }

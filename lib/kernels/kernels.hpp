@@ -113,6 +113,7 @@ struct SparseOp {
   std::int32_t out = 0;
   std::int32_t n_coef = 0;
   std::int32_t n_plain = 0;
+  std::int32_t run = 1;  // this op and the run - 1 after it have the same n_coef and n_plain
 };
 
 template <class T>

@@ -2,6 +2,7 @@
 // engine: the same Jacobians on programs whose directions reach few elements,
 // exact structural zeros, and a fallback where it has no form. The whole op
 // suite also runs with BATCHJAC_SPARSE=0 and =1 (tests/CMakeLists.txt).
+#include "kernels/kernels.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -130,4 +131,74 @@ TEST_CASE("Jacobians of more than 32768 entries per example always run densely",
     if (n * n <= 32768) CHECK(p[1] == 0.0);
     else CHECK(std::isnan(p[1]));
   }
+}
+
+namespace {
+// Runs ops of the given (with coefficient, plain) shapes through a kernel
+// table's sparse_linear, grouped into runs as the plan groups them, and
+// checks every output against the sum computed here term by term.
+template <class T>
+void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::int64_t lanes) {
+  namespace k = batchjac::kernels;
+  const std::vector<std::pair<int, int>> shapes = {
+      {0, 1}, {0, 1}, {0, 1}, {1, 0}, {1, 0}, {0, 9}, {9, 0}, {1, 1}, {2, 1}, {2, 1}, {3, 4},
+      {0, 2}, {1, 2}, {0, 3}, {2, 0}, {8, 8}, {0, 8}, {1, 7}, {0, 1}};
+  const int n_in = 40;
+  const auto n_slots = static_cast<std::int64_t>(n_in + shapes.size());
+  std::mt19937_64 rng(static_cast<std::uint64_t>(lanes));
+  const std::vector<double> init = check::random_values(rng, n_slots * lanes, -2, 2);
+  std::vector<T> buf(init.begin(), init.end());
+  std::vector<k::SparseOp> ops;
+  std::vector<k::SparseTerm<T>> terms;
+  std::uniform_real_distribution<double> scale(-1.5, 1.5);
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const int can_read = n_in + static_cast<int>(i);  // inputs and earlier outputs
+    std::uniform_int_distribution<int> slot(0, can_read - 1);
+    k::SparseOp op;
+    op.out = static_cast<std::int32_t>((n_in + static_cast<std::int64_t>(i)) * lanes);
+    op.n_coef = shapes[i].first;
+    op.n_plain = shapes[i].second;
+    for (int t = 0; t < op.n_coef + op.n_plain; ++t) {
+      k::SparseTerm<T> term;
+      term.in = static_cast<std::int32_t>(slot(rng) * lanes);
+      term.coef = t < op.n_coef ? static_cast<std::int32_t>(slot(rng) * lanes) : 0;
+      term.scale = static_cast<T>(t % 3 == 0 ? 1.0 : scale(rng));
+      terms.push_back(term);
+    }
+    ops.push_back(op);
+  }
+  for (std::size_t i = ops.size(); i-- > 0;)  // run lengths, as engine/plan.cpp sets them
+    ops[i].run = i + 1 < ops.size() && shapes[i] == shapes[i + 1] ? ops[i + 1].run + 1 : 1;
+  std::vector<T> want = buf;
+  std::size_t t = 0;
+  for (const auto& op : ops)
+    for (std::int64_t l = 0; l < lanes; ++l) {
+      std::size_t u = t;
+      double acc = 0;
+      for (int j = 0; j < op.n_coef + op.n_plain; ++j, ++u) {
+        const auto& term = terms[u];
+        const double x = j < op.n_coef ? double(want[term.in + l]) * double(want[term.coef + l]) : double(want[term.in + l]);
+        acc += x * double(term.scale);
+      }
+      want[op.out + l] = static_cast<T>(acc);
+      if (l + 1 == lanes) t = u;
+    }
+  table.sparse_linear(buf.data(), ops.data(), static_cast<std::int64_t>(ops.size()), terms.data(), lanes);
+  const double tol = sizeof(T) == 8 ? 1e-12 : 1e-4;
+  for (std::size_t i = 0; i < ops.size(); ++i)
+    for (std::int64_t l = 0; l < lanes; ++l) {
+      INFO(table.arch << ", op " << i << " (" << shapes[i].first << ", " << shapes[i].second << "), lane " << l);
+      const double got = buf[ops[i].out + l], ref = want[ops[i].out + l];
+      CHECK(std::abs(got - ref) <= tol * (1 + std::abs(ref)));
+    }
+}
+}  // namespace
+
+TEST_CASE("sparse_linear: every op shape, in runs, sums its terms", "[engine][sparse]") {
+  namespace k = batchjac::kernels;
+  for (std::int64_t mult : {1, 2}) {
+    check_sparse_kernel<double>(k::simd_kernels<double>(), k::simd_kernels<double>().width * mult);
+    check_sparse_kernel<float>(k::simd_kernels<float>(), k::simd_kernels<float>().width * mult);
+  }
+  check_sparse_kernel<double>(k::scalar_kernels<double>(), 1);
 }

@@ -82,6 +82,25 @@ TEST_CASE("matmul: derivative check table", "[ops][linalg]") {
          const bj::Tensor a = bj::tanh(bj::matmul(x, c.shared(13, {5, 7})) + c.shared(14, {7}));
          return bj::matmul(a, c.shared(15, {7, 3})) + c.shared(16, {3});
        }},
+      // A tangent scaled after a shared-weight matmul, into another one: the
+      // engine's lane-shared scaled matmul (per-example matrices, transposes,
+      // and widths of whole vectors, whose Jacobian rows it writes directly).
+      {"tanh layers of per-example matrices: tanh(x W1) W2", {3, 4},
+       [](const bj::Tensor& x, const Context& c) {
+         return bj::matmul(bj::tanh(bj::matmul(x, c.shared(22, {4, 5}))), c.shared(23, {5, 2}));
+       }},
+      {"tanh layers, transpose_a: tanh(x W1)^T W2", {3, 4},
+       [](const bj::Tensor& x, const Context& c) {
+         return bj::matmul(bj::tanh(bj::matmul(x, c.shared(24, {4, 5}))), c.shared(25, {3, 2}), true, false);
+       }},
+      {"tanh layers, transpose_b: tanh(x W1) W2^T", {3, 4},
+       [](const bj::Tensor& x, const Context& c) {
+         return bj::matmul(bj::tanh(bj::matmul(x, c.shared(26, {4, 5}))), c.shared(27, {2, 5}), false, true);
+       }},
+      {"tanh MLP with widths of whole vectors: [16] -> 8 -> [16]", {16},
+       [](const bj::Tensor& x, const Context& c) {
+         return bj::matmul(bj::tanh(bj::matmul(x, c.shared(28, {16, 8}))), c.shared(29, {8, 16}));
+       }},
       {"quadratic form x^T A x = reduce_sum(matmul(x, A) * x)", {3},
        [](const bj::Tensor& x, const Context& c) {
          return bj::reduce_sum(bj::matmul(x, c.shared(17, {3, 3})) * x, {1}, true);

@@ -11,6 +11,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <cstdint>
 #include <cstring>
@@ -101,6 +102,21 @@ void load_lanes(const kernels::KernelTable<T>& table, const Load& l, T* dst, std
   }
 }
 
+// Which chunk of which call a thread's block buffer holds the seed and
+// hoisted values of.
+struct ChunkHeld {
+  std::uint64_t call = 0;
+  std::int64_t d0 = -1, nd = -1;
+  const void* buf = nullptr;
+  bool operator==(const ChunkHeld&) const = default;
+};
+
+// Each call of the engine has its own number (0 is none).
+std::uint64_t next_call() {
+  static std::atomic<std::uint64_t> calls{0};
+  return ++calls;
+}
+
 template <class T, class O>
 struct Runner {
   const Plan<T>& p;
@@ -109,6 +125,7 @@ struct Runner {
   std::int64_t per_example;  // elements of one example's Jacobian
   std::int64_t n_src;        // source elements per example (columns)
   bool stream;               // non-temporal stores: the output exceeds the caches
+  std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
                                             std::int64_t dir1) const {
@@ -145,7 +162,17 @@ struct Runner {
     // example-independent steps run once, then every block reuses them.
     // Otherwise each block runs every chunk in full.
     const bool one_chunk = dir1 - dir0 <= p.max_dirs;
-    if (one_chunk) start_chunk(ptr, bind, dir0, dir1 - dir0);
+    // A thread that already holds this chunk's seed and hoisted values from
+    // an earlier task of the same call keeps them (they have memory of their
+    // own in its buffer): tasks cost no repeated setup.
+    thread_local ChunkHeld held;
+    const ChunkHeld chunk{call, dir0, dir1 - dir0, buf};
+    if (one_chunk && !(held == chunk)) {
+      start_chunk(ptr, bind, dir0, dir1 - dir0);
+      held = chunk;
+    } else if (!one_chunk) {
+      held = {};  // every block reseeds below
+    }
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t first = blk * L;
       const std::int64_t valid = std::min(L, batch - first);

@@ -227,7 +227,7 @@ struct Runner {
         // The tile's axis (directions forward, columns j reverse) lies along the row.
         const std::int64_t axis = fwd ? nd : last.mm.n;
         direct = valid == L && W == L && reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0 &&
-                 per_example % W == 0 && n_src % W == 0 && d0 % W == 0 && axis % W == 0;
+                 per_example % W == 0 && n_src % W == 0 && (!fwd || d0 % W == 0) && axis % W == 0;
         if (direct) {
           last.mm.rows = J;
           last.mm.rows_lane_stride = per_example;

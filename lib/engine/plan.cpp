@@ -399,8 +399,11 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   // chunk copies lane 0 of it to a value of its own, [element][direction].
   for (std::size_t i = 0; i < p.linear_steps.size(); ++i) {
     ops::Step<T>& st = p.linear_steps[i];
+    // Its tiles span a vector of directions (forward) or columns (reverse):
+    // with fewer, the packed kernel does better.
+    const std::int64_t tile_axis = mode == JacobianMode::forward ? dirs : st.mm.n;
     if (st.kind != ops::Step<T>::Kind::matmul || st.n_in != 3 || !invariant[st.in[0]] ||
-        st.mm.batch != 1 || st.mm.a_batch || st.mm.b_batch)
+        st.mm.batch != 1 || st.mm.a_batch || st.mm.b_batch || tile_axis < p.table->width)
       continue;
     const std::int64_t elems = infos[st.in[0]].shape.num_elements();
     const int v = static_cast<int>(p.offset.size());

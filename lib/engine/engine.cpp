@@ -111,6 +111,13 @@ struct ChunkHeld {
   bool operator==(const ChunkHeld&) const = default;
 };
 
+// One per thread, whatever the plan's types: any pass that writes a thread's
+// buffer otherwise (the sparse form) forgets what it held.
+ChunkHeld& held_chunk() {
+  thread_local ChunkHeld held;
+  return held;
+}
+
 // Each call of the engine has its own number (0 is none).
 std::uint64_t next_call() {
   static std::atomic<std::uint64_t> calls{0};
@@ -141,7 +148,9 @@ struct Runner {
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
     ops::Binding<T> bind{ptr, p.dir_stride, p.varying, 1, L};
+    ChunkHeld& held = held_chunk();
     if (p.sparse) {  // every direction of a block in one pass
+      held = {};
       std::fill_n(buf + p.ones_offset, L, T(1));
       // Structural zeros of the Jacobian: no op writes them.
       std::fill_n(buf + p.sparse_out, per_example * L, T(0));
@@ -164,8 +173,8 @@ struct Runner {
     const bool one_chunk = dir1 - dir0 <= p.max_dirs;
     // A thread that already holds this chunk's seed and hoisted values from
     // an earlier task of the same call keeps them (they have memory of their
-    // own in its buffer): tasks cost no repeated setup.
-    thread_local ChunkHeld held;
+    // own in its buffer): tasks cost no repeated setup. (Between two tasks
+    // of a call, the thread may have run tasks of other calls.)
     const ChunkHeld chunk{call, dir0, dir1 - dir0, buf};
     if (one_chunk && !(held == chunk)) {
       start_chunk(ptr, bind, dir0, dir1 - dir0);

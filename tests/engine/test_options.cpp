@@ -7,9 +7,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <atomic>
-#include <thread>
-
 #include <optional>
 #include <sstream>
 #include <string>
@@ -244,48 +241,4 @@ TEST_CASE("automatic: a large call runs one of the two modes bit for bit", "[eng
     const auto [fwd, rev] = automatic_matches(f, 2000);
     CHECK((fwd || rev));
   }
-}
-
-TEST_CASE("concurrent calls from two threads, dense and sparse plans, give their own results", "[engine][options]") {
-  // The pool's threads run tasks of both calls in any order, and keep a
-  // chunk's setup between tasks of one call: that must never leak into
-  // another call's tasks.
-  auto mlp = [](const bj::Tensor& x) {
-    std::mt19937_64 rng(5);
-    const bj::Tensor w1 = check::random_tensor(rng, {16, 24}, -1, 1, bj::float64);
-    const bj::Tensor w2 = check::random_tensor(rng, {24, 16}, -1, 1, bj::float64);
-    return bj::matmul(bj::tanh(bj::matmul(x, w1)), w2);
-  };
-  // Sparse, with a block buffer larger than the MLP's.
-  auto square = [](const bj::Tensor& x) { return bj::concat({x * x, bj::sin(x), bj::cos(x) * x, bj::exp(x)}, 1); };
-  std::mt19937_64 rng(9);
-  const bj::Tensor x = check::random_tensor(rng, {4000, 16}, -1, 1, bj::float64);
-  bj::Tensor want[2];
-  {
-    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-    tape.watch(x);
-    const bj::Tensor ys[2] = {mlp(x), square(x)};
-    for (int f = 0; f < 2; ++f) {
-      bj::JacobianOptions serial;
-      serial.max_threads = 1;
-      want[f] = *tape.batch_jacobian(ys[f], x, serial);
-    }
-  }
-  std::atomic<int> wrong{0};
-  auto worker = [&](int first) {  // a tape of its own: tapes record their own thread
-    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-    tape.watch(x);
-    const bj::Tensor ys[2] = {mlp(x), square(x)};
-    for (int i = 0; i < 40; ++i) {
-      const int f = (first + i) % 2;
-      bj::JacobianOptions o;
-      o.max_threads = 2;  // one arena for both threads' calls
-      o.parallel_iterations = i % 3 == 0 ? std::optional<std::int64_t>{8} : std::nullopt;
-      if (!check::same_bits(*tape.batch_jacobian(ys[f], x, o), want[f])) ++wrong;
-    }
-  };
-  std::thread a(worker, 0), b(worker, 1);
-  a.join();
-  b.join();
-  CHECK(wrong == 0);
 }

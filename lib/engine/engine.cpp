@@ -218,12 +218,21 @@ struct Runner {
     }
   }
 
+  // Whether a full block's answer can go from registers to its rows: each
+  // example's part starts vector-aligned at dst + l * per_example, and the
+  // register-wide pieces along a row (`axis` long) are whole.
+  bool rows_from_registers(const O* dst, std::int64_t valid, std::int64_t axis) const {
+    const std::int64_t W = p.table->width;
+    return valid == p.lanes && W == p.lanes &&
+           reinterpret_cast<std::uintptr_t>(dst) % (W * sizeof(O)) == 0 && per_example % W == 0 &&
+           n_src % W == 0 && axis % W == 0;
+  }
+
   // Runs the linear steps of one chunk. When the last one can write the
   // answer straight to the Jacobian rows, whole vector-aligned rows and a
   // full block, it does, and returns true: nothing is left to store.
   bool run_linear(ops::Binding<T>& bind, std::int64_t first, std::int64_t valid, std::int64_t d0,
                   std::int64_t nd) const {
-    const std::int64_t L = p.lanes, W = p.table->width;
     bind.n_dir = nd;
     const std::span<const ops::Step<T>> steps(p.linear_steps);
     bool direct = false;
@@ -235,8 +244,7 @@ struct Runner {
         O* J = out + first * per_example + (fwd ? d0 : d0 * n_src);
         // The tile's axis (directions forward, columns j reverse) lies along the row.
         const std::int64_t axis = fwd ? nd : last.mm.n;
-        direct = valid == L && W == L && reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0 &&
-                 per_example % W == 0 && n_src % W == 0 && (!fwd || d0 % W == 0) && axis % W == 0;
+        direct = rows_from_registers(J, valid, axis);
         if (direct) {
           last.mm.rows = J;
           last.mm.rows_lane_stride = per_example;
@@ -279,8 +287,7 @@ struct Runner {
       const bool aligned = reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0;
       const std::int64_t at = fwd ? d0 : d0 * n_src;
       // A full block with vector-aligned rows streams straight from registers.
-      if (stream && aligned && valid == L && W == L && per_example % W == 0 && n_src % W == 0 &&
-          at % W == 0 && (fwd ? nd : size) % W == 0) {
+      if (stream && rows_from_registers(J + at, valid, fwd ? nd : size)) {
         if (fwd)
           for (std::int64_t e = 0; e < E; ++e)
             p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example, nullptr);

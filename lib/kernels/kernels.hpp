@@ -74,7 +74,8 @@ struct MatmulArgs {
   Operand<T> a, b;  // map unused
   // If ptr is set: A is multiplied elementwise by this (same elements as A,
   // one value per element for every direction, varying) before the product.
-  // Only the kernel for per-example A and shared B honours it.
+  // Honoured by the kernels for per-example A and shared B, and for a
+  // lane-shared A (below).
   Operand<T> a_scale;
   const std::int64_t* a_batch = nullptr;  // offset of batch bt in a (elements)
   const std::int64_t* b_batch = nullptr;

@@ -534,8 +534,6 @@ template <class V>
   transpose_stages<V, 1>(r);
 }
 
-// dst[l * dst_stride + i] = src[i * src_stride + l] for i < count, l < W:
-// lanes (examples) become rows. Blocks of W go through registers.
 // A non-temporal store of one register to an aligned address.
 template <class V>
 void stream_store(typename Vec<V>::S* dst, typename V::register_type v) {
@@ -550,6 +548,13 @@ void stream_store(typename Vec<V>::S* dst, typename V::register_type v) {
     else if constexpr (sizeof(R) == 32) _mm256_stream_ps(dst, v);
     else _mm_stream_ps(dst, v);
   }
+}
+
+// One register to an aligned row, non-temporal if `stream`.
+template <class V>
+void store_row(typename Vec<V>::S* dst, typename V::register_type v, bool stream) {
+  if (stream) stream_store<V>(dst, v);
+  else Vec<V>::store(dst, V(v));
 }
 
 // One tile of a lane-shared A, scaled per lane, times shared B: TP values
@@ -613,10 +618,7 @@ void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::i
           R r[W];
           for (int q = 0; q < QN; ++q) r[q] = acc[u][q];
           transpose_square<V>(r);
-          for (std::int64_t ln = 0; ln < W; ++ln) {
-            if (a.rows_stream) stream_store<V>(dst + ln * a.rows_lane_stride, r[ln]);
-            else Vec<V>::store(dst + ln * a.rows_lane_stride, V(r[ln]));
-          }
+          for (std::int64_t ln = 0; ln < W; ++ln) store_row<V>(dst + ln * a.rows_lane_stride, r[ln], a.rows_stream);
         }
         continue;
       }
@@ -664,6 +666,8 @@ void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a) {
     }
 }
 
+// dst[l * dst_stride + i] = src[i * src_stride + l] for i < count, l < W:
+// lanes (examples) become rows. Blocks of W go through registers.
 // Stream: the destination rows are vector-aligned and bypass the caches.
 template <class V, bool Stream = false>
 void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64_t src_stride,
@@ -676,19 +680,13 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
     for (; i + W <= count; i += W) {
       if (live && !live[i / W]) {
         const R zero = V(T(0));
-        for (std::int64_t l = 0; l < W; ++l) {
-          if constexpr (Stream) stream_store<V>(dst + l * dst_stride + i, zero);
-          else Vec<V>::store(dst + l * dst_stride + i, V(zero));
-        }
+        for (std::int64_t l = 0; l < W; ++l) store_row<V>(dst + l * dst_stride + i, zero, Stream);
         continue;
       }
       R r[W];
       for (std::int64_t j = 0; j < W; ++j) r[j] = Vec<V>::load(src + (i + j) * src_stride);
       transpose_square<V>(r);
-      for (std::int64_t l = 0; l < W; ++l) {
-        if constexpr (Stream) stream_store<V>(dst + l * dst_stride + i, r[l]);
-        else Vec<V>::store(dst + l * dst_stride + i, V(r[l]));
-      }
+      for (std::int64_t l = 0; l < W; ++l) store_row<V>(dst + l * dst_stride + i, r[l], Stream);
     }
   }
   for (; i < count; ++i)

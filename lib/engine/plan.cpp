@@ -238,6 +238,91 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
   return out_base + n_entries * L;
 }
 
+// A gather of a computed value (a slice, a column pick) whose readers are
+// elementwise steps, or gathers like it, costs a pass that they need not
+// wait for: they read its input through the composed map instead, and the
+// step and its buffer disappear. The sparse form's coefficients come from
+// those readers, so they follow. Not into a linear step feeding a matmul:
+// fuse_scale_into_matmul wants that step's operands unmapped.
+template <class T>
+void forward_gathers(Plan<T>& p, const graph::Program& program) {
+  using Kind = ops::Step<T>::Kind;
+  const std::size_t n = program.values.size();
+  auto is_gather = [&](const ops::Step<T>& s) {
+    if (s.kind != Kind::index || s.ix_fn != p.table->gather || s.ix.accumulate ||
+        program.values[s.out].kind != graph::ValueKind::primal ||
+        program.values[s.in[0]].kind == graph::ValueKind::linear)
+      return false;
+    return std::all_of(s.ix.map, s.ix.map + s.ix.n_out, [](std::int64_t e) { return e >= 0; });
+  };
+  std::vector<char> feeds_matmul(n, 0);
+  for (const auto& s : p.linear_steps)
+    if (s.kind == Kind::matmul)
+      for (int i = 0; i < s.n_in; ++i) feeds_matmul[s.in[i]] = 1;
+  // Per value: read by a step that cannot read through a map, and the
+  // gather steps (positions in primal_steps) reading it.
+  std::vector<char> pinned(n, 0);
+  std::vector<std::vector<std::size_t>> gather_readers(n);
+  pinned[program.result] = 1;
+  for (std::size_t i = 0; i < p.primal_steps.size(); ++i) {
+    const auto& s = p.primal_steps[i];
+    for (int k = 0; k < s.n_in; ++k) {
+      if (is_gather(s)) gather_readers[s.in[k]].push_back(i);
+      else if (s.kind != Kind::elementwise) pinned[s.in[k]] = 1;
+    }
+  }
+  for (const auto& s : p.linear_steps)
+    for (int k = 0; k < s.n_in; ++k)
+      if (s.kind != Kind::elementwise || feeds_matmul[s.out]) pinned[s.in[k]] = 1;
+  // Last to first, so that a gather's gather readers are decided before it.
+  std::vector<char> forwarded(p.primal_steps.size(), 0);
+  std::vector<char> gone(n, 0);
+  for (std::size_t i = p.primal_steps.size(); i-- > 0;) {
+    const auto& s = p.primal_steps[i];
+    if (!is_gather(s) || pinned[s.out]) continue;
+    const auto& readers = gather_readers[s.out];
+    if (std::all_of(readers.begin(), readers.end(), [&](std::size_t r) { return forwarded[r] != 0; }))
+      forwarded[i] = 1, gone[s.out] = 1;
+  }
+  // First to last: each forwarded value's source and map into it.
+  std::vector<int> source(n, -1);
+  std::vector<const std::int64_t*> via(n, nullptr);
+  for (std::size_t i = 0; i < p.primal_steps.size(); ++i) {
+    if (!forwarded[i]) continue;
+    const auto& s = p.primal_steps[i];
+    const int in = s.in[0];
+    std::vector<std::int64_t> map(s.ix.map, s.ix.map + s.ix.n_out);
+    if (gone[in])
+      for (auto& e : map) e = via[in][e];
+    source[s.out] = gone[in] ? source[in] : in;
+    via[s.out] = p.maps.emplace_back(std::move(map)).data();
+  }
+  auto reroute = [&](std::vector<ops::Step<T>>& steps) {
+    for (auto& s : steps) {
+      if (s.kind != Kind::elementwise) continue;
+      for (int k = 0; k < s.n_in; ++k) {
+        const int v = s.in[k];
+        if (!gone[v]) continue;
+        auto& operand = s.ew.in[k];
+        std::vector<std::int64_t> map(static_cast<std::size_t>(s.ew.n_elem));
+        bool identity = true;
+        for (std::int64_t e = 0; e < s.ew.n_elem; ++e) {
+          map[e] = via[v][operand.map ? operand.map[e] : e];
+          identity = identity && map[e] == e;
+        }
+        s.in[k] = source[v];
+        operand.map = identity ? nullptr : p.maps.emplace_back(std::move(map)).data();
+      }
+    }
+  };
+  reroute(p.primal_steps);
+  reroute(p.linear_steps);
+  std::vector<ops::Step<T>> kept;
+  for (std::size_t i = 0; i < p.primal_steps.size(); ++i)
+    if (!forwarded[i]) kept.push_back(p.primal_steps[i]);
+  p.primal_steps = std::move(kept);
+}
+
 template <class T>
 Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
                   JacobianMode mode, const Tensor& source, const JacobianOptions& options) {
@@ -260,6 +345,7 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
 
   p.seed = lin.input;
   p.answer = lin.output;
+  forward_gathers(p, program);
   const std::vector<ops::Step<T>> all_linear = p.linear_steps;
   std::vector<char> invariant(n_values, 0);  // the same numbers in every lane
   {  // Hoist the steps whose inputs are all example-independent.

@@ -91,6 +91,49 @@ TEST_CASE("the sparse form equals the dense engine on a kinetics-shaped program"
       }
 }
 
+// Slices and gathers the plan reads through composed maps instead of
+// copying (engine/plan.cpp, forward_gathers): a gather of a slice, a slice
+// broadcast against a row, values also read by matmuls (kept), and
+// gathered coefficients in front of a matmul and of a plain sum.
+bj::Tensor picks(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  const bj::Tensor head = bj::slice(x, {0, 0}, {-1, 1});                 // [b, 1]
+  const bj::Tensor tail = bj::slice(x, {0, 1}, {-1, 6});                 // [b, 6]
+  const bj::Tensor g = bj::gather(tail, std::vector<std::int64_t>{5, 0, 3, 3}, 1);  // [b, 4]
+  const bj::Tensor row = bj::cast(bj::constant(std::vector<double>{0.5, -1.0, 2.0, 0.25}, {1, 4}), t);
+  const bj::Tensor scaled = bj::exp(row * head) * g;                    // [b, 4]
+  std::vector<double> w(4 * 3);
+  for (int i = 0; i < 12; ++i) w[i] = 0.1 * (i % 5) - 0.2;
+  const bj::Tensor layer = bj::matmul(scaled * bj::gather(x, std::vector<std::int64_t>{2, 4, 6, 1}, 1),
+                                      bj::cast(bj::constant(w, {4, 3}), t));  // [b, 3]
+  // tail also feeds a matmul whose values the derivative needs: kept.
+  const bj::Tensor mixed = bj::tanh(bj::matmul(tail, bj::cast(bj::constant(w, {6, 2}), t)));
+  // Per-example matrices whose product's derivative reads both: kept.
+  const std::int64_t b = x.shape()[0];
+  const bj::Tensor rows = bj::reshape(bj::gather(x, std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}, 1), {b, 2, 3});
+  const bj::Tensor prod = bj::reshape(bj::matmul(rows, rows, false, true), {b, 4});
+  return bj::concat({layer, bj::reduce_sum(tail, {1}, true), g * head, mixed, prod}, 1);  // [b, 14]
+}
+
+TEST_CASE("slices and gathers read through maps give the Jacobian of the copies", "[engine][sparse]") {
+  for (std::int64_t b : {1, 9, 33})
+    for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      CAPTURE(b, static_cast<int>(mode));
+      const bj::Tensor x = kinetics_input(b, bj::float64);
+      const std::vector<double> fd = central_differences(picks, x);
+      for (const char* sparse : {"0", "1"}) {
+        CAPTURE(sparse);
+        const bj::Tensor j = jacobian_with(sparse, x, mode, picks);
+        REQUIRE(j.shape() == bj::Shape{b, 14, 7});
+        check::check_close(check::values(j), fd, 1e-6, 1e-7, "vs central differences");
+      }
+      const bj::Tensor other = jacobian_with("0", x, mode == bj::JacobianMode::forward
+                                                         ? bj::JacobianMode::reverse
+                                                         : bj::JacobianMode::forward, picks);
+      check::check_close(jacobian_with("0", x, mode, picks), other, 1e-13, 1e-13, "vs the other mode");
+    }
+}
+
 TEST_CASE("the sparse form keeps structural zeros exact where a partial is infinite", "[engine][sparse]") {
   // d sqrt(x_j) / d x_i at x = 0: the diagonal is inf, the rest cannot be reached.
   const bj::Tensor x = bj::constant({{0.0, 4.0, 0.0}, {1.0, 0.0, 9.0}});

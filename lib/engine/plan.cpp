@@ -255,6 +255,8 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
       return false;
     return std::all_of(s.ix.map, s.ix.map + s.ix.n_out, [](std::int64_t e) { return e >= 0; });
   };
+  std::vector<char> candidate(p.primal_steps.size(), 0);  // per primal step: is_gather
+  for (std::size_t i = 0; i < p.primal_steps.size(); ++i) candidate[i] = is_gather(p.primal_steps[i]);
   std::vector<char> feeds_matmul(n, 0);
   for (const auto& s : p.linear_steps)
     if (s.kind == Kind::matmul)
@@ -267,7 +269,7 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
   for (std::size_t i = 0; i < p.primal_steps.size(); ++i) {
     const auto& s = p.primal_steps[i];
     for (int k = 0; k < s.n_in; ++k) {
-      if (is_gather(s)) gather_readers[s.in[k]].push_back(i);
+      if (candidate[i]) gather_readers[s.in[k]].push_back(i);
       else if (s.kind != Kind::elementwise) pinned[s.in[k]] = 1;
     }
   }
@@ -279,7 +281,7 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
   std::vector<char> gone(n, 0);
   for (std::size_t i = p.primal_steps.size(); i-- > 0;) {
     const auto& s = p.primal_steps[i];
-    if (!is_gather(s) || pinned[s.out]) continue;
+    if (!candidate[i] || pinned[s.out]) continue;
     const auto& readers = gather_readers[s.out];
     if (std::all_of(readers.begin(), readers.end(), [&](std::size_t r) { return forwarded[r] != 0; }))
       forwarded[i] = 1, gone[s.out] = 1;

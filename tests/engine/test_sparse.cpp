@@ -121,16 +121,17 @@ TEST_CASE("slices and gathers read through maps give the Jacobian of the copies"
       CAPTURE(b, static_cast<int>(mode));
       const bj::Tensor x = kinetics_input(b, bj::float64);
       const std::vector<double> fd = central_differences(picks, x);
+      const bj::Tensor dense = jacobian_with("0", x, mode, picks);
       for (const char* sparse : {"0", "1"}) {
         CAPTURE(sparse);
-        const bj::Tensor j = jacobian_with(sparse, x, mode, picks);
+        const bj::Tensor j = *sparse == '0' ? dense : jacobian_with(sparse, x, mode, picks);
         REQUIRE(j.shape() == bj::Shape{b, 14, 7});
         check::check_close(check::values(j), fd, 1e-6, 1e-7, "vs central differences");
       }
       const bj::Tensor other = jacobian_with("0", x, mode == bj::JacobianMode::forward
                                                          ? bj::JacobianMode::reverse
                                                          : bj::JacobianMode::forward, picks);
-      check::check_close(jacobian_with("0", x, mode, picks), other, 1e-13, 1e-13, "vs the other mode");
+      check::check_close(dense, other, 1e-13, 1e-13, "vs the other mode");
     }
 }
 

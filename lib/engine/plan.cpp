@@ -149,7 +149,9 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     }
   }
   // The kernel's view of a term: with a coefficient (not times the ones) or plain.
-  auto with_coef = [&](const SymTerm& t) { return t.coef_value >= 0 && t.in != 0; };
+  auto with_coef = [&](const SymTerm& t) {
+    return t.coef_value >= 0 && (t.in != 0 || t.coef2_value >= 0);
+  };
   std::vector<std::pair<int, int>> shape(static_cast<std::size_t>(n_ops));  // (with coefficient, plain)
   for (int i = 0; i < n_ops; ++i) {
     const SymOp& op = sp.ops[i];
@@ -204,6 +206,9 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     const std::int64_t entry = id >= sp.n_slots ? id - sp.n_slots : entry_of[id];
     return static_cast<std::int32_t>(entry >= 0 ? out_base + entry * L : at + phys[id] * L);
   };
+  auto value = [&](int v, std::int64_t e) {  // element e of a per-example value
+    return v >= 0 ? static_cast<std::int32_t>(p.offset[v] + e * L) : 0;
+  };
   // Per op, how many ops from it on have its shape.
   std::vector<std::int32_t> run(static_cast<std::size_t>(n_run), 1);
   for (int i = n_run - 2; i >= 0; --i)
@@ -225,10 +230,14 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
       for (int t = op.begin; t < op.end; ++t) {
         const SymTerm& s = sp.terms[t];
         if (with_coef(s) != coef_term) continue;
-        const auto coef = s.coef_value >= 0 ? static_cast<std::int32_t>(p.offset[s.coef_value] + s.coef_elem * L) : 0;
+        const std::int32_t coef = value(s.coef_value, s.coef_elem);
         kernels::SparseTerm<T> term;
-        term.in = !coef_term && s.coef_value >= 0 ? coef : offset(s.in);
-        term.coef = coef_term ? coef : 0;
+        if (coef_term) {
+          term.in = s.coef2_value >= 0 ? value(s.coef2_value, s.coef2_elem) : offset(s.in);
+          term.coef = coef;
+        } else {
+          term.in = s.coef_value >= 0 ? coef : offset(s.in);
+        }
         term.scale = static_cast<T>(s.scale);
         p.sparse_terms.push_back(term);
         ++(coef_term ? kop.n_coef : kop.n_plain);
@@ -408,7 +417,8 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   used[program.parameter] = 1;
   if (sparse)
     for (const SymTerm& t : sparse->terms)
-      if (t.coef_value >= 0) used[t.coef_value] = 1;
+      for (const int v : {t.coef_value, t.coef2_value})
+        if (v >= 0) used[v] = 1;
 
   // Linear values made per block share memory by liveness, in units of
   // elements per direction (buffers scale with D). Seed and hoisted values
@@ -426,7 +436,8 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
       for (int i = 0; i < s.n_in; ++i) coefficient[s.in[i]] = 1;
   if (sparse)
     for (const SymTerm& t : sparse->terms)
-      if (t.coef_value >= 0) coefficient[t.coef_value] = 1;
+      for (const int v : {t.coef_value, t.coef2_value})
+        if (v >= 0) coefficient[v] = 1;
   const std::int64_t primal_pool = share_by_liveness<T>(
       p.primal_steps, infos, -1,
       [&](int v) { return program.values[v].kind == graph::ValueKind::primal && !coefficient[v]; },

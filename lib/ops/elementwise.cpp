@@ -80,8 +80,11 @@ void UnaryOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
 int UnaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
   if (t[0] < 0 || Traits<m::Unary>::domain[n.attrs.op] != m::Domain::real) return -1;
   if (linear_unary(n.attrs.op)) return c.linear(Prim::unary, n.attrs, {t[0]});
-  // y = f(x);  y_dot = f'(x) x_dot, with f' from the op's `partial`.
-  const int partial = c.primal(Prim::unary_partial, n.attrs, {n.inputs[0], n.output});
+  // y = f(x);  y_dot = f'(x) x_dot, with f' from the op's `partial`
+  // (exp's is y itself: no pass to copy it).
+  const int partial = n.attrs.op == m::kExp
+                          ? n.output
+                          : c.primal(Prim::unary_partial, n.attrs, {n.inputs[0], n.output});
   return c.linear(Prim::binary, op_attrs(kMultiply), {t[0], partial});
 }
 

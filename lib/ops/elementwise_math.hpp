@@ -238,6 +238,7 @@ inline constexpr int index_of = IndexOf<F, L>::value;
 // The ops that rules, the optimiser and the engine name directly.
 inline constexpr int kNegative = index_of<Negative, Unary>;
 inline constexpr int kIdentity = index_of<Identity, Unary>;
+inline constexpr int kExp = index_of<Exp, Unary>;
 inline constexpr int kRoundToFloat = index_of<RoundToFloat, Unary>;
 inline constexpr int kNonZero = index_of<NonZero, Unary>;
 inline constexpr int kAdd = index_of<Add, Binary>;

@@ -295,9 +295,16 @@ struct Runner {
           p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example, live);
         return;
       }
-      // Whole examples of any length: rows staged at a stride of whole
-      // vectors (no store splits a cache line), then packed into whole lines.
+      // Whole examples of any length: a full block of at least W entries
+      // each goes from registers to whole lines; otherwise rows are staged
+      // at a stride of whole vectors (no store splits a cache line), then
+      // packed into whole lines.
       if (stream && aligned && whole && !fwd) {
+        if (valid == L && size >= W) {
+          for (std::int64_t g = 0; g < L; g += W)
+            p.table->lanes_to_packed_rows_stream(ans + g, size, L, J + g * size, live);
+          return;
+        }
         p.table->lanes_to_rows(ans, size, L, staging, padded(size), live);
         p.table->pack_rows_stream(staging, valid, size, padded(size), J);
         return;

@@ -693,6 +693,76 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
     for (std::int64_t l = 0; l < W; ++l) dst[l * dst_stride + i] = src[i * src_stride + l];
 }
 
+// Lane j of the result: lane W - s + j of the concatenation (a, b), i.e.
+// the last s lanes of a, then the first W - s of b.
+template <class M, int W, std::size_t... J>
+constexpr M join_mask(int s, std::index_sequence<J...>) {
+  return M{(W - s + static_cast<int>(J))...};
+}
+// Lanes below s from a, then the first W - s lanes of b.
+template <class M, int W, std::size_t... J>
+constexpr M splice_mask(int s, std::index_sequence<J...>) {
+  return M{(static_cast<int>(J) < s ? static_cast<int>(J) : W + static_cast<int>(J) - s)...};
+}
+
+// The W examples of a block, `size` >= W entries each (entry q of every
+// example in the lanes at src + q * src_stride), packed back to back at dst
+// (aligned to the vector size) in whole non-temporal lines straight from
+// registers, for rows of any length (W3's 289). Each tile of W entries is
+// transposed; example e's row of tile t starts at lane s_e of its line, so a
+// line joins the end of the row's previous tile to the start of this one
+// (one two-source shuffle). The line where example e - 1 ends and e begins
+// is written last. `live` as in lanes_to_rows, per tile.
+template <class V>
+void lanes_to_packed_rows_stream(const typename Vec<V>::S* src, std::int64_t size,
+                                 std::int64_t src_stride, typename Vec<V>::S* dst,
+                                 const std::uint8_t* live) {
+  using T = typename Vec<V>::S;
+  constexpr int W = static_cast<int>(Vec<V>::width);
+  if constexpr (W == 1) {
+    for (std::int64_t q = 0; q < size; ++q) dst[q] = src[q * src_stride];
+  } else {
+    using R = typename V::register_type;
+    using M = typename ShuffleMask<sizeof(T), sizeof(R)>::type;
+    constexpr auto lanes = std::make_index_sequence<W>{};
+    const std::int64_t n_tiles = (size + W - 1) / W, n_last = size - (n_tiles - 1) * W;
+    int s[W];
+    std::int64_t line0[W];  // the line where example e starts, at lane s[e]
+    M join[W];
+    for (int e = 0; e < W; ++e) {
+      s[e] = static_cast<int>(e * size % W);
+      line0[e] = e * size / W;
+      join[e] = join_mask<M, W>(s[e], lanes);
+    }
+    const R zero = V(T(0));
+    R prev[W], head[W], tail[W];
+    for (std::int64_t t = 0; t < n_tiles; ++t) {
+      const std::int64_t n = t + 1 < n_tiles ? W : n_last;
+      R r[W];
+      if (live && !live[t]) {
+        for (int j = 0; j < W; ++j) r[j] = zero;
+      } else {
+        for (int j = 0; j < W; ++j) r[j] = j < n ? R(Vec<V>::load(src + (t * W + j) * src_stride)) : zero;
+        transpose_square<V>(r);
+      }
+      for (int e = 0; e < W; ++e) {
+        R line = r[e];
+        if (t > 0) line = __builtin_shuffle(prev[e], r[e], join[e]);
+        else if (s[e] != 0) head[e] = r[e];  // its line starts with example e - 1's end
+        prev[e] = r[e];
+        if (t == 0 && s[e] != 0) continue;
+        if (t + 1 < n_tiles || s[e] + n >= W) stream_store<V>(dst + (line0[e] + t) * W, line);
+        else tail[e] = line;  // example e ends inside this line
+      }
+    }
+    for (int e = 0; e < W; ++e)  // example e ends in the line after its last tile's
+      if (s[e] + n_last > W) tail[e] = __builtin_shuffle(prev[e], zero, join[e]);
+    for (int e = 1; e < W; ++e)
+      if (s[e] != 0)
+        stream_store<V>(dst + line0[e] * W, __builtin_shuffle(tail[e - 1], head[e], splice_mask<M, W>(s[e], lanes)));
+  }
+}
+
 template <class V>
 void pack_rows_stream(const typename Vec<V>::S* src, std::int64_t rows, std::int64_t row_len,
                       std::int64_t src_stride, typename Vec<V>::S* dst) {
@@ -806,6 +876,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.lanes_to_rows = &lanes_to_rows<V>;
   t.lanes_to_rows_stream = &lanes_to_rows<V, true>;
   t.pack_rows_stream = &pack_rows_stream<V>;
+  t.lanes_to_packed_rows_stream = &lanes_to_packed_rows_stream<V>;
   return t;
 }
 

@@ -1,5 +1,6 @@
 // batch_jacobian_into: the same numbers as batch_jacobian, written into the
 // caller's memory (any alignment), with its size and type checked.
+#include "kernels/kernels.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -114,13 +115,19 @@ bj::Tensor square_pairs(const bj::Tensor& x) { return bj::concat({x * x, bj::sin
 bj::Tensor odd_mix(const bj::Tensor& x) {  // [b,5] -> [b,3]
   return bj::slice(x, {0, 0}, {-1, 3}) * bj::exp(bj::slice(x, {0, 2}, {-1, 3}));
 }
+// 21 entries per example: at least a vector (8 or 16 lanes), and the rows of
+// a block start at every lane of their lines.
+bj::Tensor wide_rows(const bj::Tensor& x) {  // [b,3] -> [b,7]
+  return bj::concat({x * x, bj::sin(x), bj::reduce_sum(x, {1}, true)}, 1);
+}
 }  // namespace
 
 TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise", "[engine][into]") {
   // Beyond 8 MiB of output the engine streams it with non-temporal stores,
   // through paths of its own; every example must come out as it does alone.
   using Program = bj::Tensor (*)(const bj::Tensor&);
-  for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5}}) {
+  for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5},
+                         std::pair<Program, std::int64_t>{wide_rows, 3}}) {
     for (bj::DType dtype : {bj::float64, bj::float32}) {
       for (const char* sparse : {"0", "1"}) {
         for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
@@ -150,4 +157,55 @@ TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise",
       }
     }
   }
+}
+
+namespace {
+// A block's lanes packed into rows of `size` entries, against the plain
+// definition; dead tiles (live[t] == 0) hold zeros, as the engine promises.
+template <class T>
+void check_packed_rows(const batchjac::kernels::KernelTable<T>& table, std::int64_t size,
+                       std::int64_t stride, bool with_live) {
+  const std::int64_t W = table.width, n_tiles = (size + W - 1) / W;
+  INFO("width " << W << ", size " << size << ", stride " << stride << ", live " << with_live);
+  std::mt19937_64 rng(static_cast<std::uint64_t>(size * 31 + stride));
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> src(static_cast<std::size_t>(size * stride));
+  for (T& v : src) v = static_cast<T>(u(rng));
+  std::vector<std::uint8_t> live(static_cast<std::size_t>(n_tiles), 1);
+  if (with_live)
+    for (std::int64_t t = 0; t < n_tiles; t += 2) {
+      live[t] = 0;
+      for (std::int64_t q = t * W; q < std::min(size, (t + 1) * W); ++q)
+        std::fill_n(src.begin() + q * stride, stride, T(0));
+    }
+  // An aligned destination with a margin on both sides that must stay.
+  const std::int64_t n = W * size, margin = 64;
+  std::vector<T> mem(static_cast<std::size_t>(n + 2 * margin + 64), T(-7));
+  T* dst = mem.data() + margin;
+  while (reinterpret_cast<std::uintptr_t>(dst) % 64 != 0) ++dst;
+  table.lanes_to_packed_rows_stream(src.data(), size, stride, dst, with_live ? live.data() : nullptr);
+  batchjac::kernels::stream_fence();
+  for (std::int64_t l = 0; l < W; ++l)
+    for (std::int64_t q = 0; q < size; ++q)
+      if (dst[l * size + q] != src[q * stride + l]) FAIL_CHECK("example " << l << ", entry " << q);
+  for (std::int64_t i = 1; i <= margin / 2; ++i) {
+    CHECK(dst[-i] == T(-7));
+    CHECK(dst[n - 1 + i] == T(-7));
+  }
+}
+}  // namespace
+
+TEST_CASE("lanes_to_packed_rows_stream: a block's rows of any length, packed from registers", "[engine][into]") {
+  namespace k = batchjac::kernels;
+  auto each = [](const auto& table) {
+    const std::int64_t W = table.width;
+    for (std::int64_t size : {W, W + 1, 2 * W - 1, 2 * W, 3 * W + 5, std::int64_t{21}, std::int64_t{289}}) {
+      if (size < W) continue;
+      for (std::int64_t stride : {W, 2 * W})
+        for (bool with_live : {false, true}) check_packed_rows(table, size, stride, with_live);
+    }
+  };
+  each(k::simd_kernels<double>());
+  each(k::simd_kernels<float>());
+  each(k::scalar_kernels<double>());
 }

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <map>
 
 namespace batchjac::engine {
 
@@ -20,14 +19,23 @@ struct Col {
   int dir;
   int slot;
 };
-using Cols = std::vector<Col>;  // sorted by direction
+// An element's directions: n Cols from `begin` in the compiler's pool, sorted
+// by direction. (One pool, not a vector per element: an element is written
+// once and never changes, so gathers and scatters copy the view alone.)
+struct Cols {
+  int begin = 0, n = 0;
+};
 
 template <class T>
 class Compiler {
  public:
   Compiler(const graph::Program& program, const kernels::KernelTable<T>& table,
            std::int64_t max_terms)
-      : program_(program), table_(table), max_terms_(max_terms), cols_(program.values.size()) {
+      : program_(program),
+        table_(table),
+        max_terms_(max_terms),
+        cols_(program.values.size()),
+        constants_(program.values.size()) {
     slot_const_.push_back(1.0);  // slot 0: ones
     def_op_.push_back(-1);
   }
@@ -37,7 +45,10 @@ class Compiler {
     n_dirs_ = static_cast<int>(n);
     by_dir_.resize(static_cast<std::size_t>(n));
     cols_[value].assign(static_cast<std::size_t>(n), {});
-    for (std::int64_t e = 0; e < n; ++e) cols_[value][e] = {Col{static_cast<int>(e), 0}};
+    for (std::int64_t e = 0; e < n; ++e) {
+      cols_[value][e] = {static_cast<int>(pool_.size()), 1};
+      pool_.push_back({static_cast<int>(e), 0});
+    }
   }
 
   bool step(const ops::Step<T>& s) {
@@ -57,7 +68,7 @@ class Compiler {
     std::vector<int> entry(static_cast<std::size_t>(n), -1);
     auto& ans = cols_[answer];
     for (std::int64_t e = 0; e < n_elem && e < static_cast<std::int64_t>(ans.size()); ++e)
-      for (const Col& c : ans[e]) entry[forward ? e * n_dirs_ + c.dir : c.dir * n_elem + e] = c.slot;
+      for (const Col& c : of(ans[e])) entry[forward ? e * n_dirs_ + c.dir : c.dir * n_elem + e] = c.slot;
     out_.n_slots = static_cast<int>(slot_const_.size());
     for (std::int64_t k = 0; k < n; ++k) {
       SymOp op;
@@ -85,15 +96,16 @@ class Compiler {
     return program_.values[v].kind == graph::ValueKind::constant && !program_.values[v].varying;
   }
   double constant(int v, std::int64_t e) {
-    auto it = constants_.find(v);
-    if (it == constants_.end()) {
+    std::vector<double>& values = constants_[v];
+    if (values.empty()) {
       const Tensor& c = program_.constants[program_.values[v].constant];
       const Tensor d = c.dtype() == DType::float64 ? c : detail::convert(c, DType::float64);
       const double* p = d.impl().template as<double>();
-      it = constants_.emplace(v, std::vector<double>(p, p + d.shape().num_elements())).first;
+      values.assign(p, p + d.shape().num_elements());
     }
-    return it->second[static_cast<std::size_t>(e)];
+    return values[static_cast<std::size_t>(e)];
   }
+  std::span<const Col> of(Cols c) const { return {pool_.data() + c.begin, static_cast<std::size_t>(c.n)}; }
 
   // Removes the ops whose slots no Jacobian entry needs (those inlined into
   // all their readers).
@@ -130,7 +142,7 @@ class Compiler {
       coef = -1;
     }
     if (scale == 0.0 || cols_[value].empty()) return;
-    for (const Col& c : cols_[value][elem]) {
+    for (const Col& c : of(cols_[value][elem])) {
       SymTerm t{c.slot, coef, coef_elem, scale};
       if (slot_const_[c.slot]) {
         t.in = 0;
@@ -160,7 +172,7 @@ class Compiler {
   // direction reached, or an alias or a constant where no op is needed.
   Cols element() {
     std::sort(touched_.begin(), touched_.end());
-    Cols result;
+    Cols result{static_cast<int>(pool_.size()), 0};
     for (int d : touched_) {
       auto& terms = by_dir_[d];
       const bool all_constant = std::all_of(terms.begin(), terms.end(), [](const SymTerm& t) {
@@ -169,33 +181,33 @@ class Compiler {
       if (all_constant) {
         double k = 0;
         for (const SymTerm& t : terms) k += t.scale;
-        if (k == 1.0) result.push_back({d, 0});
+        if (k == 1.0) pool_.push_back({d, 0});
         else if (k != 0.0) {
-          result.push_back({d, static_cast<int>(slot_const_.size())});
+          pool_.push_back({d, static_cast<int>(slot_const_.size())});
           slot_const_.push_back(k);
           def_op_.push_back(-1);
         }
       } else if (terms.size() == 1 && terms[0].coef_value < 0 && terms[0].scale == 1.0) {
-        result.push_back({d, terms[0].in});
+        pool_.push_back({d, terms[0].in});
       } else {
         SymOp op;
         op.out = static_cast<int>(slot_const_.size());
         slot_const_.push_back(std::nullopt);
         def_op_.push_back(static_cast<int>(out_.ops.size()));
         op.begin = static_cast<int>(out_.terms.size());
-        std::stable_partition(terms.begin(), terms.end(),
-                              [](const SymTerm& t) { return t.coef_value >= 0; });
-        for (const SymTerm& t : terms) out_.terms.push_back(t);
-        op.coef_end = op.begin + static_cast<int>(std::count_if(
-                                   terms.begin(), terms.end(),
-                                   [](const SymTerm& t) { return t.coef_value >= 0; }));
+        for (const SymTerm& t : terms)  // those with a coefficient first, in order
+          if (t.coef_value >= 0) out_.terms.push_back(t);
+        op.coef_end = static_cast<int>(out_.terms.size());
+        for (const SymTerm& t : terms)
+          if (t.coef_value < 0) out_.terms.push_back(t);
         op.end = static_cast<int>(out_.terms.size());
         out_.ops.push_back(op);
-        result.push_back({d, op.out});
+        pool_.push_back({d, op.out});
       }
       terms.clear();
     }
     touched_.clear();
+    result.n = static_cast<int>(pool_.size()) - result.begin;
     return result;
   }
 
@@ -261,7 +273,7 @@ class Compiler {
     if (ix.accumulate || !linear(s.in[0])) return false;
     auto& out = cols_[s.out];
     const auto& in = cols_[s.in[0]];
-    auto in_cols = [&](std::int64_t e) { return in.empty() ? Cols{} : in[e]; };
+    auto in_cols = [&](std::int64_t e) { return in.empty() ? Cols{} : in[e]; };  // a view: no copy
     if (s.ix_fn == table_.gather) {
       out.assign(static_cast<std::size_t>(ix.n_out), {});
       for (std::int64_t e = 0; e < ix.n_out; ++e)
@@ -313,7 +325,7 @@ class Compiler {
     std::int64_t count = n_terms_ + n_visits_;
     const bool fits = each([&](std::int64_t, std::int64_t x, std::int64_t c) {
       if (!lin_cols.empty() && !(shared(coef) && constant(coef, c) == 0.0))
-        count += static_cast<std::int64_t>(lin_cols[x].size());
+        count += lin_cols[x].n;
       return ++count <= max_terms_;
     });
     if (!fits) return false;
@@ -359,11 +371,12 @@ class Compiler {
   std::int64_t n_terms_ = 0, n_visits_ = 0;
   int n_dirs_ = 0;
   std::vector<std::vector<Cols>> cols_;          // per value, per element
+  std::vector<Col> pool_;                          // what the Cols view
   std::vector<std::optional<double>> slot_const_;  // per slot: its value if known
   std::vector<int> def_op_;                        // per slot: the op making it, or -1
   std::vector<std::vector<SymTerm>> by_dir_;     // the element being built
   std::vector<int> touched_;
-  std::map<int, std::vector<double>> constants_;
+  std::vector<std::vector<double>> constants_;     // per value, loaded when first read
   SparseProgram out_;
 };
 

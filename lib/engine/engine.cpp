@@ -269,9 +269,10 @@ struct Runner {
   // Writes the answer `ans`, [nd][E][L], of examples first .. first+valid.
   // Forward: direction k is column d0+k, answer element e is row e.
   // Reverse: direction k is row d0+k, answer element e is column e.
-  // Each example's part is gathered from its lane into a staging row (in
-  // registers, 8x8 or 16x16 transposes), then copied out, streaming when the
-  // output is large.
+  // A full block goes from registers to the Jacobian rows where it can;
+  // otherwise each example's part is gathered from its lane into a staging
+  // row (in registers, 8x8 or 16x16 transposes), then copied out. Stores
+  // stream (bypass the caches) when the output is large.
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
              std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
     const std::int64_t L = p.lanes, W = p.table->width, size = nd * E;
@@ -286,25 +287,25 @@ struct Runner {
       O* J = out + first * per_example;
       const bool aligned = reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0;
       const std::int64_t at = fwd ? d0 : d0 * n_src;
-      // A full block with vector-aligned rows streams straight from registers.
-      if (stream && rows_from_registers(J + at, valid, fwd ? nd : size)) {
+      // A full block with vector-aligned rows goes straight from registers.
+      if (rows_from_registers(J + at, valid, fwd ? nd : size)) {
+        const auto rows = stream ? p.table->lanes_to_rows_stream : p.table->lanes_to_rows;
         if (fwd)
-          for (std::int64_t e = 0; e < E; ++e)
-            p.table->lanes_to_rows_stream(ans + e * L, nd, E * L, J + e * n_src + d0, per_example, nullptr);
+          for (std::int64_t e = 0; e < E; ++e) rows(ans + e * L, nd, E * L, J + e * n_src + d0, per_example, nullptr);
         else
-          p.table->lanes_to_rows_stream(ans, size, L, J + at, per_example, live);
+          rows(ans, size, L, J + at, per_example, live);
         return;
       }
       // Whole examples of any length: a full block of at least W entries
-      // each goes from registers to whole lines; otherwise rows are staged
-      // at a stride of whole vectors (no store splits a cache line), then
-      // packed into whole lines.
+      // each goes from registers to whole lines (streamed ones aligned).
+      if ((aligned || !stream) && whole && !fwd && valid == L && size >= W) {
+        const auto packed = stream ? p.table->lanes_to_packed_rows_stream : p.table->lanes_to_packed_rows;
+        for (std::int64_t g = 0; g < L; g += W) packed(ans + g, size, L, J + g * size, live);
+        return;
+      }
+      // Otherwise, streaming, rows are staged at a stride of whole vectors
+      // (no store splits a cache line), then packed into whole lines.
       if (stream && aligned && whole && !fwd) {
-        if (valid == L && size >= W) {
-          for (std::int64_t g = 0; g < L; g += W)
-            p.table->lanes_to_packed_rows_stream(ans + g, size, L, J + g * size, live);
-          return;
-        }
         p.table->lanes_to_rows(ans, size, L, staging, padded(size), live);
         p.table->pack_rows_stream(staging, valid, size, padded(size), J);
         return;

@@ -169,9 +169,11 @@ struct KernelTable {
   void (*pack_rows_stream)(const T* src, std::int64_t rows, std::int64_t row_len,
                            std::int64_t src_stride, T* dst) = nullptr;
   // dst[l * size + q] = src[q * src_stride + l] for l < width, q < size
-  // (size >= width), with non-temporal stores straight from registers: one
-  // block's rows of any length packed into a destination whose start is
-  // aligned to the vector size. `live` as for lanes_to_rows.
+  // (size >= width), straight from registers: one block's rows of any
+  // length packed back to back. `live` as for lanes_to_rows.
+  void (*lanes_to_packed_rows)(const T* src, std::int64_t size, std::int64_t src_stride, T* dst,
+                               const std::uint8_t* live) = nullptr;
+  // The same with non-temporal stores; dst must be aligned to the vector size.
   void (*lanes_to_packed_rows_stream)(const T* src, std::int64_t size, std::int64_t src_stride,
                                       T* dst, const std::uint8_t* live) = nullptr;
 };

@@ -707,16 +707,16 @@ constexpr M splice_mask(int s, std::index_sequence<J...>) {
 
 // The W examples of a block, `size` >= W entries each (entry q of every
 // example in the lanes at src + q * src_stride), packed back to back at dst
-// (aligned to the vector size) in whole non-temporal lines straight from
-// registers, for rows of any length (W3's 289). Each tile of W entries is
+// (aligned to the vector size) in whole lines straight from registers
+// (non-temporal if Stream), for rows of any length (W3's 289). Each tile of W entries is
 // transposed; example e's row of tile t starts at lane s_e of its line, so a
 // line joins the end of the row's previous tile to the start of this one
 // (one two-source shuffle). The line where example e - 1 ends and e begins
 // is written last. `live` as in lanes_to_rows, per tile.
-template <class V>
-void lanes_to_packed_rows_stream(const typename Vec<V>::S* src, std::int64_t size,
-                                 std::int64_t src_stride, typename Vec<V>::S* dst,
-                                 const std::uint8_t* live) {
+template <class V, bool Stream>
+void lanes_to_packed_rows(const typename Vec<V>::S* src, std::int64_t size,
+                          std::int64_t src_stride, typename Vec<V>::S* dst,
+                          const std::uint8_t* live) {
   using T = typename Vec<V>::S;
   constexpr int W = static_cast<int>(Vec<V>::width);
   if constexpr (W == 1) {
@@ -751,7 +751,7 @@ void lanes_to_packed_rows_stream(const typename Vec<V>::S* src, std::int64_t siz
         else if (s[e] != 0) head[e] = r[e];  // its line starts with example e - 1's end
         prev[e] = r[e];
         if (t == 0 && s[e] != 0) continue;
-        if (t + 1 < n_tiles || s[e] + n >= W) stream_store<V>(dst + (line0[e] + t) * W, line);
+        if (t + 1 < n_tiles || s[e] + n >= W) store_row<V>(dst + (line0[e] + t) * W, line, Stream);
         else tail[e] = line;  // example e ends inside this line
       }
     }
@@ -759,7 +759,8 @@ void lanes_to_packed_rows_stream(const typename Vec<V>::S* src, std::int64_t siz
       if (s[e] + n_last > W) tail[e] = __builtin_shuffle(prev[e], zero, join[e]);
     for (int e = 1; e < W; ++e)
       if (s[e] != 0)
-        stream_store<V>(dst + line0[e] * W, __builtin_shuffle(tail[e - 1], head[e], splice_mask<M, W>(s[e], lanes)));
+        store_row<V>(dst + line0[e] * W, __builtin_shuffle(tail[e - 1], head[e], splice_mask<M, W>(s[e], lanes)),
+                     Stream);
   }
 }
 
@@ -876,7 +877,8 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.lanes_to_rows = &lanes_to_rows<V>;
   t.lanes_to_rows_stream = &lanes_to_rows<V, true>;
   t.pack_rows_stream = &pack_rows_stream<V>;
-  t.lanes_to_packed_rows_stream = &lanes_to_packed_rows_stream<V>;
+  t.lanes_to_packed_rows = &lanes_to_packed_rows<V, false>;
+  t.lanes_to_packed_rows_stream = &lanes_to_packed_rows<V, true>;
   return t;
 }
 

@@ -159,14 +159,68 @@ TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise",
   }
 }
 
+TEST_CASE("outputs within the caches: full blocks from registers equal examples run alone", "[engine][into]") {
+  // Below the streaming size a full block of whole examples goes from
+  // registers to the caller's rows (aligned or not), a partial block through
+  // staging rows: a batch of 37 must hold exactly what each example gives
+  // alone (a batch of one, a partial block).
+  using Program = bj::Tensor (*)(const bj::Tensor&);
+  for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5},
+                         std::pair<Program, std::int64_t>{wide_rows, 3}}) {
+    for (bj::DType dtype : {bj::float64, bj::float32}) {
+      for (const char* sparse : {"0", "1"}) {
+        for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+          INFO("inputs " << n_in << ", " << bj::dtype_name(dtype) << ", BATCHJAC_SPARSE=" << sparse
+                         << ", mode " << static_cast<int>(mode));
+          const check::ScopedEnv setting("BATCHJAC_SPARSE", sparse);
+          const std::int64_t b = 37;
+          std::mt19937_64 rng(13);
+          const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
+          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+          tape.watch(x);
+          const bj::Tensor y = f(x);
+          bj::JacobianOptions o;
+          o.mode = mode;
+          const std::int64_t per = y.num_elements() / b * n_in;
+          for (std::size_t offset : {0u, 1u}) {
+            INFO("offset " << offset);
+            std::vector<double> all;
+            if (dtype == bj::float64) {
+              std::vector<double> buf(static_cast<std::size_t>(b * per) + 1, -7.0);
+              tape.batch_jacobian_into(y, x, std::span<double>(buf.data() + offset, buf.size() - 1), o);
+              CHECK(buf[offset == 0 ? buf.size() - 1 : 0] == -7.0);
+              all.assign(buf.begin() + static_cast<std::ptrdiff_t>(offset), buf.end() - 1 + static_cast<std::ptrdiff_t>(offset));
+            } else {
+              std::vector<float> buf(static_cast<std::size_t>(b * per) + 1, -7.0f);
+              tape.batch_jacobian_into(y, x, std::span<float>(buf.data() + offset, buf.size() - 1), o);
+              CHECK(buf[offset == 0 ? buf.size() - 1 : 0] == -7.0f);
+              all.assign(buf.begin() + static_cast<std::ptrdiff_t>(offset), buf.end() - 1 + static_cast<std::ptrdiff_t>(offset));
+            }
+            for (std::int64_t i = 0; i < b; ++i) {
+              const bj::Tensor xi = bj::slice(x, {i, 0}, {1, n_in});
+              bj::GradientTape one;
+              one.watch(xi);
+              const std::vector<double> alone = check::values(*one.batch_jacobian(f(xi), xi, o));
+              if (!std::equal(alone.begin(), alone.end(), all.begin() + i * per)) FAIL_CHECK("example " << i);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 namespace {
-// A block's lanes packed into rows of `size` entries, against the plain
+// A block's lanes packed into rows of `size` entries by `packed` (a kernel
+// table's lanes_to_packed_rows or its streaming twin), against the plain
 // definition; dead tiles (live[t] == 0) hold zeros, as the engine promises.
-template <class T>
-void check_packed_rows(const batchjac::kernels::KernelTable<T>& table, std::int64_t size,
-                       std::int64_t stride, bool with_live) {
+// The destination starts `misalign` elements past a 64-byte boundary.
+template <class T, class Packed>
+void check_packed_rows(const batchjac::kernels::KernelTable<T>& table, Packed packed,
+                       std::int64_t size, std::int64_t stride, bool with_live, std::int64_t misalign) {
   const std::int64_t W = table.width, n_tiles = (size + W - 1) / W;
-  INFO("width " << W << ", size " << size << ", stride " << stride << ", live " << with_live);
+  INFO("width " << W << ", size " << size << ", stride " << stride << ", live " << with_live
+                << ", misaligned by " << misalign);
   std::mt19937_64 rng(static_cast<std::uint64_t>(size * 31 + stride));
   std::uniform_real_distribution<double> u(-1, 1);
   std::vector<T> src(static_cast<std::size_t>(size * stride));
@@ -183,7 +237,8 @@ void check_packed_rows(const batchjac::kernels::KernelTable<T>& table, std::int6
   std::vector<T> mem(static_cast<std::size_t>(n + 2 * margin + 64), T(-7));
   T* dst = mem.data() + margin;
   while (reinterpret_cast<std::uintptr_t>(dst) % 64 != 0) ++dst;
-  table.lanes_to_packed_rows_stream(src.data(), size, stride, dst, with_live ? live.data() : nullptr);
+  dst += misalign;
+  packed(src.data(), size, stride, dst, with_live ? live.data() : nullptr);
   batchjac::kernels::stream_fence();
   for (std::int64_t l = 0; l < W; ++l)
     for (std::int64_t q = 0; q < size; ++q)
@@ -195,15 +250,18 @@ void check_packed_rows(const batchjac::kernels::KernelTable<T>& table, std::int6
 }
 }  // namespace
 
-TEST_CASE("lanes_to_packed_rows_stream: a block's rows of any length, packed from registers", "[engine][into]") {
+TEST_CASE("lanes_to_packed_rows(_stream): a block's rows of any length, packed from registers", "[engine][into]") {
   namespace k = batchjac::kernels;
   auto each = [](const auto& table) {
     const std::int64_t W = table.width;
-    for (std::int64_t size : {W, W + 1, 2 * W - 1, 2 * W, 3 * W + 5, std::int64_t{21}, std::int64_t{289}}) {
-      if (size < W) continue;
+    for (std::int64_t size : {W, W + 1, 2 * W - 1, 2 * W, 3 * W + 5, std::int64_t{21}, std::int64_t{289}})
       for (std::int64_t stride : {W, 2 * W})
-        for (bool with_live : {false, true}) check_packed_rows(table, size, stride, with_live);
-    }
+        for (bool with_live : {false, true}) {
+          check_packed_rows(table, table.lanes_to_packed_rows_stream, size, stride, with_live, 0);
+          // Cached stores need no alignment.
+          for (std::int64_t misalign : {0, 1, 3})
+            check_packed_rows(table, table.lanes_to_packed_rows, size, stride, with_live, misalign);
+        }
   };
   each(k::simd_kernels<double>());
   each(k::simd_kernels<float>());

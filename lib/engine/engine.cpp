@@ -392,9 +392,10 @@ void run_with(std::span<const Candidate> candidates, const Tensor& source, void*
               DType out_dtype, const JacobianOptions& options) {
   std::optional<Plan<T>> best;
   const graph::Program* program = nullptr;
-  for (const Candidate& c : candidates) {
-    Plan<T> plan = make_plan<T>(*c.program, *c.lin, c.mode, source, options);
-    if (!best || plan.cost < best->cost) {
+  for (const Candidate& c : candidates) {  // each plan is cheaper than the one before, or none
+    std::optional<Plan<T>> plan = make_plan<T>(*c.program, *c.lin, c.mode, source, options,
+                                               best ? best->cost : std::numeric_limits<double>::infinity());
+    if (plan) {
       best = std::move(plan);
       program = c.program;
     }

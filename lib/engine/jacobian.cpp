@@ -73,11 +73,14 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   const std::int64_t n_out = program.info(program.result).shape.num_elements();
   if (program.batch * n_in * n_out <= kSmallCall)
     return n_in <= n_out ? run_only(jvp, JacobianMode::forward) : run_only(vjp, JacobianMode::reverse);
+  // The likelier winner is planned first: the other stops planning as soon
+  // as it cannot cost less. (Equal costs keep the first.)
   graph::Program forward_program = program;
   autodiff::prune(forward_program, jvp);
   autodiff::prune(program, vjp);
-  const engine::Candidate both[] = {{&forward_program, &jvp, JacobianMode::forward},
-                                    {&program, &vjp, JacobianMode::reverse}};
+  const engine::Candidate forward{&forward_program, &jvp, JacobianMode::forward};
+  const engine::Candidate reverse{&program, &vjp, JacobianMode::reverse};
+  const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
   engine::run(both, source, out, out_dtype, options);
   return true;
 }

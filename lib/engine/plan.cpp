@@ -7,6 +7,7 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -335,8 +336,9 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
 }
 
 template <class T>
-Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
-                  JacobianMode mode, const Tensor& source, const JacobianOptions& options) {
+std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
+                                 JacobianMode mode, const Tensor& source,
+                                 const JacobianOptions& options, double cost_to_beat) {
   Plan<T> p;
   p.mode = mode;
   // Per-example programs put examples in SIMD lanes; a whole-tensor Jacobian
@@ -384,10 +386,16 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     fuse_scale_into_matmul(p, is_linear);
   }
 
+  const double primal_cost = steps_cost(p.primal_steps);
   std::optional<SparseProgram> sparse;
   if (const int force = sparse_override(); force != 0) {
     const double dense = steps_cost(p.linear_steps) * double(p.n_dirs);
-    const double limit = force == 1 ? 1e8 : 0.5 * dense / kSparseTermCost;
+    double limit = force == 1 ? 1e8 : 0.5 * dense / kSparseTermCost;
+    // Nor more terms than could still beat the other mode (twice that: the
+    // compiler's count includes the elements it visits, and ops it drops).
+    if (std::isfinite(cost_to_beat))
+      limit = std::min(limit, 2 * std::max(0.0, cost_to_beat - primal_cost) / kSparseTermCost +
+                                  double(p.n_dirs * p.answer_elems));
     sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer,
                                mode == JacobianMode::forward, static_cast<std::int64_t>(limit));
   }
@@ -397,9 +405,10 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
     for (const auto& info : infos) elements += info.shape.num_elements();
     if (elements * p.lanes >= (std::int64_t{1} << 31)) sparse.reset();
   }
-  p.cost = steps_cost(p.primal_steps);
+  p.cost = primal_cost;
   if (!sparse) p.cost += steps_cost(p.linear_steps) * double(p.n_dirs);
   else p.cost += kSparseTermCost * double(sparse->ops.size() + sparse->terms.size());
+  if (!(p.cost < cost_to_beat)) return std::nullopt;
   if (sparse) {
     p.sparse = true;
     p.invariant_steps.clear();
@@ -564,9 +573,11 @@ Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin
   return p;
 }
 
-template Plan<float> make_plan<float>(const graph::Program&, const graph::LinearProgram&,
-                                      JacobianMode, const Tensor&, const JacobianOptions&);
-template Plan<double> make_plan<double>(const graph::Program&, const graph::LinearProgram&,
-                                        JacobianMode, const Tensor&, const JacobianOptions&);
+template std::optional<Plan<float>> make_plan<float>(const graph::Program&, const graph::LinearProgram&,
+                                                     JacobianMode, const Tensor&, const JacobianOptions&,
+                                                     double);
+template std::optional<Plan<double>> make_plan<double>(const graph::Program&, const graph::LinearProgram&,
+                                                       JacobianMode, const Tensor&, const JacobianOptions&,
+                                                       double);
 
 }  // namespace batchjac::engine

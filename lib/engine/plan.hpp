@@ -9,6 +9,8 @@
 
 #include <batchjac/jacobian_options.hpp>
 
+#include <limits>
+#include <optional>
 #include <vector>
 
 namespace batchjac::engine {
@@ -69,14 +71,20 @@ struct Plan {
   bool answer_to_rows = false;
 };
 
+// The plan of one mode; nullopt as soon as its cost cannot come below
+// cost_to_beat (the other mode's plan, under automatic): the rest of it is
+// not built.
 template <class T>
-Plan<T> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
-                  JacobianMode mode, const Tensor& source, const JacobianOptions& options);
+std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
+                                 JacobianMode mode, const Tensor& source,
+                                 const JacobianOptions& options,
+                                 double cost_to_beat = std::numeric_limits<double>::infinity());
 
-extern template Plan<float> make_plan<float>(const graph::Program&, const graph::LinearProgram&,
-                                             JacobianMode, const Tensor&, const JacobianOptions&);
-extern template Plan<double> make_plan<double>(const graph::Program&, const graph::LinearProgram&,
-                                               JacobianMode, const Tensor&,
-                                               const JacobianOptions&);
+extern template std::optional<Plan<float>> make_plan<float>(const graph::Program&,
+                                                            const graph::LinearProgram&, JacobianMode,
+                                                            const Tensor&, const JacobianOptions&, double);
+extern template std::optional<Plan<double>> make_plan<double>(const graph::Program&,
+                                                              const graph::LinearProgram&, JacobianMode,
+                                                              const Tensor&, const JacobianOptions&, double);
 
 }  // namespace batchjac::engine

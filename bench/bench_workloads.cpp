@@ -343,6 +343,9 @@ void register_all() {
   add_workload(mlp64, "W2 f64");
 #ifdef BATCHJAC_BENCH_W3
   add_workload(make_kinetics(w3::batch), "W3 f64");
+  // A call of a size an implicit solver makes per step: what planning costs
+  // next to the work.
+  add_workload(make_kinetics(1024), "W3 f64 b=1024");
 #endif
 
   for (int threads : thread_counts()) {

@@ -7,6 +7,7 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -149,16 +150,18 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
       dropped[i] = 1;
     }
   }
-  // The kernel's view of a term: with a coefficient (not times the ones) or plain.
-  auto with_coef = [&](const SymTerm& t) {
-    return t.coef_value >= 0 && (t.in != 0 || t.coef2_value >= 0);
+  // The kernel's view of a term: how many buffer reads it multiplies (the
+  // slot of ones is read only when nothing else is).
+  auto factors = [&](const SymTerm& t) {
+    const int values = (t.coef_value >= 0) + (t.coef2_value >= 0) + (t.coef3_value >= 0);
+    return values + (t.in != 0 || values == 0 ? 1 : 0);
   };
-  std::vector<std::pair<int, int>> shape(static_cast<std::size_t>(n_ops));  // (with coefficient, plain)
+  // Per op: its terms of three, two and one factors.
+  std::vector<std::array<int, 3>> shape(static_cast<std::size_t>(n_ops));
   for (int i = 0; i < n_ops; ++i) {
     const SymOp& op = sp.ops[i];
-    int coef = 0;
-    for (int t = op.begin; t < op.end; ++t) coef += with_coef(sp.terms[t]) ? 1 : 0;
-    shape[i] = {coef, op.end - op.begin - coef};
+    shape[i] = {0, 0, 0};
+    for (int t = op.begin; t < op.end; ++t) ++shape[i][3 - factors(sp.terms[t])];
   }
   // The ops run by dependency level and, within a level, grouped by shape:
   // the kernel then meets long runs of ops with equal term counts, whose
@@ -222,26 +225,31 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
   }
   for (int i = 0; i < n_run; ++i) {
     const SymOp& op = sp.ops[order[i]];
-    // Terms with a coefficient first; a coefficient times the ones is read
-    // as a plain term's input.
+    // Terms of three factors first, then two, then one; the slot of ones is
+    // read only by a term with nothing else.
     kernels::SparseOp kop;
     kop.out = offset(op.out);
     kop.run = run[i];
-    for (const bool coef_term : {true, false})
+    kop.n_triple = shape[order[i]][0];
+    kop.n_coef = shape[order[i]][1];
+    kop.n_plain = shape[order[i]][2];
+    for (const int n : {3, 2, 1})
       for (int t = op.begin; t < op.end; ++t) {
         const SymTerm& s = sp.terms[t];
-        if (with_coef(s) != coef_term) continue;
-        const std::int32_t coef = value(s.coef_value, s.coef_elem);
+        if (factors(s) != n) continue;
+        // Its reads: the slot unless it is the ones, then its values.
+        std::int32_t read[3];
+        int k = 0;
+        if (s.in != 0 || (n == 1 && s.coef_value < 0)) read[k++] = offset(s.in);
+        if (s.coef_value >= 0) read[k++] = value(s.coef_value, s.coef_elem);
+        if (s.coef2_value >= 0) read[k++] = value(s.coef2_value, s.coef2_elem);
+        if (s.coef3_value >= 0) read[k++] = value(s.coef3_value, s.coef3_elem);
         kernels::SparseTerm<T> term;
-        if (coef_term) {
-          term.in = s.coef2_value >= 0 ? value(s.coef2_value, s.coef2_elem) : offset(s.in);
-          term.coef = coef;
-        } else {
-          term.in = s.coef_value >= 0 ? coef : offset(s.in);
-        }
+        term.in = read[0];
+        term.coef = n > 1 ? read[1] : 0;
         term.scale = static_cast<T>(s.scale);
         p.sparse_terms.push_back(term);
-        ++(coef_term ? kop.n_coef : kop.n_plain);
+        if (n == 3) p.sparse_terms.push_back({read[2], 0, T(0)});
       }
     p.sparse_ops.push_back(kop);
   }
@@ -426,7 +434,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   used[program.parameter] = 1;
   if (sparse)
     for (const SymTerm& t : sparse->terms)
-      for (const int v : {t.coef_value, t.coef2_value})
+      for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
         if (v >= 0) used[v] = 1;
 
   // Linear values made per block share memory by liveness, in units of
@@ -445,7 +453,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
       for (int i = 0; i < s.n_in; ++i) coefficient[s.in[i]] = 1;
   if (sparse)
     for (const SymTerm& t : sparse->terms)
-      for (const int v : {t.coef_value, t.coef2_value})
+      for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
         if (v >= 0) coefficient[v] = 1;
   const std::int64_t primal_pool = share_by_liveness<T>(
       p.primal_steps, infos, -1,
@@ -559,7 +567,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     if (p.sparse) {
       std::fprintf(stderr, "sparse: %zu ops, %zu terms\n", p.sparse_ops.size(), p.sparse_terms.size());
       std::int64_t hist[6] = {}, coef = 0, unit = 0, ones = 0;
-      for (const auto& op : p.sparse_ops) hist[std::min(op.n_coef + op.n_plain, 5)]++;
+      for (const auto& op : p.sparse_ops) hist[std::min(op.n_triple + op.n_coef + op.n_plain, 5)]++;
       for (const auto& op : p.sparse_ops) coef += op.n_coef;
       for (const auto& t : p.sparse_terms) unit += t.scale == T(1), ones += t.in == p.ones_offset;
       std::fprintf(stderr, "  ops by terms 0..5+: %lld %lld %lld %lld %lld %lld; coef terms %lld, unit scale %lld, from ones %lld\n",

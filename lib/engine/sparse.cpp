@@ -133,9 +133,9 @@ class Compiler {
 
   // Adds scale * coef[coef_elem] * value[elem], over value's directions, to
   // the element being built. A slot made by one term is read through that
-  // term where the product keeps at most two factors (a slot and a
-  // coefficient, or two coefficients), so that the op making it can often
-  // be dropped.
+  // term where the product keeps at most three factors besides the slot of
+  // ones (a slot and two values, or three values), so that the op making it
+  // can often be dropped.
   void add(int value, std::int64_t elem, int coef, std::int64_t coef_elem, double scale) {
     if (coef >= 0 && shared(coef)) {
       scale *= constant(coef, coef_elem);
@@ -150,14 +150,17 @@ class Compiler {
       } else if (const int def = def_op_[c.slot];
                  def >= 0 && out_.ops[def].end - out_.ops[def].begin == 1) {
         const SymTerm& u = out_.terms[out_.ops[def].begin];
-        if ((u.in != 0) + (u.coef_value >= 0) + (u.coef2_value >= 0) + (coef >= 0) <= 2) {
+        const int values = (u.coef_value >= 0) + (u.coef2_value >= 0) + (u.coef3_value >= 0) + (coef >= 0);
+        if ((u.in != 0) + values <= 3) {
           t.in = u.in;
           t.scale = scale * u.scale;
-          if (coef < 0) {
+          if (coef < 0) {  // u's values as they are
             t.coef_value = u.coef_value, t.coef_elem = u.coef_elem;
             t.coef2_value = u.coef2_value, t.coef2_elem = u.coef2_elem;
-          } else if (u.coef_value >= 0) {  // u is one value: the slot of ones times it
+            t.coef3_value = u.coef3_value, t.coef3_elem = u.coef3_elem;
+          } else {  // this term's coefficient, then u's (two at most)
             t.coef2_value = u.coef_value, t.coef2_elem = u.coef_elem;
+            t.coef3_value = u.coef2_value, t.coef3_elem = u.coef2_elem;
           }
         }
       }

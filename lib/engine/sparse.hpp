@@ -19,12 +19,12 @@
 
 namespace batchjac::engine {
 
-// scale * in * coef * coef2, of at most two factors. in: a slot (0 is the
-// slot of ones); coef_value < 0: no coefficient, else element coef_elem of
-// that per-example value (computed, parameter or per-example constant);
-// coef2 likewise, only beside a first coefficient and the slot of ones (a
-// slot made of one value, inlined into a reader that has a coefficient).
-// Shared constants are folded into scale.
+// scale * in * coef * coef2 * coef3, of at most three factors besides the
+// slot of ones. in: a slot (0 is the slot of ones); coef_value < 0: no
+// coefficient, else element coef_elem of that per-example value (computed,
+// parameter or per-example constant); coef2 and coef3 likewise, each only
+// beside the one before (a slot made of a term with values, inlined into a
+// reader that has a coefficient). Shared constants are folded into scale.
 struct SymTerm {
   int in = 0;
   int coef_value = -1;
@@ -32,6 +32,8 @@ struct SymTerm {
   double scale = 1;
   int coef2_value = -1;
   std::int64_t coef2_elem = 0;
+  int coef3_value = -1;
+  std::int64_t coef3_elem = 0;
 };
 
 // Writes slot `out` (or, from n_slots on, entry out - n_slots of one

@@ -101,9 +101,10 @@ struct MatmulArgs {
 };
 
 // A linear program compiled down to single lane-vectors (engine/sparse.hpp):
-// each op writes buf[out .. out+lanes) = the sum of its terms, the first
-// n_coef of them scale * buf[in] * buf[coef], the other n_plain
-// scale * buf[in]. Offsets are in elements of the block buffer.
+// each op writes buf[out .. out+lanes) = the sum of its terms: first n_triple
+// of three factors, scale * buf[in] * buf[coef] * buf[in of the next record]
+// (two records each), then n_coef of two, scale * buf[in] * buf[coef], then
+// n_plain of one, scale * buf[in]. Offsets are in elements of the block buffer.
 template <class T>
 struct SparseTerm {
   std::int32_t in = 0;
@@ -112,9 +113,10 @@ struct SparseTerm {
 };
 struct SparseOp {
   std::int32_t out = 0;
+  std::int32_t n_triple = 0;
   std::int32_t n_coef = 0;
   std::int32_t n_plain = 0;
-  std::int32_t run = 1;  // this op and the run - 1 after it have the same n_coef and n_plain
+  std::int32_t run = 1;  // this op and the run - 1 after it have the same term counts
 };
 
 template <class T>

@@ -301,14 +301,16 @@ void scan(const ScanArgs<typename Vec<V>::S>& a) {
   }
 }
 
-// One op: the sum of its terms, in order, from a zero accumulator. NC and NP
-// are its term counts when known at compile time (-1: read from the op).
-template <class V, int NC, int NP>
+// One op: the sum of its terms, in order, from a zero accumulator. N3, NC
+// and NP are its term counts when known at compile time (-1: read from the op).
+template <class V, int N3, int NC, int NP>
 [[gnu::always_inline]] inline void sparse_op(typename Vec<V>::S* b, const SparseOp* op,
                                              const SparseTerm<typename Vec<V>::S>*& t) {
   using T = typename Vec<V>::S;
-  const int nc = NC >= 0 ? NC : op->n_coef, np = NP >= 0 ? NP : op->n_plain;
+  const int n3 = N3 >= 0 ? N3 : op->n_triple, nc = NC >= 0 ? NC : op->n_coef, np = NP >= 0 ? NP : op->n_plain;
   V acc(T(0));
+  for (int i = 0; i < n3; ++i, t += 2)
+    acc = xsimd::fma(Vec<V>::load(b + t->in) * Vec<V>::load(b + t->coef) * Vec<V>::load(b + t[1].in), V(t->scale), acc);
   for (int i = 0; i < nc; ++i, ++t) acc = xsimd::fma(Vec<V>::load(b + t->in) * Vec<V>::load(b + t->coef), V(t->scale), acc);
   for (int i = 0; i < np; ++i, ++t) acc = xsimd::fma(Vec<V>::load(b + t->in), V(t->scale), acc);
   Vec<V>::store(b + op->out, acc);
@@ -317,11 +319,11 @@ template <class V, int NC, int NP>
 // Returns the terms after the run's. (The term pointer is passed by value
 // and returned, so it stays in a register: the compiler cannot tell a
 // reference to it from the buffer.)
-template <class V, int NC, int NP>
+template <class V, int N3, int NC, int NP>
 const SparseTerm<typename Vec<V>::S>* sparse_run(typename Vec<V>::S* b, const SparseOp* op,
                                                  const SparseOp* end,
                                                  const SparseTerm<typename Vec<V>::S>* t) {
-  for (; op != end; ++op) sparse_op<V, NC, NP>(b, op, t);
+  for (; op != end; ++op) sparse_op<V, N3, NC, NP>(b, op, t);
   return t;
 }
 
@@ -338,17 +340,19 @@ void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_
     T* b = buf + l;
     for (const SparseOp* op = ops; op != ops + n_ops;) {
       const SparseOp* end = op + op->run;
-      const bool small = op->n_coef < 8 && op->n_plain < 8;
-      switch (small ? op->n_coef * 8 + op->n_plain : -1) {
-        case 0 * 8 + 1: t = sparse_run<V, 0, 1>(b, op, end, t); break;
-        case 0 * 8 + 2: t = sparse_run<V, 0, 2>(b, op, end, t); break;
-        case 0 * 8 + 3: t = sparse_run<V, 0, 3>(b, op, end, t); break;
-        case 1 * 8 + 0: t = sparse_run<V, 1, 0>(b, op, end, t); break;
-        case 1 * 8 + 1: t = sparse_run<V, 1, 1>(b, op, end, t); break;
-        case 1 * 8 + 2: t = sparse_run<V, 1, 2>(b, op, end, t); break;
-        case 2 * 8 + 0: t = sparse_run<V, 2, 0>(b, op, end, t); break;
-        case 2 * 8 + 1: t = sparse_run<V, 2, 1>(b, op, end, t); break;
-        default: t = sparse_run<V, -1, -1>(b, op, end, t); break;
+      const bool small = op->n_triple < 8 && op->n_coef < 8 && op->n_plain < 8;
+      switch (small ? (op->n_triple * 8 + op->n_coef) * 8 + op->n_plain : -1) {
+        case 0 * 8 + 1: t = sparse_run<V, 0, 0, 1>(b, op, end, t); break;
+        case 0 * 8 + 2: t = sparse_run<V, 0, 0, 2>(b, op, end, t); break;
+        case 0 * 8 + 3: t = sparse_run<V, 0, 0, 3>(b, op, end, t); break;
+        case 1 * 8 + 0: t = sparse_run<V, 0, 1, 0>(b, op, end, t); break;
+        case 1 * 8 + 1: t = sparse_run<V, 0, 1, 1>(b, op, end, t); break;
+        case 1 * 8 + 2: t = sparse_run<V, 0, 1, 2>(b, op, end, t); break;
+        case 2 * 8 + 0: t = sparse_run<V, 0, 2, 0>(b, op, end, t); break;
+        case 2 * 8 + 1: t = sparse_run<V, 0, 2, 1>(b, op, end, t); break;
+        case (1 * 8 + 0) * 8 + 0: t = sparse_run<V, 1, 0, 0>(b, op, end, t); break;
+        case (2 * 8 + 0) * 8 + 0: t = sparse_run<V, 2, 0, 0>(b, op, end, t); break;
+        default: t = sparse_run<V, -1, -1, -1>(b, op, end, t); break;
       }
       op = end;
     }

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -178,15 +179,17 @@ TEST_CASE("Jacobians of more than 32768 entries per example always run densely",
 }
 
 namespace {
-// Runs ops of the given (with coefficient, plain) shapes through a kernel
-// table's sparse_linear, grouped into runs as the plan groups them, and
-// checks every output against the sum computed here term by term.
+// Runs ops of the given shapes (terms of three, two and one factors) through
+// a kernel table's sparse_linear, grouped into runs as the plan groups them,
+// and checks every output against the sum computed here term by term.
 template <class T>
 void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::int64_t lanes) {
   namespace k = batchjac::kernels;
-  const std::vector<std::pair<int, int>> shapes = {
-      {0, 1}, {0, 1}, {0, 1}, {1, 0}, {1, 0}, {0, 9}, {9, 0}, {1, 1}, {2, 1}, {2, 1}, {3, 4},
-      {0, 2}, {1, 2}, {0, 3}, {2, 0}, {8, 8}, {0, 8}, {1, 7}, {0, 1}};
+  const std::vector<std::array<int, 3>> shapes = {
+      {0, 0, 1}, {0, 0, 1}, {0, 0, 1}, {0, 1, 0}, {0, 1, 0}, {0, 0, 9}, {0, 9, 0}, {0, 1, 1},
+      {0, 2, 1}, {0, 2, 1}, {0, 3, 4}, {0, 0, 2}, {0, 1, 2}, {0, 0, 3}, {0, 2, 0}, {0, 8, 8},
+      {0, 0, 8}, {0, 1, 7}, {0, 0, 1}, {2, 0, 0}, {2, 0, 0}, {1, 0, 0}, {1, 1, 1}, {9, 0, 0},
+      {2, 0, 3}, {3, 2, 0}, {0, 0, 1}};
   const int n_in = 40;
   const auto n_slots = static_cast<std::int64_t>(n_in + shapes.size());
   std::mt19937_64 rng(static_cast<std::uint64_t>(lanes));
@@ -200,14 +203,16 @@ void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::in
     std::uniform_int_distribution<int> slot(0, can_read - 1);
     k::SparseOp op;
     op.out = static_cast<std::int32_t>((n_in + static_cast<std::int64_t>(i)) * lanes);
-    op.n_coef = shapes[i].first;
-    op.n_plain = shapes[i].second;
-    for (int t = 0; t < op.n_coef + op.n_plain; ++t) {
+    op.n_triple = shapes[i][0];
+    op.n_coef = shapes[i][1];
+    op.n_plain = shapes[i][2];
+    for (int t = 0; t < op.n_triple + op.n_coef + op.n_plain; ++t) {
       k::SparseTerm<T> term;
       term.in = static_cast<std::int32_t>(slot(rng) * lanes);
-      term.coef = t < op.n_coef ? static_cast<std::int32_t>(slot(rng) * lanes) : 0;
+      term.coef = t < op.n_triple + op.n_coef ? static_cast<std::int32_t>(slot(rng) * lanes) : 0;
       term.scale = static_cast<T>(t % 3 == 0 ? 1.0 : scale(rng));
       terms.push_back(term);
+      if (t < op.n_triple) terms.push_back({static_cast<std::int32_t>(slot(rng) * lanes), 0, T(0)});
     }
     ops.push_back(op);
   }
@@ -219,9 +224,11 @@ void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::in
     for (std::int64_t l = 0; l < lanes; ++l) {
       std::size_t u = t;
       double acc = 0;
-      for (int j = 0; j < op.n_coef + op.n_plain; ++j, ++u) {
+      for (int j = 0; j < op.n_triple + op.n_coef + op.n_plain; ++j, ++u) {
         const auto& term = terms[u];
-        const double x = j < op.n_coef ? double(want[term.in + l]) * double(want[term.coef + l]) : double(want[term.in + l]);
+        double x = double(want[term.in + l]);
+        if (j < op.n_triple + op.n_coef) x *= double(want[term.coef + l]);
+        if (j < op.n_triple) x *= double(want[terms[++u].in + l]);  // the term's second record
         acc += x * double(term.scale);
       }
       want[op.out + l] = static_cast<T>(acc);
@@ -231,7 +238,8 @@ void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::in
   const double tol = sizeof(T) == 8 ? 1e-12 : 1e-4;
   for (std::size_t i = 0; i < ops.size(); ++i)
     for (std::int64_t l = 0; l < lanes; ++l) {
-      INFO(table.arch << ", op " << i << " (" << shapes[i].first << ", " << shapes[i].second << "), lane " << l);
+      INFO(table.arch << ", op " << i << " (" << shapes[i][0] << ", " << shapes[i][1] << ", " << shapes[i][2]
+                      << "), lane " << l);
       const double got = buf[ops[i].out + l], ref = want[ops[i].out + l];
       CHECK(std::abs(got - ref) <= tol * (1 + std::abs(ref)));
     }

@@ -22,9 +22,9 @@ struct Candidate {
 
 // Plans the candidates in order, runs the one whose plan does the least work
 // per block (the first of equals). A candidate stops planning as soon as it
-// cannot beat the best before it. The source supplies the parameter's values; `out` receives
-// program.batch Jacobians of (target elements x source elements) each,
-// row-major, of type `out_dtype` (float or double).
+// cannot beat the best before it. The source supplies the parameter's
+// values; `out` receives program.batch Jacobians of (target elements x
+// source elements) each, row-major, of type `out_dtype` (float or double).
 void run(std::span<const Candidate> candidates, const Tensor& source, void* out, DType out_dtype,
          const JacobianOptions& options);
 

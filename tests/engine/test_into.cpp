@@ -122,9 +122,11 @@ bj::Tensor wide_rows(const bj::Tensor& x) {  // [b,3] -> [b,7]
 }
 }  // namespace
 
-TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise", "[engine][into]") {
-  // Beyond 8 MiB of output the engine streams it with non-temporal stores,
-  // through paths of its own; every example must come out as it does alone.
+namespace {
+// Runs body(f, n_in, dtype, mode) over the programs above (8, 15 and 21
+// entries per example), both dtypes, the sparse form off and on, both modes.
+template <class Body>
+void each_output_case(Body body) {
   using Program = bj::Tensor (*)(const bj::Tensor&);
   for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5},
                          std::pair<Program, std::int64_t>{wide_rows, 3}}) {
@@ -134,29 +136,38 @@ TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise",
           INFO("inputs " << n_in << ", " << bj::dtype_name(dtype) << ", BATCHJAC_SPARSE=" << sparse
                          << ", mode " << static_cast<int>(mode));
           const check::ScopedEnv setting("BATCHJAC_SPARSE", sparse);
-          const std::int64_t b = dtype == bj::float64 ? 90001 : 180001;  // > 8 MiB, a partial last block
-          std::mt19937_64 rng(11);
-          const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
-          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-          tape.watch(x);
-          bj::JacobianOptions o;
-          o.mode = mode;
-          const bj::Tensor big = *tape.batch_jacobian(f(x), x, o);
-          REQUIRE(big.num_elements() * static_cast<std::int64_t>(bj::dtype_size(dtype)) > (8 << 20));
-          const std::vector<double> all = check::values(big);
-          const std::int64_t per = big.num_elements() / b;
-          // The first 9 examples, and the last 9, each batch on its own.
-          for (std::int64_t first : {std::int64_t{0}, b - 9}) {
-            const bj::Tensor xs = bj::slice(x, {first, 0}, {9, n_in});
-            bj::GradientTape small;
-            small.watch(xs);
-            const std::vector<double> part = check::values(*small.batch_jacobian(f(xs), xs, o));
-            CHECK(std::equal(part.begin(), part.end(), all.begin() + first * per));
-          }
+          body(f, n_in, dtype, mode);
         }
       }
     }
   }
+}
+}  // namespace
+
+TEST_CASE("outputs larger than the caches (streamed) equal small calls bitwise", "[engine][into]") {
+  // Beyond 8 MiB of output the engine streams it with non-temporal stores,
+  // through paths of its own; every example must come out as it does alone.
+  each_output_case([](auto f, std::int64_t n_in, bj::DType dtype, bj::JacobianMode mode) {
+    const std::int64_t b = dtype == bj::float64 ? 90001 : 180001;  // > 8 MiB, a partial last block
+    std::mt19937_64 rng(11);
+    const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    bj::JacobianOptions o;
+    o.mode = mode;
+    const bj::Tensor big = *tape.batch_jacobian(f(x), x, o);
+    REQUIRE(big.num_elements() * static_cast<std::int64_t>(bj::dtype_size(dtype)) > (8 << 20));
+    const std::vector<double> all = check::values(big);
+    const std::int64_t per = big.num_elements() / b;
+    // The first 9 examples, and the last 9, each batch on its own.
+    for (std::int64_t first : {std::int64_t{0}, b - 9}) {
+      const bj::Tensor xs = bj::slice(x, {first, 0}, {9, n_in});
+      bj::GradientTape small;
+      small.watch(xs);
+      const std::vector<double> part = check::values(*small.batch_jacobian(f(xs), xs, o));
+      CHECK(std::equal(part.begin(), part.end(), all.begin() + first * per));
+    }
+  });
 }
 
 TEST_CASE("outputs within the caches: full blocks from registers equal examples run alone", "[engine][into]") {
@@ -164,50 +175,39 @@ TEST_CASE("outputs within the caches: full blocks from registers equal examples 
   // registers to the caller's rows (aligned or not), a partial block through
   // staging rows: a batch of 37 must hold exactly what each example gives
   // alone (a batch of one, a partial block).
-  using Program = bj::Tensor (*)(const bj::Tensor&);
-  for (auto [f, n_in] : {std::pair<Program, std::int64_t>{square_pairs, 4}, std::pair<Program, std::int64_t>{odd_mix, 5},
-                         std::pair<Program, std::int64_t>{wide_rows, 3}}) {
-    for (bj::DType dtype : {bj::float64, bj::float32}) {
-      for (const char* sparse : {"0", "1"}) {
-        for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
-          INFO("inputs " << n_in << ", " << bj::dtype_name(dtype) << ", BATCHJAC_SPARSE=" << sparse
-                         << ", mode " << static_cast<int>(mode));
-          const check::ScopedEnv setting("BATCHJAC_SPARSE", sparse);
-          const std::int64_t b = 37;
-          std::mt19937_64 rng(13);
-          const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
-          bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-          tape.watch(x);
-          const bj::Tensor y = f(x);
-          bj::JacobianOptions o;
-          o.mode = mode;
-          const std::int64_t per = y.num_elements() / b * n_in;
-          for (std::size_t offset : {0u, 1u}) {
-            INFO("offset " << offset);
-            std::vector<double> all;
-            if (dtype == bj::float64) {
-              std::vector<double> buf(static_cast<std::size_t>(b * per) + 1, -7.0);
-              tape.batch_jacobian_into(y, x, std::span<double>(buf.data() + offset, buf.size() - 1), o);
-              CHECK(buf[offset == 0 ? buf.size() - 1 : 0] == -7.0);
-              all.assign(buf.begin() + static_cast<std::ptrdiff_t>(offset), buf.end() - 1 + static_cast<std::ptrdiff_t>(offset));
-            } else {
-              std::vector<float> buf(static_cast<std::size_t>(b * per) + 1, -7.0f);
-              tape.batch_jacobian_into(y, x, std::span<float>(buf.data() + offset, buf.size() - 1), o);
-              CHECK(buf[offset == 0 ? buf.size() - 1 : 0] == -7.0f);
-              all.assign(buf.begin() + static_cast<std::ptrdiff_t>(offset), buf.end() - 1 + static_cast<std::ptrdiff_t>(offset));
-            }
-            for (std::int64_t i = 0; i < b; ++i) {
-              const bj::Tensor xi = bj::slice(x, {i, 0}, {1, n_in});
-              bj::GradientTape one;
-              one.watch(xi);
-              const std::vector<double> alone = check::values(*one.batch_jacobian(f(xi), xi, o));
-              if (!std::equal(alone.begin(), alone.end(), all.begin() + i * per)) FAIL_CHECK("example " << i);
-            }
-          }
-        }
+  each_output_case([](auto f, std::int64_t n_in, bj::DType dtype, bj::JacobianMode mode) {
+    const std::int64_t b = 37;
+    std::mt19937_64 rng(13);
+    const bj::Tensor x = check::random_tensor(rng, {b, n_in}, -1, 1, dtype);
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const bj::Tensor y = f(x);
+    bj::JacobianOptions o;
+    o.mode = mode;
+    const std::size_t n = static_cast<std::size_t>(y.num_elements() * n_in);
+    // The batch's Jacobian written at `offset` elements into the caller's
+    // array; nothing outside it may change.
+    auto into = [&](auto zero, std::size_t offset) {
+      using T = decltype(zero);
+      std::vector<T> buf(n + 1, T(-7));
+      tape.batch_jacobian_into(y, x, std::span<T>(buf.data() + offset, n), o);
+      CHECK(buf[offset == 0 ? n : 0] == T(-7));
+      return std::vector<double>(buf.begin() + static_cast<std::ptrdiff_t>(offset),
+                                 buf.begin() + static_cast<std::ptrdiff_t>(offset + n));
+    };
+    const std::int64_t per = static_cast<std::int64_t>(n) / b;
+    for (std::size_t offset : {0u, 1u}) {
+      INFO("offset " << offset);
+      const std::vector<double> all = dtype == bj::float64 ? into(0.0, offset) : into(0.0f, offset);
+      for (std::int64_t i = 0; i < b; ++i) {
+        const bj::Tensor xi = bj::slice(x, {i, 0}, {1, n_in});
+        bj::GradientTape one;
+        one.watch(xi);
+        const std::vector<double> alone = check::values(*one.batch_jacobian(f(xi), xi, o));
+        if (!std::equal(alone.begin(), alone.end(), all.begin() + i * per)) FAIL_CHECK("example " << i);
       }
     }
-  }
+  });
 }
 
 namespace {

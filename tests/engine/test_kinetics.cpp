@@ -85,15 +85,21 @@ std::vector<double> analytic(const double* x) {
   }
   return jac;
 }
+
+// WORKLOADS.md's inputs for b examples, example i at phase step * i.
+std::vector<double> inputs(std::int64_t b, double step) {
+  std::vector<double> xs(static_cast<std::size_t>(b * n));
+  for (std::int64_t i = 0; i < b; ++i) {
+    xs[i * n] = 1000 + 250 * (1 + std::sin(step * i));
+    for (int s = 0; s < ns; ++s) xs[i * n + 1 + s] = 0.1 + 0.05 * std::sin(step * i + 0.7 * s);
+  }
+  return xs;
+}
 }  // namespace
 
 TEST_CASE("W3 kinetics matches its analytic Jacobian", "[engine][workload]") {
   for (std::int64_t b : {1, 7, 8, 9, 33}) {
-    std::vector<double> xs(static_cast<std::size_t>(b * n));
-    for (std::int64_t i = 0; i < b; ++i) {
-      xs[i * n] = 1000 + 250 * (1 + std::sin(0.001 * i));
-      for (int s = 0; s < ns; ++s) xs[i * n + 1 + s] = 0.1 + 0.05 * std::sin(0.001 * i + 0.7 * s);
-    }
+    const std::vector<double> xs = inputs(b, 0.001);
     const bj::Tensor x = bj::constant(xs, {b, n});
     bj::GradientTape tape({.persistent = true});
     tape.watch(x);
@@ -125,12 +131,7 @@ TEST_CASE("kinetics: automatic runs the cheaper plan when it is planned second",
   // runs dense: this case is about the sparse forms.)
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const std::int64_t b = 64;
-  std::vector<double> xs(static_cast<std::size_t>(b * n));
-  for (std::int64_t i = 0; i < b; ++i) {
-    xs[i * n] = 1000 + 250 * (1 + std::sin(0.01 * i));
-    for (int s = 0; s < ns; ++s) xs[i * n + 1 + s] = 0.1 + 0.05 * std::sin(0.01 * i + 0.7 * s);
-  }
-  const bj::Tensor x = bj::constant(xs, {b, n});
+  const bj::Tensor x = bj::constant(inputs(b, 0.01), {b, n});
   bj::GradientTape tape({.persistent = true});
   tape.watch(x);
   const bj::Tensor y = bj::slice(kinetics(x), {0, 1}, {-1, ns});

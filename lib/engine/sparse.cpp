@@ -86,6 +86,7 @@ class Compiler {
       op.end = static_cast<int>(out_.terms.size());
       out_.ops.push_back(op);
     }
+    fold_scales();
     drop_dead_ops();
     return std::move(out_);
   }
@@ -106,6 +107,28 @@ class Compiler {
     return values[static_cast<std::size_t>(e)];
   }
   std::span<const Col> of(Cols c) const { return {pool_.data() + c.begin, static_cast<std::size_t>(c.n)}; }
+
+  // A slot that only scales a sum no one else reads (W3's dT = -sum): the
+  // scale moves into the sum's terms and the slot's readers read the sum
+  // (a Jacobian entry then has the sum written straight to it,
+  // engine/plan.cpp). The scaling op, read by no one, is dropped.
+  void fold_scales() {
+    std::vector<int> readers(slot_const_.size(), 0);
+    for (const SymTerm& t : out_.terms) ++readers[t.in];
+    std::vector<int> alias(slot_const_.size());
+    for (std::size_t s = 0; s < alias.size(); ++s) alias[s] = static_cast<int>(s);
+    for (const SymOp& op : out_.ops) {
+      if (op.out >= out_.n_slots || op.end - op.begin != 1) continue;
+      const SymTerm& t = out_.terms[op.begin];
+      const int def = t.in > 0 ? def_op_[t.in] : -1;
+      // (A sum already standing for another slot keeps its own scales.)
+      if (t.coef_value >= 0 || def < 0 || readers[t.in] != 1 || alias[t.in] != t.in) continue;
+      const SymOp& sum = out_.ops[def];
+      for (int i = sum.begin; i < sum.end; ++i) out_.terms[i].scale *= t.scale;
+      alias[op.out] = t.in;
+    }
+    for (SymTerm& t : out_.terms) t.in = alias[t.in];
+  }
 
   // Removes the ops whose slots no Jacobian entry needs (those inlined into
   // all their readers).

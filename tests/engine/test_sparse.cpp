@@ -92,6 +92,29 @@ TEST_CASE("the sparse form equals the dense engine on a kinetics-shaped program"
       }
 }
 
+// Sums of several terms per direction (through a dense matmul), read through
+// a scale: -heat alone (the scale folds into the sum's terms) and a sum that
+// is negated, scaled and read as it is (it may not).
+bj::Tensor scaled_sums(const bj::Tensor& x) {
+  std::vector<double> w(7 * 3);
+  for (int i = 0; i < 21; ++i) w[i] = 0.1 * (i % 5) - 0.15;
+  const bj::Tensor m = bj::matmul(x, bj::cast(bj::constant(w, {7, 3}), x.dtype()));  // [b, 3]
+  const bj::Tensor heat = bj::reduce_sum(bj::exp(m), {1}, true);                      // [b, 1]
+  const bj::Tensor shared = bj::reduce_sum(bj::tanh(m), {1}, true);
+  return bj::concat({-heat, -shared, shared * 3.0, shared}, 1);  // [b, 4]
+}
+
+TEST_CASE("a scale folds into a sum only where the sum has no other reader", "[engine][sparse]") {
+  for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    CAPTURE(static_cast<int>(mode));
+    const bj::Tensor x = kinetics_input(9, bj::float64);
+    const bj::Tensor sparse = jacobian_with("1", x, mode, scaled_sums);
+    check::check_close(sparse, jacobian_with("0", x, mode, scaled_sums), 1e-13, 1e-13, "sparse vs dense");
+    check::check_close(check::values(sparse), central_differences(scaled_sums, x), 1e-6, 1e-7,
+                       "sparse vs central differences");
+  }
+}
+
 // Slices and gathers the plan reads through composed maps instead of
 // copying (engine/plan.cpp, forward_gathers): a gather of a slice, a slice
 // broadcast against a row, values also read by matmuls (kept), and

@@ -243,17 +243,15 @@ TEST_CASE("automatic: a large call runs one of the two modes bit for bit", "[eng
   }
 }
 
-TEST_CASE("automatic: a large call runs the cheaper plan, whichever mode is planned first", "[engine][options]") {
-  // Automatic plans the likelier mode first (forward for a target no smaller
-  // than the source) and stops planning the other once it cannot cost less.
-  // The cheaper plan must still win when it is the one planned second:
-  // 6 -> 2 reverse, 6 -> 12 forward, and a 6 -> 4 target (planned forward
-  // first) whose reverse plan is cheaper.
+TEST_CASE("automatic: a large call runs the cheaper mode, reverse for a narrow target, forward for a wide one",
+          "[engine][options]") {
+  // Automatic plans the smaller side first and the other only while it can
+  // still cost less; on these dense programs the smaller side is the cheaper
+  // plan. (tests/engine/test_kinetics.cpp has the case where the mode planned
+  // second wins.)
   const check::ScopedEnv dense("BATCHJAC_SPARSE", "0");
   const auto [narrow_fwd, narrow_rev] = automatic_matches(narrow, 2000);
   CHECK((narrow_rev && !narrow_fwd));
   const auto [wide_fwd, wide_rev] = automatic_matches(wide, 2000);
   CHECK((wide_fwd && !wide_rev));
-  const auto [four_fwd, four_rev] = automatic_matches([](const bj::Tensor& x) { return layers(x, 4); }, 2000);
-  CHECK((four_rev && !four_fwd));
 }

@@ -120,9 +120,7 @@ bj::Tensor odd_mix(const bj::Tensor& x) {  // [b,5] -> [b,3]
 bj::Tensor wide_rows(const bj::Tensor& x) {  // [b,3] -> [b,7]
   return bj::concat({x * x, bj::sin(x), bj::reduce_sum(x, {1}, true)}, 1);
 }
-}  // namespace
 
-namespace {
 // Runs body(f, n_in, dtype, mode) over the programs above (8, 15 and 21
 // entries per example), both dtypes, the sparse form off and on, both modes.
 template <class Body>

@@ -222,18 +222,23 @@ std::pair<bool, bool> automatic_matches(bj::Tensor (*f)(const bj::Tensor&), std:
   return {check::same_bits(a, with(bj::JacobianMode::forward)),
           check::same_bits(a, with(bj::JacobianMode::reverse))};
 }
+
+// In the dense engine automatic runs forward for `wide` (b_wide examples)
+// and reverse for `narrow` (b_narrow), bit for bit. The two modes differ in
+// rounding on these programs, so each check can fail.
+void check_runs_smaller_side(std::int64_t b_wide, std::int64_t b_narrow) {
+  const check::ScopedEnv dense("BATCHJAC_SPARSE", "0");
+  const auto [wide_fwd, wide_rev] = automatic_matches(wide, b_wide);
+  CHECK((wide_fwd && !wide_rev));
+  const auto [narrow_fwd, narrow_rev] = automatic_matches(narrow, b_narrow);
+  CHECK((narrow_rev && !narrow_fwd));
+}
 }  // namespace
 
 TEST_CASE("automatic: a small call takes forward for a target no smaller than the source, else reverse",
           "[engine][options]") {
   // 4096 Jacobian entries or fewer: 6 x 12 x 50 = 3600 and 6 x 2 x 300 = 3600.
-  // In the dense engine the two modes differ in rounding on these programs,
-  // so each check can fail.
-  const check::ScopedEnv dense("BATCHJAC_SPARSE", "0");
-  const auto [wide_fwd, wide_rev] = automatic_matches(wide, 50);
-  CHECK((wide_fwd && !wide_rev));
-  const auto [narrow_fwd, narrow_rev] = automatic_matches(narrow, 300);
-  CHECK((narrow_rev && !narrow_fwd));
+  check_runs_smaller_side(50, 300);
 }
 
 TEST_CASE("automatic: a large call runs one of the two modes bit for bit", "[engine][options]") {
@@ -249,9 +254,5 @@ TEST_CASE("automatic: a large call runs the cheaper mode, reverse for a narrow t
   // still cost less; on these dense programs the smaller side is the cheaper
   // plan. (tests/engine/test_kinetics.cpp has the case where the mode planned
   // second wins.)
-  const check::ScopedEnv dense("BATCHJAC_SPARSE", "0");
-  const auto [narrow_fwd, narrow_rev] = automatic_matches(narrow, 2000);
-  CHECK((narrow_rev && !narrow_fwd));
-  const auto [wide_fwd, wide_rev] = automatic_matches(wide, 2000);
-  CHECK((wide_fwd && !wide_rev));
+  check_runs_smaller_side(2000, 2000);
 }

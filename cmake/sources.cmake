@@ -23,6 +23,7 @@ set(BATCHJAC_SOURCES
   lib/autodiff/optimize.cpp
   lib/engine/sparse.cpp
   lib/engine/plan.cpp
+  lib/engine/plan_cache.cpp
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp
   lib/kernels/dispatch.cpp

@@ -64,6 +64,12 @@ class GradientTape {
   // sparse form (below), even where a partial derivative on the way is
   // infinite or NaN; the dense engine computes them as 0 * partial, as TF
   // does, which is NaN there.
+  // Plans are kept across calls: a program recorded again (the same ops,
+  // shapes, dtypes, shared constants and options; any source values,
+  // per-example constants and batch size) skips differentiating and
+  // planning, with the same numbers as a first call. The last 16 such
+  // programs are kept, with their shared constants; a program whose shared
+  // constants exceed about 8 MiB is not. Thread-safe.
   // ValueError: rank < 2, first dimensions differ, a boolean target or
   // source, parallel_iterations < 1, max_threads < 1.
   // RuntimeError: a non-persistent tape that already answered.

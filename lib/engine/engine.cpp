@@ -19,6 +19,8 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
+#include <vector>
 
 #if defined(__SANITIZE_THREAD__)
 #include <sanitizer/tsan_interface.h>
@@ -60,12 +62,11 @@ T* thread_buffer(std::int64_t elements) {
   return reinterpret_cast<T*>(bytes.get());
 }
 
-template <class T>
-double load_element(const Load& l, std::int64_t i) {
-  switch (l.dtype) {
-    case DType::float32: return static_cast<const float*>(l.data)[i];
-    case DType::float64: return static_cast<const double*>(l.data)[i];
-    case DType::boolean: return static_cast<const bool*>(l.data)[i] ? 1.0 : 0.0;
+double load_element(DType dtype, const void* data, std::int64_t i) {
+  switch (dtype) {
+    case DType::float32: return static_cast<const float*>(data)[i];
+    case DType::float64: return static_cast<const double*>(data)[i];
+    case DType::boolean: return static_cast<const bool*>(data)[i] ? 1.0 : 0.0;
   }
   return 0.0;
 }
@@ -73,12 +74,12 @@ double load_element(const Load& l, std::int64_t i) {
 // Batch-first rows [example][element] -> lanes [element][L]. Lanes past the
 // batch repeat its last example, so padding computes finite values.
 template <class T>
-void load_lanes(const kernels::KernelTable<T>& table, const Load& l, T* dst, std::int64_t first,
-                std::int64_t batch, std::int64_t lanes) {
+void load_lanes(const kernels::KernelTable<T>& table, const Load& l, const void* data, T* dst,
+                std::int64_t first, std::int64_t batch, std::int64_t lanes) {
   constexpr DType same = sizeof(T) == 8 ? DType::float64 : DType::float32;
   if (l.dtype == same && lanes > 1 && lanes == table.width && first + lanes <= batch) {
     // Whole groups of `lanes` elements go through the in-register transpose.
-    const T* src = static_cast<const T*>(l.data) + first * l.elements;
+    const T* src = static_cast<const T*>(data) + first * l.elements;
     const std::int64_t whole = l.elements / lanes * lanes;
     for (std::int64_t e = 0; e < whole; e += lanes)
       table.lanes_to_rows(src + e, lanes, l.elements, dst + e * lanes, lanes, nullptr);
@@ -90,14 +91,14 @@ void load_lanes(const kernels::KernelTable<T>& table, const Load& l, T* dst, std
     const std::int64_t ex = std::min(first + lane, batch - 1);
     const std::int64_t row = ex * l.elements;
     if (l.dtype == DType::float64 && sizeof(T) == 8) {
-      const double* src = static_cast<const double*>(l.data) + row;
+      const double* src = static_cast<const double*>(data) + row;
       for (std::int64_t e = 0; e < l.elements; ++e) dst[e * lanes + lane] = static_cast<T>(src[e]);
     } else if (l.dtype == DType::float32) {
-      const float* src = static_cast<const float*>(l.data) + row;
+      const float* src = static_cast<const float*>(data) + row;
       for (std::int64_t e = 0; e < l.elements; ++e) dst[e * lanes + lane] = static_cast<T>(src[e]);
     } else {
       for (std::int64_t e = 0; e < l.elements; ++e)
-        dst[e * lanes + lane] = static_cast<T>(load_element<T>(l, row + e));
+        dst[e * lanes + lane] = static_cast<T>(load_element(l.dtype, data, row + e));
     }
   }
 }
@@ -127,6 +128,7 @@ std::uint64_t next_call() {
 template <class T, class O>
 struct Runner {
   const Plan<T>& p;
+  std::span<const void* const> load_data;  // per load of the plan: this call's tensor
   std::int64_t batch;
   O* out;
   std::int64_t per_example;  // elements of one example's Jacobian
@@ -156,7 +158,7 @@ struct Runner {
       std::fill_n(buf + p.sparse_out, per_example * L, T(0));
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
-        for (const Load& l : p.loads) load_lanes<T>(*p.table, l, ptr[l.value], first, batch, L);
+        load(ptr, first);
         ops::execute<T>(p.primal_steps, bind);
         p.table->sparse_linear(buf, p.sparse_ops.data(), static_cast<std::int64_t>(p.sparse_ops.size()),
                                p.sparse_terms.data(), L);
@@ -185,7 +187,7 @@ struct Runner {
     for (std::int64_t blk = blk0; blk < blk1; ++blk) {
       const std::int64_t first = blk * L;
       const std::int64_t valid = std::min(L, batch - first);
-      for (const Load& l : p.loads) load_lanes<T>(*p.table, l, ptr[l.value], first, batch, L);
+      load(ptr, first);
       ops::execute<T>(p.primal_steps, bind);
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
@@ -196,6 +198,11 @@ struct Runner {
       }
     }
     if (stream) kernels::stream_fence();
+  }
+
+  void load(const std::vector<T*>& ptr, std::int64_t first) const {
+    for (std::size_t i = 0; i < p.loads.size(); ++i)
+      load_lanes<T>(*p.table, p.loads[i], load_data[i], ptr[p.loads[i].value], first, batch, p.lanes);
   }
 
   // Seeds directions d0 .. d0+nd (one-hot, the same in every lane) and runs
@@ -351,11 +358,11 @@ BATCHJAC_NO_TSAN Bounds bounds_of(const tbb::blocked_range2d<std::int64_t>& r) {
 }
 
 template <class T, class O>
-void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_example,
-               std::int64_t n_src, const JacobianOptions& options) {
+void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::int64_t batch, O* out,
+               std::int64_t per_example, std::int64_t n_src, const JacobianOptions& options) {
   constexpr std::int64_t kStreamBytes = 8 << 20;
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
-  Runner<T, O> runner{p, batch, out, per_example, n_src, stream};
+  Runner<T, O> runner{p, load_data, batch, out, per_example, n_src, stream};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
@@ -388,36 +395,52 @@ void run_typed(const Plan<T>& p, std::int64_t batch, O* out, std::int64_t per_ex
 }
 
 template <class T>
-void run_with(std::span<const Candidate> candidates, const Tensor& source, void* out,
-              DType out_dtype, const JacobianOptions& options) {
-  std::optional<Plan<T>> best;
-  const graph::Program* program = nullptr;
-  for (const Candidate& c : candidates) {  // each plan is cheaper than the one before, or none
-    std::optional<Plan<T>> plan = make_plan<T>(*c.program, *c.lin, c.mode, source, options,
-                                               best ? best->cost : std::numeric_limits<double>::infinity());
-    if (plan) {
-      best = std::move(plan);
-      program = c.program;
+class PreparedPlan final : public Prepared {
+ public:
+  explicit PreparedPlan(Plan<T> plan) : plan_(std::move(plan)) {}
+
+  void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+           const JacobianOptions& options) const override {
+    const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
+    const std::int64_t per_example = n_src * program.info(program.result).shape.num_elements();
+    if (per_example == 0 || program.batch == 0) return;
+    std::vector<const void*> data;
+    for (const Load& l : plan_.loads) {
+      const Tensor& t = l.constant < 0 ? source : program.constants[static_cast<std::size_t>(l.constant)];
+      data.push_back(t.impl().bytes.get());
     }
+    if (out_dtype == DType::float32)
+      run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), per_example, n_src, options);
+    else
+      run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), per_example, n_src,
+                           options);
   }
-  const std::int64_t n_src = program->info(program->parameter).shape.num_elements();
-  const std::int64_t per_example = n_src * program->info(program->result).shape.num_elements();
-  if (per_example == 0 || program->batch == 0) return;
-  if (out_dtype == DType::float32)
-    run_typed<T, float>(*best, program->batch, static_cast<float*>(out), per_example, n_src, options);
-  else
-    run_typed<T, double>(*best, program->batch, static_cast<double*>(out), per_example, n_src, options);
+
+ private:
+  Plan<T> plan_;
+};
+
+template <class T>
+std::unique_ptr<const Prepared> prepare_with(std::span<const Candidate> candidates,
+                                             const JacobianOptions& options) {
+  std::optional<Plan<T>> best;
+  for (const Candidate& c : candidates) {  // each plan is cheaper than the one before, or none
+    std::optional<Plan<T>> plan = make_plan<T>(*c.program, *c.lin, c.mode, options,
+                                               best ? best->cost : std::numeric_limits<double>::infinity());
+    if (plan) best = std::move(plan);
+  }
+  return std::make_unique<const PreparedPlan<T>>(std::move(*best));
 }
 
 }  // namespace
 
-void run(std::span<const Candidate> candidates, const Tensor& source, void* out, DType out_dtype,
-         const JacobianOptions& options) {
+std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
+                                        const JacobianOptions& options) {
   // One compute type for the whole program: float64 if any value is.
   bool wide = false;
   for (const auto& v : candidates.front().program->values) wide = wide || v.info.dtype == DType::float64;
-  if (wide) run_with<double>(candidates, source, out, out_dtype, options);
-  else run_with<float>(candidates, source, out, out_dtype, options);
+  if (wide) return prepare_with<double>(candidates, options);
+  return prepare_with<float>(candidates, options);
 }
 
 }  // namespace batchjac::engine

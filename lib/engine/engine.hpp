@@ -7,6 +7,7 @@
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <memory>
 #include <span>
 
 namespace batchjac::engine {
@@ -20,12 +21,23 @@ struct Candidate {
   JacobianMode mode = JacobianMode::forward;
 };
 
-// Plans the candidates in order, runs the one whose plan does the least work
+// A plan ready to run: it holds no pointer to a call's per-example data, so
+// it runs any call whose program has the same key (engine/plan_cache.hpp).
+class Prepared {
+ public:
+  virtual ~Prepared() = default;
+  // Runs the plan on `program`'s batch and per-example constants, `source`
+  // the parameter's values: `out` receives program.batch Jacobians of
+  // (target elements x source elements) each, row-major, of type
+  // `out_dtype` (float or double).
+  virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+                   const JacobianOptions& options) const = 0;
+};
+
+// Plans the candidates in order and keeps the one that does the least work
 // per block (the first of equals). A candidate stops planning as soon as it
-// cannot beat the best before it. The source supplies the parameter's
-// values; `out` receives program.batch Jacobians of (target elements x
-// source elements) each, row-major, of type `out_dtype` (float or double).
-void run(std::span<const Candidate> candidates, const Tensor& source, void* out, DType out_dtype,
-         const JacobianOptions& options);
+// cannot beat the best before it.
+std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
+                                        const JacobianOptions& options);
 
 }  // namespace batchjac::engine

@@ -2,6 +2,7 @@
 // tape, derive the JVP/VJP program, run the engine.
 #include "autodiff/autodiff.hpp"
 #include "engine/engine.hpp"
+#include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
 #include "tensor/tensor_impl.hpp"
@@ -49,39 +50,48 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
 // Jacobian entries (all examples) below which `automatic` does not plan both modes.
 constexpr std::int64_t kSmallCall = 4096;
 
-// Derives the Jacobian program and runs it into `out`; false when no
-// derivative flows from the parameter to the result (stop_gradient).
+// Derives the Jacobian program, plans it and runs it into `out`, or runs the
+// plan kept from an earlier call of the same key; false when no derivative
+// flows from the parameter to the result (stop_gradient).
 bool differentiate(graph::Program& program, const Tensor& source, void* out, DType out_dtype,
                    const JacobianOptions& options) {
-  graph::LinearProgram jvp = autodiff::linearize(program);
-  if (jvp.output < 0) return false;
-  autodiff::optimize(program, jvp);
-  auto run_only = [&](graph::LinearProgram& lin, JacobianMode mode) {
-    autodiff::prune(program, lin);
-    const engine::Candidate only{&program, &lin, mode};
-    engine::run({&only, 1}, source, out, out_dtype, options);
-    return true;
-  };
-  if (options.mode == JacobianMode::forward) return run_only(jvp, JacobianMode::forward);
-  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
-  autodiff::optimize(program, vjp);
-  if (options.mode == JacobianMode::reverse) return run_only(vjp, JacobianMode::reverse);
   // automatic: the engine plans both and runs the cheaper, unless the call
   // is so small that planning twice would cost more than either runs: then
   // one pass per element of the smaller side.
   const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
   const std::int64_t n_out = program.info(program.result).shape.num_elements();
-  if (program.batch * n_in * n_out <= kSmallCall)
-    return n_in <= n_out ? run_only(jvp, JacobianMode::forward) : run_only(vjp, JacobianMode::reverse);
-  // The likelier winner is planned first: the other stops planning as soon
-  // as it cannot cost less. (Equal costs keep the first.)
-  graph::Program forward_program = program;
-  autodiff::prune(forward_program, jvp);
-  autodiff::prune(program, vjp);
-  const engine::Candidate forward{&forward_program, &jvp, JacobianMode::forward};
-  const engine::Candidate reverse{&program, &vjp, JacobianMode::reverse};
-  const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
-  engine::run(both, source, out, out_dtype, options);
+  const bool small_call = program.batch * n_in * n_out <= kSmallCall;
+  engine::PlanKey key(program, options, small_call);
+  if (const std::shared_ptr<const engine::Prepared> kept = engine::find_plan(key)) {
+    kept->run(program, source, out, out_dtype, options);
+    return true;
+  }
+  graph::LinearProgram jvp = autodiff::linearize(program);
+  if (jvp.output < 0) return false;
+  autodiff::optimize(program, jvp);
+  auto plan = [&]() -> std::shared_ptr<const engine::Prepared> {
+    auto only = [&](graph::LinearProgram& lin, JacobianMode mode) {
+      autodiff::prune(program, lin);
+      const engine::Candidate c{&program, &lin, mode};
+      return engine::prepare({&c, 1}, options);
+    };
+    if (options.mode == JacobianMode::forward) return only(jvp, JacobianMode::forward);
+    graph::LinearProgram vjp = autodiff::transpose(program, jvp);
+    autodiff::optimize(program, vjp);
+    if (options.mode == JacobianMode::reverse) return only(vjp, JacobianMode::reverse);
+    if (small_call) return n_in <= n_out ? only(jvp, JacobianMode::forward) : only(vjp, JacobianMode::reverse);
+    // The likelier winner is planned first: the other stops planning as soon
+    // as it cannot cost less. (Equal costs keep the first.)
+    graph::Program forward_program = program;
+    autodiff::prune(forward_program, jvp);
+    autodiff::prune(program, vjp);
+    const engine::Candidate forward{&forward_program, &jvp, JacobianMode::forward};
+    const engine::Candidate reverse{&program, &vjp, JacobianMode::reverse};
+    const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
+    return engine::prepare(both, options);
+  }();
+  plan->run(program, source, out, out_dtype, options);
+  engine::keep_plan(std::move(key), std::move(plan));
   return true;
 }
 

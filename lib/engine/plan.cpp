@@ -41,14 +41,13 @@ double steps_cost(const std::vector<ops::Step<T>>& steps) {
 // streamed elements.
 constexpr double kSparseTermCost = 1.5;
 
-// BATCHJAC_SPARSE=0 never uses the sparse form, =1 whenever it exists (tests
-// run both ways); unset: when it does at most half the dense work.
+}  // namespace
+
 int sparse_override() {
   const char* env = std::getenv("BATCHJAC_SPARSE");
   if (env == nullptr || *env == '\0') return -1;
   return *env == '0' ? 0 : 1;
 }
-}  // namespace
 
 // A linear value scaled elementwise by a per-example coefficient, read only
 // by a matmul against shared weights (a network layer's JVP or VJP: the
@@ -345,8 +344,8 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
 
 template <class T>
 std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
-                                 JacobianMode mode, const Tensor& source,
-                                 const JacobianOptions& options, double cost_to_beat) {
+                                 JacobianMode mode, const JacobianOptions& options,
+                                 double cost_to_beat) {
   Plan<T> p;
   p.mode = mode;
   // Per-example programs put examples in SIMD lanes; a whole-tensor Jacobian
@@ -502,11 +501,9 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
       if (primal_slot[v] >= 0) p.offset[v] = primal_base + primal_slot[v] * p.lanes;
       else place(v, e * p.lanes);
       if (val.kind == graph::ValueKind::parameter)
-        p.loads.push_back({static_cast<int>(v), source.impl().bytes.get(), source.dtype(), e});
-      else if (val.kind == graph::ValueKind::constant) {
-        const Tensor& c = program.constants[val.constant];
-        p.loads.push_back({static_cast<int>(v), c.impl().bytes.get(), c.dtype(), e});
-      }
+        p.loads.push_back({static_cast<int>(v), -1, val.info.dtype, e});
+      else if (val.kind == graph::ValueKind::constant)
+        p.loads.push_back({static_cast<int>(v), val.constant, program.constants[val.constant].dtype(), e});
     }
   }
   if (p.sparse) at = place_sparse(p, *sparse, at);
@@ -582,10 +579,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
 }
 
 template std::optional<Plan<float>> make_plan<float>(const graph::Program&, const graph::LinearProgram&,
-                                                     JacobianMode, const Tensor&, const JacobianOptions&,
-                                                     double);
+                                                     JacobianMode, const JacobianOptions&, double);
 template std::optional<Plan<double>> make_plan<double>(const graph::Program&, const graph::LinearProgram&,
-                                                       JacobianMode, const Tensor&, const JacobianOptions&,
-                                                       double);
+                                                       JacobianMode, const JacobianOptions&, double);
 
 }  // namespace batchjac::engine

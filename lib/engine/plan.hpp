@@ -16,10 +16,11 @@
 namespace batchjac::engine {
 
 // A per-example tensor loaded into lanes for each block: the parameter, or a
-// per-example constant.
+// per-example constant. Its data ([batch][elements] of `dtype`) is bound per
+// call.
 struct Load {
   int value = -1;
-  const void* data = nullptr;  // [batch][elements] of `dtype`
+  int constant = -1;  // index in the program's constants; -1: the parameter
   DType dtype = DType::float64;
   std::int64_t elements = 0;
 };
@@ -76,15 +77,18 @@ struct Plan {
 // not built.
 template <class T>
 std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
-                                 JacobianMode mode, const Tensor& source,
-                                 const JacobianOptions& options,
+                                 JacobianMode mode, const JacobianOptions& options,
                                  double cost_to_beat = std::numeric_limits<double>::infinity());
 
 extern template std::optional<Plan<float>> make_plan<float>(const graph::Program&,
                                                             const graph::LinearProgram&, JacobianMode,
-                                                            const Tensor&, const JacobianOptions&, double);
+                                                            const JacobianOptions&, double);
 extern template std::optional<Plan<double>> make_plan<double>(const graph::Program&,
                                                               const graph::LinearProgram&, JacobianMode,
-                                                              const Tensor&, const JacobianOptions&, double);
+                                                              const JacobianOptions&, double);
+
+// BATCHJAC_SPARSE=0 never uses the sparse form, =1 whenever it exists (tests
+// run both ways); unset (-1): when it does at most half the dense work.
+int sparse_override();
 
 }  // namespace batchjac::engine

@@ -1,6 +1,7 @@
 // W3 of shared/WORKLOADS.md (a chemical source term: 16 species, 48
 // reactions), written with TF-named ops as a user would, against its
 // hand-derived Jacobian: max |J - J_ref| / (1 + |J_ref|) < 1e-10 in float64.
+#include "engine/plan_cache.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -12,6 +13,7 @@
 #include <vector>
 
 namespace bj = batchjac;
+namespace engine = batchjac::engine;
 
 namespace {
 constexpr int ns = 16, nr = 48, n = 1 + ns;
@@ -123,24 +125,35 @@ TEST_CASE("W3 kinetics matches its analytic Jacobian", "[engine][workload]") {
   }
 }
 
-TEST_CASE("kinetics: automatic runs the cheaper plan when it is planned second", "[engine][kinetics][options]") {
-  // The species rates alone: 17 inputs, 16 outputs. Automatic plans reverse
-  // first (the smaller side) and forward with what reverse costs as the
-  // bound to beat; forward's sparse form is the cheaper (it is for W3) and
-  // must still be found whole and run, bit for bit. (Also when the suite
-  // runs dense: this case is about the sparse forms.)
-  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
-  const std::int64_t b = 64;
+namespace {
+// The species rates alone (17 inputs, 16 outputs) of b examples.
+std::vector<double> rates_jacobian(std::int64_t b, bj::JacobianMode mode) {
   const bj::Tensor x = bj::constant(inputs(b, 0.01), {b, n});
-  bj::GradientTape tape({.persistent = true});
+  bj::GradientTape tape;
   tape.watch(x);
   const bj::Tensor y = bj::slice(kinetics(x), {0, 1}, {-1, ns});
-  auto with = [&](bj::JacobianMode mode) {
-    bj::JacobianOptions o;
-    o.mode = mode;
-    return tape.batch_jacobian(y, x, o)->to_vector<double>();
-  };
-  const auto fwd = with(bj::JacobianMode::forward), rev = with(bj::JacobianMode::reverse);
+  bj::JacobianOptions o;
+  o.mode = mode;
+  return tape.batch_jacobian(y, x, o)->to_vector<double>();
+}
+}  // namespace
+
+TEST_CASE("kinetics: automatic runs the cheaper plan when it is planned second", "[engine][kinetics][options]") {
+  // Automatic plans reverse first (the smaller side) and forward with what
+  // reverse costs as the bound to beat; forward's sparse form is the cheaper
+  // (it is for W3) and must still be found whole and run, bit for bit.
+  // (Also when the suite runs dense: this case is about the sparse forms.)
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  engine::clear_plan_cache();
+  const auto fwd = rates_jacobian(64, bj::JacobianMode::forward);
+  const auto rev = rates_jacobian(64, bj::JacobianMode::reverse);
   REQUIRE(fwd != rev);  // the two modes round differently, so the check below can fail
-  CHECK(with(bj::JacobianMode::automatic) == fwd);
+  CHECK(rates_jacobian(64, bj::JacobianMode::automatic) == fwd);
+  // A small call (8 x 16 x 17 entries) takes reverse without planning both;
+  // the plan kept for it is not the one for large calls.
+  CHECK(rates_jacobian(8, bj::JacobianMode::automatic) == rates_jacobian(8, bj::JacobianMode::reverse));
+  CHECK(rates_jacobian(64, bj::JacobianMode::automatic) == fwd);
+  engine::clear_plan_cache();
+  CHECK(rates_jacobian(8, bj::JacobianMode::automatic) == rates_jacobian(8, bj::JacobianMode::reverse));
+  CHECK(rates_jacobian(64, bj::JacobianMode::automatic) == fwd);
 }

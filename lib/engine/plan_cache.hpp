@@ -1,0 +1,52 @@
+// Plans kept across calls: a program recorded again (an implicit solver's
+// next step, a loop over batches) runs the plan of its first call, with no
+// linearizing, transposing or planning.
+#pragma once
+
+#include "engine/engine.hpp"
+#include "graph/program.hpp"
+
+#include <batchjac/jacobian_options.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace batchjac::engine {
+
+// Everything planning reads, so that equal keys get equal plans (and equal
+// numbers): the program's structure, shapes and dtypes, the values of its
+// shared constants, the options that shape a plan, BATCHJAC_SPARSE.
+// Per-example data (the source, per-example constants) and the batch size
+// are not in it; a plan binds them per call, except that under automatic
+// `small_call` (a call that takes a mode without planning both,
+// engine/jacobian.cpp) is.
+class PlanKey {
+ public:
+  PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call);
+  bool operator==(const PlanKey& other) const { return hash_ == other.hash_ && words_ == other.words_; }
+  std::uint64_t hash() const { return hash_; }
+  std::size_t bytes() const { return words_.size() * sizeof(std::uint64_t); }
+
+ private:
+  std::vector<std::uint64_t> words_;
+  std::uint64_t hash_ = 0;
+};
+
+// The plan kept for `key`, or null. Thread-safe.
+std::shared_ptr<const Prepared> find_plan(const PlanKey& key);
+// Keeps `plan` for `key`. The cache holds the 16 programs used last, each
+// with a key of at most 8 MiB (larger ones are not kept): its memory does
+// not grow with the batch or the number of calls. Thread-safe.
+void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan);
+
+struct PlanCacheStats {
+  std::uint64_t hits = 0, misses = 0;
+  std::size_t entries = 0;
+};
+PlanCacheStats plan_cache_stats();
+// Forgets every plan (and resets the counts).
+void clear_plan_cache();
+
+}  // namespace batchjac::engine

@@ -205,9 +205,11 @@ std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
 // Records y = f(x) once on a persistent tape, checks a Jacobian against the
 // analytic one (first call only), then times batch_jacobian_into alone,
 // writing into an output allocated once, as the analytic code does.
+// `record`: each iteration records f on a new tape first, as a solver does
+// at each step (the time includes f's eager evaluation).
 template <class T>
 void bm_batchjac(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options,
-                 Check& check) {
+                 Check& check, bool record = false) {
   try {
     bj::GradientTape tape({.persistent = true});
     const bj::Tensor x = w.source();
@@ -223,6 +225,19 @@ void bm_batchjac(benchmark::State& state, const Workload<T>& w, bj::JacobianOpti
     }
     AlignedVector<T> jac(static_cast<std::size_t>(w.batch * w.m * w.n));
     tape.batch_jacobian_into(y, x, std::span<T>(jac.data(), jac.size()), options);  // page-in
+    if (record) {
+      for (auto _ : state) {
+        bj::GradientTape step;
+        const bj::Tensor xs = w.source();
+        step.watch(xs);
+        const bj::Tensor ys = w.forward(xs);
+        step.batch_jacobian_into(ys, xs, std::span<T>(jac.data(), jac.size()), options);
+        benchmark::DoNotOptimize(jac.data());
+        benchmark::ClobberMemory();
+      }
+      set_rate(state, w.batch);
+      return;
+    }
     for (auto _ : state) {
       tape.batch_jacobian_into(y, x, std::span<T>(jac.data(), jac.size()), options);
       benchmark::DoNotOptimize(jac.data());
@@ -345,7 +360,12 @@ void register_all() {
   add_workload(make_kinetics(w3::batch), "W3 f64");
   // A call of a size an implicit solver makes per step: what planning costs
   // next to the work.
-  add_workload(make_kinetics(1024), "W3 f64 b=1024");
+  const auto kinetics_1024 = make_kinetics(1024);
+  add_workload(kinetics_1024, "W3 f64 b=1024");
+  // Recorded anew per call (the kept plan runs): what a solver's step costs.
+  add({"W3 f64 b=1024", "batchjac/record+automatic", 1, "W3 f64 b=1024"},
+      [w = kinetics_1024, options = options_for(bj::JacobianMode::automatic, 1),
+       check = std::make_shared<Check>()](benchmark::State& s) { bm_batchjac(s, *w, options, *check, true); });
 #endif
 
   for (int threads : thread_counts()) {

@@ -33,7 +33,13 @@ const KernelTable<T>& simd_kernels() {
 
 template <class T>
 const KernelTable<T>& scalar_kernels() {
-  static const KernelTable<T> table = make_table<T>("scalar");
+  static const KernelTable<T> table = [] {
+    KernelTable<T> t = make_table<T>("scalar");
+    // Eager matmuls (a layer of a batch, W3's stoichiometry) take the SIMD
+    // table's one-lane kernel: the same bits, W columns at a time.
+    if (const MatmulFn<T> wide = simd_kernels<T>().matmul_one_lane) t.matmul = wide;
+    return t;
+  }();
   return table;
 }
 

@@ -149,6 +149,9 @@ struct KernelTable {
   IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
   ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
+  // For lanes = 1 (the scalar table's matmul where set): the same bits as
+  // the scalar matmul, W columns at a time.
+  MatmulFn<T> matmul_one_lane = nullptr;
   // Runs n_ops SparseOps in order over `lanes` lanes (a multiple of width).
   void (*sparse_linear)(T* buf, const SparseOp* ops, std::int64_t n_ops, const SparseTerm<T>* terms,
                         std::int64_t lanes) = nullptr;

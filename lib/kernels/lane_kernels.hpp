@@ -466,6 +466,67 @@ void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, 
   for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l, arow, step);
 }
 
+// One lane (eager tensors, whole-tensor Jacobians), B not transposed, no
+// scale: W adjacent columns j of a row in a vector, rows four at a time,
+// each result its own k-ordered fma chain as in matmul_generic, hence the
+// same bits (an instruction set with a fused fma only). Else matmul_generic.
+template <class V>
+void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  constexpr std::int64_t RB = 4;
+  if (a.lanes != 1 || a.tb || a.a_scale.ptr || a.n < W) return matmul_generic<T>(a);
+  const std::int64_t cols = a.n / W * W;
+  for (std::int64_t d = 0; d < a.n_dir; ++d) {
+    const T* A = a.a.ptr + (a.a.varying ? d * a.a.dir_stride : 0);
+    const T* B = a.b.ptr + (a.b.varying ? d * a.b.dir_stride : 0);
+    T* out = a.out + d * a.out_dir_stride;
+    for (std::int64_t bt = 0; bt < a.batch; ++bt) {
+      const T* Ab = A + (a.a_batch ? a.a_batch[bt] : 0);
+      const T* Bb = B + (a.b_batch ? a.b_batch[bt] : 0);
+      T* o = out + bt * a.m * a.n;
+      auto a_at = [&](std::int64_t i, std::int64_t kk) { return Ab[a.ta ? kk * a.m + i : i * a.k + kk]; };
+      auto finish = [&](T* p, V acc) {
+        if (a.accumulate) acc = acc + Vec<V>::load(p);
+        Vec<V>::store(p, acc);
+      };
+      std::int64_t i = 0;
+      for (; i + RB <= a.m; i += RB)
+        for (std::int64_t j = 0; j < cols; j += W) {
+          V acc[RB];
+          for (auto& v : acc) v = V(T(0));
+          for (std::int64_t kk = 0; kk < a.k; ++kk) {
+            const V b = Vec<V>::load(Bb + kk * a.n + j);
+            for (std::int64_t r = 0; r < RB; ++r) acc[r] = xsimd::fma(V(a_at(i + r, kk)), b, acc[r]);
+          }
+          for (std::int64_t r = 0; r < RB; ++r) finish(o + (i + r) * a.n + j, acc[r]);
+        }
+      for (; i < a.m; ++i)
+        for (std::int64_t j = 0; j < cols; j += W) {
+          V acc(T(0));
+          for (std::int64_t kk = 0; kk < a.k; ++kk)
+            acc = xsimd::fma(V(a_at(i, kk)), Vec<V>::load(Bb + kk * a.n + j), acc);
+          finish(o + i * a.n + j, acc);
+        }
+      for (i = 0; i < a.m; ++i)  // the last columns, one at a time
+        for (std::int64_t j = cols; j < a.n; ++j) {
+          T acc(0);
+          for (std::int64_t kk = 0; kk < a.k; ++kk) acc = xsimd::fma(a_at(i, kk), Bb[kk * a.n + j], acc);
+          if (a.accumulate) acc = acc + o[i * a.n + j];
+          o[i * a.n + j] = acc;
+        }
+    }
+  }
+}
+
+// Whether xsimd's fma on V rounds once (sse4.2 computes x * y + z).
+template <class V>
+constexpr bool kFusedFma = false;
+template <class T>
+constexpr bool kFusedFma<xsimd::batch<T, xsimd::fma3<xsimd::avx2>>> = true;
+template <class T>
+constexpr bool kFusedFma<xsimd::batch<T, xsimd::avx512f>> = true;
+
 template <class V>
 void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a);
 
@@ -876,6 +937,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.scatter_reduce = &scatter_reduce<V>;
   t.scan = &scan<V>;
   t.matmul = &matmul<V>;
+  if constexpr (kFusedFma<V>) t.matmul_one_lane = &matmul_one_lane<V>;
   t.sparse_linear = &sparse_linear<V>;
   t.stream_copy = &stream_copy<V>;
   t.lanes_to_rows = &lanes_to_rows<V>;

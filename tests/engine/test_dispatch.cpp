@@ -4,8 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 namespace k = batchjac::kernels;
 
@@ -32,4 +34,63 @@ TEST_CASE("kernel dispatch honours BATCHJAC_ARCH", "[engine][dispatch]") {
   CHECK(k::simd_kernels<double>().width == bytes_of(want) / 8);
   CHECK(k::simd_kernels<float>().width == bytes_of(want) / 4);
   CHECK(k::scalar_kernels<double>().width == 1);
+}
+
+namespace {
+// The scalar table's matmul (eager tensors, one lane) against the contract
+// written out: each result the k-ordered chain of fused multiply-adds.
+template <class T>
+void check_one_lane_matmul() {
+  const k::KernelTable<T>& table = k::scalar_kernels<T>();
+  struct Shape {
+    std::int64_t batch, m, n, k;
+    bool ta, accumulate;
+  };
+  for (const Shape& s : {Shape{1, 7, 16, 48, false, false}, Shape{2, 5, 19, 3, true, false},
+                         Shape{3, 1, 33, 1, false, true}, Shape{1, 9, 3, 5, false, false},
+                         Shape{2, 4, 8, 17, true, true}}) {
+    for (const std::int64_t n_dir : {1, 2}) {
+      INFO("batch " << s.batch << " m " << s.m << " n " << s.n << " k " << s.k << " ta " << s.ta
+                    << " accumulate " << s.accumulate << " directions " << n_dir);
+      const std::int64_t a_size = s.batch * s.m * s.k, b_size = s.k * s.n, out_size = s.batch * s.m * s.n;
+      std::vector<T> a(static_cast<std::size_t>(n_dir * a_size)), b(static_cast<std::size_t>(b_size));
+      for (std::size_t i = 0; i < a.size(); ++i) a[i] = T(std::sin(1.3 * double(i) + 0.2));
+      for (std::size_t i = 0; i < b.size(); ++i) b[i] = T(std::cos(0.7 * double(i)) / 3);
+      std::vector<std::int64_t> a_batch;
+      for (std::int64_t bt = 0; bt < s.batch; ++bt) a_batch.push_back(bt * s.m * s.k);
+      std::vector<T> got(static_cast<std::size_t>(n_dir * out_size)), want(got.size());
+      for (std::size_t i = 0; i < got.size(); ++i) got[i] = want[i] = T(0.25 * double(i % 7));
+      k::MatmulArgs<T> args;
+      args.out = got.data();
+      args.out_dir_stride = out_size;
+      args.a = {a.data(), nullptr, a_size, true};
+      args.b = {b.data(), nullptr, 0, false};  // shared by every batch entry and direction
+      args.a_batch = a_batch.data();
+      args.batch = s.batch, args.m = s.m, args.n = s.n, args.k = s.k;
+      args.ta = s.ta, args.accumulate = s.accumulate, args.n_dir = n_dir;
+      table.matmul(args);
+      for (std::int64_t d = 0; d < n_dir; ++d)
+        for (std::int64_t bt = 0; bt < s.batch; ++bt)
+          for (std::int64_t i = 0; i < s.m; ++i)
+            for (std::int64_t j = 0; j < s.n; ++j) {
+              T acc = 0;
+              for (std::int64_t kk = 0; kk < s.k; ++kk) {
+                const T av = a[static_cast<std::size_t>(d * a_size + bt * s.m * s.k +
+                                                        (s.ta ? kk * s.m + i : i * s.k + kk))];
+                acc = std::fma(av, b[static_cast<std::size_t>(kk * s.n + j)], acc);
+              }
+              T& w = want[static_cast<std::size_t>(d * out_size + (bt * s.m + i) * s.n + j)];
+              w = s.accumulate ? acc + w : acc;
+            }
+      CHECK(got == want);
+    }
+  }
+}
+}  // namespace
+
+TEST_CASE("eager matmul: the k-ordered fma chain of each result, W columns at a time", "[engine][dispatch]") {
+  // Set where the table's fma is fused (avx2, avx512), not under sse4.2.
+  CHECK((k::simd_kernels<double>().matmul_one_lane != nullptr) == (expected_arch() != "sse42"));
+  check_one_lane_matmul<double>();
+  check_one_lane_matmul<float>();
 }

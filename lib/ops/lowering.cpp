@@ -40,14 +40,19 @@ std::vector<std::int64_t> broadcast_map(const Shape& from, const Shape& to) {
     if (from[i - off] != 1) stride[i] = from_strides[i - off];
   const std::int64_t n = to.num_elements();
   std::vector<std::int64_t> map(static_cast<std::size_t>(n));
-  std::vector<std::int64_t> idx(r, 0);
-  std::int64_t src = 0;
-  for (std::int64_t e = 0; e < n; ++e) {
-    map[e] = src;
-    for (std::size_t i = r; i-- > 0;) {  // odometer increment
-      src += stride[i];
+  if (n == 0) return map;
+  if (r == 0) return {0};
+  // Rows along the last axis: an odometer over the others gives the base.
+  const std::int64_t row = to[r - 1], step = stride[r - 1];
+  std::vector<std::int64_t> idx(r - 1, 0);
+  std::int64_t base = 0;
+  for (std::int64_t e0 = 0; e0 < n; e0 += row) {
+    std::int64_t* dst = map.data() + e0;
+    for (std::int64_t j = 0; j < row; ++j) dst[j] = base + j * step;
+    for (std::size_t i = r - 1; i-- > 0;) {  // odometer increment
+      base += stride[i];
       if (++idx[i] < to[i]) break;
-      src -= stride[i] * to[i];
+      base -= stride[i] * to[i];
       idx[i] = 0;
     }
   }

@@ -179,27 +179,41 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
   if (!with_map) return m;
   const std::int64_t total = m.out.num_elements();
   m.map.resize(static_cast<std::size_t>(total));
+  if (total == 0) return m;
+  // Per axis i and output index j: what j adds to the source offset (-1:
+  // padding). An element's source is the sum over its axes.
   const auto in_strides = strides_of(in);
-  std::vector<std::int64_t> idx(r, 0);
-  for (std::int64_t e = 0; e < total; ++e) {
-    std::int64_t src = 0;
-    for (std::size_t i = 0; i < r && src >= 0; ++i) {
-      std::int64_t j = idx[i];
+  std::vector<std::vector<std::int64_t>> add(r);
+  for (std::size_t i = 0; i < r; ++i) {
+    add[i].resize(static_cast<std::size_t>(out[i]));
+    for (std::int64_t j0 = 0; j0 < out[i]; ++j0) {
+      std::int64_t j = j0, stride = in_strides[i];
       switch (a.op) {
-        case kTranspose: src += idx[i] * in_strides[v[i]]; continue;
+        case kTranspose: stride = in_strides[v[i]]; break;
         case kSlice: j += v[i]; break;
-        case kGather: if (static_cast<std::int64_t>(i) == a.arg) j = v[idx[i]]; break;
+        case kGather: if (static_cast<std::int64_t>(i) == a.arg) j = v[j0]; break;
         case kRoll: j = ((j - v[i]) % in[i] + in[i]) % in[i]; break;
         case kTile: j = j % in[i]; break;
-        case kPad:
-          j -= v[2 * i];
-          if (j < 0 || j >= in[i]) src = -1;
-          break;
+        case kPad: j -= v[2 * i]; break;
       }
-      if (src >= 0) src += j * in_strides[i];
+      add[i][j0] = (j < 0 || (a.op == kPad && j >= in[i])) ? -1 : j * stride;
     }
-    m.map[e] = src;
-    for (std::size_t i = r; i-- > 0;) {  // odometer increment
+  }
+  if (r == 0) {
+    m.map[0] = 0;
+    return m;
+  }
+  // Rows along the last axis: an odometer over the others gives the base.
+  const std::int64_t row = out[r - 1];
+  const std::vector<std::int64_t>& last = add[r - 1];
+  std::vector<std::int64_t> idx(r - 1, 0);
+  for (std::int64_t e0 = 0; e0 < total; e0 += row) {
+    std::int64_t base = 0;
+    for (std::size_t i = 0; i + 1 < r && base >= 0; ++i)
+      base = add[i][idx[i]] < 0 ? -1 : base + add[i][idx[i]];
+    std::int64_t* dst = m.map.data() + e0;
+    for (std::int64_t j = 0; j < row; ++j) dst[j] = base < 0 || last[j] < 0 ? -1 : base + last[j];
+    for (std::size_t i = r - 1; i-- > 0;) {  // odometer increment
       if (++idx[i] < out[i]) break;
       idx[i] = 0;
     }

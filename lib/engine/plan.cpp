@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <optional>
 
 namespace batchjac::engine {
@@ -570,6 +571,11 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
       std::fprintf(stderr, "  ops by terms 0..5+: %lld %lld %lld %lld %lld %lld; coef terms %lld, unit scale %lld, from ones %lld\n",
                    (long long)hist[0], (long long)hist[1], (long long)hist[2], (long long)hist[3],
                    (long long)hist[4], (long long)hist[5], (long long)coef, (long long)unit, (long long)ones);
+      std::map<std::array<int, 3>, int> shapes;  // ops per (triple, coef, plain) term counts
+      for (const auto& op : p.sparse_ops) ++shapes[{op.n_triple, op.n_coef, op.n_plain}];
+      std::fprintf(stderr, "  ops by shape (triple, coef, plain):");
+      for (const auto& [shape, count] : shapes) std::fprintf(stderr, " (%d,%d,%d) %d", shape[0], shape[1], shape[2], count);
+      std::fprintf(stderr, "\n");
     }
     dump("primal", p.primal_steps);
     dump("invariant", p.invariant_steps);

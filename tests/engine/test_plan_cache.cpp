@@ -176,3 +176,26 @@ TEST_CASE("threads calling at once share kept plans", "[engine][cache]") {
   CHECK(s.hits + s.misses == std::uint64_t{kThreads * kCalls});
   CHECK(s.misses <= std::uint64_t{kThreads});
 }
+
+TEST_CASE("jacobian and gradient keep plans too", "[engine][cache]") {
+  // Whole-tensor programs (one lane): y = tanh(x W) of x [3, 5].
+  auto call = [](double phase, bool gradient) {
+    const bj::Tensor x = bj::constant(wave(3 * kIn, phase), {3, kIn});
+    const bj::Tensor w = bj::constant(wave(kIn * kOut, 1.0), {kIn, kOut});
+    bj::GradientTape tape;
+    tape.watch(x);
+    const bj::Tensor y = bj::tanh(bj::matmul(x, w));
+    return gradient ? *tape.gradient(y, x) : *tape.jacobian(y, x);
+  };
+  for (bool gradient : {false, true}) {
+    INFO((gradient ? "gradient" : "jacobian"));
+    engine::clear_plan_cache();
+    call(0.0, gradient);
+    const bj::Tensor kept = call(0.7, gradient);
+    CHECK(engine::plan_cache_stats().hits == 1);
+    CHECK(engine::plan_cache_stats().misses == 1);
+    engine::clear_plan_cache();
+    CHECK(check::same_bits(kept, call(0.7, gradient)));
+    CHECK_FALSE(check::same_bits(kept, call(0.0, gradient)));
+  }
+}

@@ -340,18 +340,26 @@ void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_
     T* b = buf + l;
     for (const SparseOp* op = ops; op != ops + n_ops;) {
       const SparseOp* end = op + op->run;
-      const bool small = op->n_triple < 8 && op->n_coef < 8 && op->n_plain < 8;
-      switch (small ? (op->n_triple * 8 + op->n_coef) * 8 + op->n_plain : -1) {
-        case 0 * 8 + 1: t = sparse_run<V, 0, 0, 1>(b, op, end, t); break;
-        case 0 * 8 + 2: t = sparse_run<V, 0, 0, 2>(b, op, end, t); break;
-        case 0 * 8 + 3: t = sparse_run<V, 0, 0, 3>(b, op, end, t); break;
-        case 1 * 8 + 0: t = sparse_run<V, 0, 1, 0>(b, op, end, t); break;
-        case 1 * 8 + 1: t = sparse_run<V, 0, 1, 1>(b, op, end, t); break;
-        case 1 * 8 + 2: t = sparse_run<V, 0, 1, 2>(b, op, end, t); break;
-        case 2 * 8 + 0: t = sparse_run<V, 0, 2, 0>(b, op, end, t); break;
-        case 2 * 8 + 1: t = sparse_run<V, 0, 2, 1>(b, op, end, t); break;
-        case (1 * 8 + 0) * 8 + 0: t = sparse_run<V, 1, 0, 0>(b, op, end, t); break;
-        case (2 * 8 + 0) * 8 + 0: t = sparse_run<V, 2, 0, 0>(b, op, end, t); break;
+      const bool small = op->n_triple < 16 && op->n_coef < 16 && op->n_plain < 16;
+      switch (small ? (op->n_triple * 16 + op->n_coef) * 16 + op->n_plain : -1) {
+        case 0 * 16 + 1: t = sparse_run<V, 0, 0, 1>(b, op, end, t); break;
+        case 0 * 16 + 2: t = sparse_run<V, 0, 0, 2>(b, op, end, t); break;
+        case 0 * 16 + 3: t = sparse_run<V, 0, 0, 3>(b, op, end, t); break;
+        case 0 * 16 + 6: t = sparse_run<V, 0, 0, 6>(b, op, end, t); break;
+        case 0 * 16 + 8: t = sparse_run<V, 0, 0, 8>(b, op, end, t); break;
+        case 0 * 16 + 9: t = sparse_run<V, 0, 0, 9>(b, op, end, t); break;
+        case 0 * 16 + 12: t = sparse_run<V, 0, 0, 12>(b, op, end, t); break;
+        case 1 * 16 + 0: t = sparse_run<V, 0, 1, 0>(b, op, end, t); break;
+        case 1 * 16 + 1: t = sparse_run<V, 0, 1, 1>(b, op, end, t); break;
+        case 1 * 16 + 2: t = sparse_run<V, 0, 1, 2>(b, op, end, t); break;
+        case 2 * 16 + 0: t = sparse_run<V, 0, 2, 0>(b, op, end, t); break;
+        case 2 * 16 + 1: t = sparse_run<V, 0, 2, 1>(b, op, end, t); break;
+        case 3 * 16 + 0: t = sparse_run<V, 0, 3, 0>(b, op, end, t); break;
+        case 3 * 16 + 3: t = sparse_run<V, 0, 3, 3>(b, op, end, t); break;
+        case 6 * 16 + 0: t = sparse_run<V, 0, 6, 0>(b, op, end, t); break;
+        case 6 * 16 + 6: t = sparse_run<V, 0, 6, 6>(b, op, end, t); break;
+        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, 1, 0, 0>(b, op, end, t); break;
+        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, 2, 0, 0>(b, op, end, t); break;
         default: t = sparse_run<V, -1, -1, -1>(b, op, end, t); break;
       }
       op = end;

@@ -83,6 +83,11 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
                   static_cast<std::size_t>(c.shape().num_elements()) * dtype_size(c.dtype()));
     }
   }
+  // Every field of Attrs below. (On x86-64 this fails when a field is
+  // added: serialise it too, then update the size.)
+#if defined(__x86_64__)
+  static_assert(sizeof(ops::Attrs) == 104, "serialise the new Attrs field into the key");
+#endif
   w.put(static_cast<std::int64_t>(program.nodes.size()));
   for (const ops::Node& n : program.nodes) {
     const ops::Attrs& a = n.attrs;

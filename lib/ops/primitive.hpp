@@ -56,6 +56,8 @@ enum IndexMapKind : int {
   kPad,        // axes = {before_0, after_0, before_1, ...}
 };
 
+// Every field is part of a kept plan's key (engine/plan_cache.cpp): a new
+// field must be added there too.
 struct Attrs {
   int op = 0;                      // elementwise: index in its math list
   int arg = 0;                     // binary_partial: which input

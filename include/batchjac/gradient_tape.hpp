@@ -67,9 +67,10 @@ class GradientTape {
   // Plans are kept across calls: a program recorded again (the same ops,
   // shapes, dtypes, shared constants and options; any source values,
   // per-example constants and batch size) skips differentiating and
-  // planning, with the same numbers as a first call. The last 16 such
-  // programs are kept, with their shared constants; a program whose shared
-  // constants exceed about 8 MiB is not. Thread-safe.
+  // planning, with the same numbers as a first call. The programs used
+  // last are kept with their shared constants, at most 16 and about 32 MiB
+  // of constants; a program whose shared constants exceed about 4 MiB is
+  // not kept. Thread-safe.
   // ValueError: rank < 2, first dimensions differ, a boolean target or
   // source, parallel_iterations < 1, max_threads < 1.
   // RuntimeError: a non-persistent tape that already answered.

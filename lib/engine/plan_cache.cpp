@@ -15,7 +15,8 @@ namespace batchjac::engine {
 namespace {
 
 constexpr std::size_t kMaxEntries = 16;
-constexpr std::size_t kMaxKeyBytes = std::size_t{8} << 20;
+constexpr std::size_t kMaxKeyBytes = std::size_t{4} << 20;     // one program's
+constexpr std::size_t kMaxTotalBytes = std::size_t{32} << 20;  // all programs' keys
 
 struct Writer {
   std::vector<std::uint64_t>& words;
@@ -47,6 +48,7 @@ struct Entry {
 struct Cache {
   std::mutex mutex;
   std::list<Entry> entries;  // most recently used first
+  std::size_t bytes = 0;     // of their keys
   PlanCacheStats stats;
 };
 
@@ -132,8 +134,12 @@ void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan) {
       c.entries.splice(c.entries.begin(), c.entries, it);
       return;
     }
+  c.bytes += key.bytes();
   c.entries.push_front({std::move(key), std::move(plan)});
-  if (c.entries.size() > kMaxEntries) c.entries.pop_back();
+  while (c.entries.size() > kMaxEntries || c.bytes > kMaxTotalBytes) {
+    c.bytes -= c.entries.back().key.bytes();
+    c.entries.pop_back();
+  }
 }
 
 PlanCacheStats plan_cache_stats() {
@@ -149,6 +155,7 @@ void clear_plan_cache() {
   std::list<Entry> gone;  // plans are freed outside the lock
   std::lock_guard<std::mutex> lock(c.mutex);
   gone.swap(c.entries);
+  c.bytes = 0;
   c.stats = {};
 }
 

@@ -36,9 +36,10 @@ class PlanKey {
 
 // The plan kept for `key`, or null. Thread-safe.
 std::shared_ptr<const Prepared> find_plan(const PlanKey& key);
-// Keeps `plan` for `key`. The cache holds the 16 programs used last, each
-// with a key of at most 8 MiB (larger ones are not kept): its memory does
-// not grow with the batch or the number of calls. Thread-safe.
+// Keeps `plan` for `key`. The cache holds the programs used last, at most
+// 16 and 32 MiB of keys (mostly shared constants), each key at most 4 MiB
+// (larger ones are not kept): its memory does not grow with the batch or
+// the number of calls. Thread-safe.
 void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan);
 
 struct PlanCacheStats {

@@ -199,3 +199,24 @@ TEST_CASE("jacobian and gradient keep plans too", "[engine][cache]") {
     CHECK_FALSE(check::same_bits(kept, call(0.0, gradient)));
   }
 }
+
+TEST_CASE("the cache bounds the shared constants it keeps", "[engine][cache]") {
+  // y = x W, x [1, 2], W [2, n] shared: a key of about 16 n bytes.
+  auto call = [](std::int64_t n, double phase) {
+    const bj::Tensor x = bj::constant(wave(2, 0.0), {1, 2});
+    bj::GradientTape tape;
+    tape.watch(x);
+    return *tape.batch_jacobian(bj::matmul(x, bj::constant(wave(2 * n, phase), {2, n})), x);
+  };
+  engine::clear_plan_cache();
+  call(300'000, 0.0);  // 4.8 MB of constants: planned per call, not kept
+  call(300'000, 0.0);
+  CHECK(engine::plan_cache_stats().misses == 2);
+  CHECK(engine::plan_cache_stats().entries == 0);
+  for (int i = 0; i < 9; ++i) call(250'000, 0.1 * i);  // 4.0 MB each; 32 MiB in all fit 8
+  CHECK(engine::plan_cache_stats().entries == 8);
+  call(250'000, 0.8);  // the last one is kept
+  CHECK(engine::plan_cache_stats().misses == 11);
+  call(250'000, 0.0);  // the first one was dropped
+  CHECK(engine::plan_cache_stats().misses == 12);
+}

@@ -16,6 +16,7 @@
 
 namespace bj = batchjac;
 namespace engine = batchjac::engine;
+using check::with_mode;
 
 namespace {
 
@@ -46,12 +47,6 @@ bj::Tensor planned_afresh(std::int64_t b, double phase, const bj::JacobianOption
                           double w_phase = 0.0) {
   engine::clear_plan_cache();
   return recorded(b, phase, options, w_phase);
-}
-
-bj::JacobianOptions with_mode(bj::JacobianMode mode) {
-  bj::JacobianOptions o;
-  o.mode = mode;
-  return o;
 }
 
 }  // namespace

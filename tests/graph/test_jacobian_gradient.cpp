@@ -14,11 +14,7 @@ namespace bj = batchjac;
 namespace {
 const bj::JacobianMode kModes[] = {bj::JacobianMode::forward, bj::JacobianMode::reverse,
                                    bj::JacobianMode::automatic};
-bj::JacobianOptions with_mode(bj::JacobianMode m) {
-  bj::JacobianOptions o;
-  o.mode = m;
-  return o;
-}
+using check::with_mode;
 }  // namespace
 
 TEST_CASE("jacobian: x * x is diagonal 2x over every pair of indices", "[graph][jacobian]") {

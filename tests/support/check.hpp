@@ -108,6 +108,13 @@ std::vector<double> central_differences(
 // Same shape, dtype and bytes.
 bool same_bits(const bj::Tensor& a, const bj::Tensor& b);
 
+// Default options but the mode.
+inline bj::JacobianOptions with_mode(bj::JacobianMode mode) {
+  bj::JacobianOptions o;
+  o.mode = mode;
+  return o;
+}
+
 // One CHECK: |got - want| <= rtol * |want| + atol everywhere (NaN equals
 // only NaN); on failure reports the count and the worst element.
 void check_close(std::span<const double> got, std::span<const double> want, double rtol,

@@ -474,6 +474,16 @@ void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, 
   for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l, arow, step);
 }
 
+// A multiply-add rounded once. xsimd 8 computes x * y + z for avx512f
+// batches (fused only where the compiler contracts it, not in every build);
+// the intrinsics make it explicit.
+template <class V>
+inline V fused_fma(V x, V y, V z) {
+  if constexpr (std::is_same_v<V, xsimd::batch<double, xsimd::avx512f>>) return _mm512_fmadd_pd(x, y, z);
+  else if constexpr (std::is_same_v<V, xsimd::batch<float, xsimd::avx512f>>) return _mm512_fmadd_ps(x, y, z);
+  else return xsimd::fma(x, y, z);
+}
+
 // One lane (eager tensors, whole-tensor Jacobians), B not transposed, no
 // scale: W adjacent columns j of a row in a vector, rows four at a time,
 // each result its own k-ordered fma chain as in matmul_generic, hence the
@@ -505,7 +515,7 @@ void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
           for (auto& v : acc) v = V(T(0));
           for (std::int64_t kk = 0; kk < a.k; ++kk) {
             const V b = Vec<V>::load(Bb + kk * a.n + j);
-            for (std::int64_t r = 0; r < RB; ++r) acc[r] = xsimd::fma(V(a_at(i + r, kk)), b, acc[r]);
+            for (std::int64_t r = 0; r < RB; ++r) acc[r] = fused_fma(V(a_at(i + r, kk)), b, acc[r]);
           }
           for (std::int64_t r = 0; r < RB; ++r) finish(o + (i + r) * a.n + j, acc[r]);
         }
@@ -513,7 +523,7 @@ void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
         for (std::int64_t j = 0; j < cols; j += W) {
           V acc(T(0));
           for (std::int64_t kk = 0; kk < a.k; ++kk)
-            acc = xsimd::fma(V(a_at(i, kk)), Vec<V>::load(Bb + kk * a.n + j), acc);
+            acc = fused_fma(V(a_at(i, kk)), Vec<V>::load(Bb + kk * a.n + j), acc);
           finish(o + i * a.n + j, acc);
         }
       for (i = 0; i < a.m; ++i)  // the last columns, one at a time
@@ -527,7 +537,7 @@ void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
   }
 }
 
-// Whether xsimd's fma on V rounds once (sse4.2 computes x * y + z).
+// Whether fused_fma on V rounds once (sse4.2 has no fma instruction).
 template <class V>
 constexpr bool kFusedFma = false;
 template <class T>

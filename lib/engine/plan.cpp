@@ -513,11 +513,14 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   // chunk copies lane 0 of it to a value of its own, [element][direction].
   for (std::size_t i = 0; i < p.linear_steps.size(); ++i) {
     ops::Step<T>& st = p.linear_steps[i];
-    // Its tiles span a vector of directions (forward) or columns (reverse):
-    // with fewer, the packed kernel does better.
-    const std::int64_t tile_axis = mode == JacobianMode::forward ? dirs : st.mm.n;
+    // Its tiles span a vector of directions (forward) or columns (reverse).
+    // Reverse mode keeps the packed kernel for fewer columns than a vector
+    // (both round (scale * a) * b alike). Forward mode takes this kernel
+    // whatever the chunk of directions: its products round as (scale * b) * a,
+    // so choosing by the chunk would make parallel_iterations change the bits.
     if (st.kind != ops::Step<T>::Kind::matmul || st.n_in != 3 || !invariant[st.in[0]] ||
-        st.mm.batch != 1 || st.mm.a_batch || st.mm.b_batch || tile_axis < p.table->width)
+        st.mm.batch != 1 || st.mm.a_batch || st.mm.b_batch ||
+        (mode == JacobianMode::reverse && st.mm.n < p.table->width))
       continue;
     const std::int64_t elems = infos[st.in[0]].shape.num_elements();
     const int v = static_cast<int>(p.offset.size());

@@ -30,6 +30,18 @@ bj::Tensor program(const bj::Tensor& x) {
   return bj::matmul(a, w2, false, true) * pe + bj::sin(bj::reduce_sum(x * x, {1}, true));
 }
 
+// A tanh MLP whose layers are wider than a vector: in forward mode its
+// second matmul reads the hoisted W1 columns shared by all lanes, whatever
+// the chunk of directions. [b, 16] -> [b, 12].
+bj::Tensor wide_mlp(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  std::mt19937_64 rng(7);
+  const bj::Tensor w1 = check::random_tensor(rng, {32, 16}, -0.5, 0.5, t);
+  const bj::Tensor c1 = check::random_tensor(rng, {32}, -0.5, 0.5, t);
+  const bj::Tensor w2 = check::random_tensor(rng, {12, 32}, -0.5, 0.5, t);
+  return bj::matmul(bj::tanh(bj::matmul(x, w1, false, true) + c1), w2, false, true);
+}
+
 std::string describe(const bj::JacobianOptions& o) {
   std::ostringstream os;
   os << "mode " << static_cast<int>(o.mode) << ", pfor " << o.experimental_use_pfor
@@ -55,12 +67,13 @@ std::vector<bj::JacobianOptions> every_combination(bj::JacobianMode mode) {
   return all;
 }
 
-void check_all_options_bitwise(bj::DType dtype, std::int64_t b) {
+void check_all_options_bitwise(bj::DType dtype, std::int64_t b,
+                               bj::Tensor (*f)(const bj::Tensor&) = program, std::int64_t n = 6) {
   std::mt19937_64 rng(static_cast<std::uint64_t>(b) + 1000);
-  const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1, 1, dtype);
+  const bj::Tensor x = check::random_tensor(rng, {b, n}, -1, 1, dtype);
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});
   tape.watch(x);
-  const bj::Tensor y = program(x);
+  const bj::Tensor y = f(x);
   std::optional<bj::Tensor> reference[2];
   for (int m = 0; m < 2; ++m) {
     const auto mode = m == 0 ? bj::JacobianMode::forward : bj::JacobianMode::reverse;
@@ -96,6 +109,14 @@ TEST_CASE("every option combination gives bitwise identical Jacobians per mode",
 
 TEST_CASE("every option combination gives bitwise identical Jacobians per mode, float32", "[engine][options]") {
   for (std::int64_t b : {1, 15, 16, 17, 100}) check_all_options_bitwise(bj::float32, b);
+}
+
+TEST_CASE("every option combination gives bitwise identical Jacobians per mode, wide MLP",
+          "[engine][options]") {
+  for (std::int64_t b : {1, 10, 17}) {
+    check_all_options_bitwise(bj::float64, b, wide_mlp, 16);
+    check_all_options_bitwise(bj::float32, b, wide_mlp, 16);
+  }
 }
 
 TEST_CASE("a large threaded batch equals the one-thread run bitwise", "[engine][options]") {

@@ -103,6 +103,14 @@ void load_lanes(const kernels::KernelTable<T>& table, const Load& l, const void*
   }
 }
 
+// Whether any of n values is NaN.
+template <class T>
+bool has_nan(const T* v, std::int64_t n) {
+  bool nan = false;
+  for (std::int64_t i = 0; i < n; ++i) nan |= v[i] != v[i];
+  return nan;
+}
+
 // Which chunk of which call a thread's block buffer holds the seed and
 // hoisted values of.
 struct ChunkHeld {
@@ -162,6 +170,10 @@ struct Runner {
         ops::execute<T>(p.primal_steps, bind);
         p.table->sparse_linear(buf, p.sparse_ops.data(), static_cast<std::int64_t>(p.sparse_ops.size()),
                                p.sparse_terms.data(), L);
+        if (has_nan(buf + p.sparse_out, per_example * L))  // again, with strong zeros
+          p.table->sparse_linear_strong(buf, p.sparse_ops.data(),
+                                        static_cast<std::int64_t>(p.sparse_ops.size()),
+                                        p.sparse_terms.data(), L);
         // The block holds whole rows of every example, as a reverse pass over all rows does.
         store(buf + p.sparse_out, first, std::min(L, batch - first), 0, per_example / n_src, staging,
               false, n_src);
@@ -179,7 +191,7 @@ struct Runner {
     // of a call, the thread may have run tasks of other calls.)
     const ChunkHeld chunk{call, dir0, dir1 - dir0, buf};
     if (one_chunk && !(held == chunk)) {
-      start_chunk(ptr, bind, dir0, dir1 - dir0);
+      start_chunk(ptr, bind, dir0, dir1 - dir0, false);
       held = chunk;
     } else if (!one_chunk) {
       held = {};  // every block reseeds below
@@ -191,10 +203,19 @@ struct Runner {
       ops::execute<T>(p.primal_steps, bind);
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
-        if (!one_chunk) start_chunk(ptr, bind, d0, nd);
-        if (!run_linear(bind, first, valid, d0, nd))
+        if (!one_chunk) start_chunk(ptr, bind, d0, nd, false);
+        int nan = 0;
+        bool direct = run_linear(bind, first, valid, d0, nd, false, &nan);
+        if (!direct) nan = has_nan(ptr[p.answer], nd * p.answer_elems * L);
+        if (nan) {  // again, with strong zeros, the hoisted steps too
+          start_chunk(ptr, bind, d0, nd, true);
+          direct = run_linear(bind, first, valid, d0, nd, true, nullptr);
+        }
+        if (!direct)
           store(ptr[p.answer], first, valid, d0, nd, staging, p.mode == JacobianMode::forward,
                 p.answer_elems);
+        // The next blocks of this chunk reuse the plain hoisted values.
+        if (nan && one_chunk) start_chunk(ptr, bind, d0, nd, false);
       }
     }
     if (stream) kernels::stream_fence();
@@ -206,15 +227,15 @@ struct Runner {
   }
 
   // Seeds directions d0 .. d0+nd (one-hot, the same in every lane) and runs
-  // the steps that depend on nothing else.
+  // the steps that depend on nothing else (with strong zeros if `strong`).
   void start_chunk(const std::vector<T*>& ptr, ops::Binding<T>& bind, std::int64_t d0,
-                   std::int64_t nd) const {
+                   std::int64_t nd, bool strong) const {
     const std::int64_t L = p.lanes, seed_elems = p.n_dirs;
     T* seed = ptr[p.seed];
     std::memset(seed, 0, sizeof(T) * nd * seed_elems * L);
     for (std::int64_t k = 0; k < nd; ++k) std::fill_n(seed + (k * seed_elems + d0 + k) * L, L, T(1));
     bind.n_dir = nd;
-    ops::execute<T>(p.invariant_steps, bind);
+    ops::execute<T>(strong ? p.strong_invariant_steps : p.invariant_steps, bind);
     bind.n_dir = 1;
     for (const auto& c : p.lane_shared) {
       const T* src = ptr[c.from];
@@ -235,13 +256,14 @@ struct Runner {
            n_src % W == 0 && axis % W == 0;
   }
 
-  // Runs the linear steps of one chunk. When the last one can write the
-  // answer straight to the Jacobian rows, whole vector-aligned rows and a
-  // full block, it does, and returns true: nothing is left to store.
+  // Runs the linear steps of one chunk (with strong zeros if `strong`). When
+  // the last one can write the answer straight to the Jacobian rows, whole
+  // vector-aligned rows and a full block, it does, sets *nan if it wrote a
+  // NaN, and returns true: nothing is left to store.
   bool run_linear(ops::Binding<T>& bind, std::int64_t first, std::int64_t valid, std::int64_t d0,
-                  std::int64_t nd) const {
+                  std::int64_t nd, bool strong, int* nan) const {
     bind.n_dir = nd;
-    const std::span<const ops::Step<T>> steps(p.linear_steps);
+    const std::span<const ops::Step<T>> steps(strong ? p.strong_linear_steps : p.linear_steps);
     bool direct = false;
     ops::Step<T> last;
     if constexpr (std::is_same_v<T, O>) {
@@ -258,6 +280,7 @@ struct Runner {
           last.mm.rows_dir_step = fwd ? 1 : n_src;
           last.mm.rows_elem_step = fwd ? n_src : 1;
           last.mm.rows_stream = stream;
+          last.mm.rows_nan = nan;
         }
       }
     }

@@ -343,6 +343,25 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
   p.primal_steps = std::move(kept);
 }
 
+// The last pass: copies of the linear steps whose products of a linear value
+// and a coefficient take strong zeros (0 where either factor is 0), for the
+// chunks whose answer has a NaN. Other steps (sums, index maps, selects)
+// multiply nothing and stay as they are.
+template <class T>
+std::vector<ops::Step<T>> bind_strong_zeros(std::vector<ops::Step<T>> steps,
+                                            const kernels::KernelTable<T>& t) {
+  namespace m = ops::math;
+  for (auto& s : steps) {
+    if (s.kind == ops::Step<T>::Kind::matmul && s.mm_fn == t.matmul) s.mm_fn = t.matmul_strong;
+    if (s.kind != ops::Step<T>::Kind::elementwise) continue;
+    if (s.ew_fn == t.binary[m::kMultiply]) s.ew_fn = t.strong_multiply;
+    else if (s.ew_fn == t.binary[m::kDivide]) s.ew_fn = t.strong_divide;
+    else if (s.ew_fn == t.ternary[m::kAxpy]) s.ew_fn = t.strong_axpy;
+    else if (s.ew_fn == t.quaternary[m::kLincomb]) s.ew_fn = t.strong_lincomb;
+  }
+  return steps;
+}
+
 template <class T>
 std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
                                  JacobianMode mode, const JacobianOptions& options,
@@ -550,6 +569,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     if (i + 1 == p.linear_steps.size() && st.out == p.answer) p.answer_to_rows = true;
   }
   p.buffer_size = at;
+  p.strong_invariant_steps = bind_strong_zeros(p.invariant_steps, *p.table);
+  p.strong_linear_steps = bind_strong_zeros(p.linear_steps, *p.table);
   if (std::getenv("BATCHJAC_DEBUG_PLAN")) {  // development aid: the plan's shape
     auto dump = [&](const char* what, const std::vector<ops::Step<T>>& steps) {
       std::fprintf(stderr, "%s: %zu steps\n", what, steps.size());

@@ -33,6 +33,12 @@ struct Plan {
   // numbers for every example: they run once per direction chunk, not per block.
   std::vector<ops::Step<T>> invariant_steps;
   std::vector<ops::Step<T>> linear_steps;
+  // The same steps with strong zeros (bind_strong_zeros): a chunk whose
+  // answer has a NaN runs again with these. Their products round as the
+  // plain ones wherever no factor is zero, so only entries that met
+  // 0 * inf or 0 * NaN change.
+  std::vector<ops::Step<T>> strong_invariant_steps;
+  std::vector<ops::Step<T>> strong_linear_steps;
   ops::MapStore maps;
   std::vector<Load> loads;
   std::vector<Tensor> converted;    // shared constants converted to T

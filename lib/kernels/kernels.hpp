@@ -98,6 +98,7 @@ struct MatmulArgs {
   T* rows = nullptr;
   std::int64_t rows_lane_stride = 0, rows_dir_step = 0, rows_elem_step = 0;
   bool rows_stream = false;  // non-temporal stores (rows vector-aligned)
+  int* rows_nan = nullptr;   // if set, becomes 1 when a result sent to rows is NaN
 };
 
 // A linear program compiled down to single lane-vectors (engine/sparse.hpp):
@@ -149,12 +150,22 @@ struct KernelTable {
   IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
   ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
+  // The linear program's products with strong zeros (ops::math::strong_mul):
+  // the same arithmetic as matmul, multiply, divide, axpy, lincomb and
+  // sparse_linear, but a product with a zero factor is 0.
+  MatmulFn<T> matmul_strong = nullptr;
+  ElementwiseFn<T> strong_multiply = nullptr;
+  ElementwiseFn<T> strong_divide = nullptr;
+  ElementwiseFn<T> strong_axpy = nullptr;
+  ElementwiseFn<T> strong_lincomb = nullptr;
   // For lanes = 1 (the scalar table's matmul where set): the same bits as
   // the scalar matmul, W columns at a time.
   MatmulFn<T> matmul_one_lane = nullptr;
   // Runs n_ops SparseOps in order over `lanes` lanes (a multiple of width).
   void (*sparse_linear)(T* buf, const SparseOp* ops, std::int64_t n_ops, const SparseTerm<T>* terms,
                         std::int64_t lanes) = nullptr;
+  void (*sparse_linear_strong)(T* buf, const SparseOp* ops, std::int64_t n_ops,
+                               const SparseTerm<T>* terms, std::int64_t lanes) = nullptr;
   // dst[0, n) = src[0, n) with non-temporal stores where aligned: for output
   // larger than the caches. Call stream_fence() before the data is shared.
   void (*stream_copy)(T* dst, const T* src, std::int64_t n) = nullptr;

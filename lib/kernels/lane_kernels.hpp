@@ -22,6 +22,26 @@ namespace batchjac::kernels {
 // linker never mixes code compiled for different instruction sets (ODR).
 namespace {
 
+using ops::math::fused_fma;
+
+// Products of the linear program, plain or with strong zeros
+// (ops::math::strong_mul): the same rounding wherever no factor is zero.
+template <class V>
+inline bool any_nan(V v) {
+  if constexpr (std::is_arithmetic_v<V>) return v != v;
+  else return xsimd::any(v != v);
+}
+template <bool Strong, class V>
+inline V mul(V a, V b) {
+  if constexpr (Strong) return ops::math::strong_mul(a, b);
+  else return a * b;
+}
+template <bool Strong, class V>
+inline V mul_add(V a, V b, V c) {
+  if constexpr (Strong) return ops::math::strong_fma(a, b, c);
+  else return fused_fma(a, b, c);
+}
+
 template <class V>
 struct Vec {  // scalar
   using S = V;
@@ -303,34 +323,36 @@ void scan(const ScanArgs<typename Vec<V>::S>& a) {
 
 // One op: the sum of its terms, in order, from a zero accumulator. N3, NC
 // and NP are its term counts when known at compile time (-1: read from the op).
-template <class V, int N3, int NC, int NP>
+template <class V, bool Strong, int N3, int NC, int NP>
 [[gnu::always_inline]] inline void sparse_op(typename Vec<V>::S* b, const SparseOp* op,
                                              const SparseTerm<typename Vec<V>::S>*& t) {
   using T = typename Vec<V>::S;
   const int n3 = N3 >= 0 ? N3 : op->n_triple, nc = NC >= 0 ? NC : op->n_coef, np = NP >= 0 ? NP : op->n_plain;
   V acc(T(0));
   for (int i = 0; i < n3; ++i, t += 2)
-    acc = xsimd::fma(Vec<V>::load(b + t->in) * Vec<V>::load(b + t->coef) * Vec<V>::load(b + t[1].in), V(t->scale), acc);
-  for (int i = 0; i < nc; ++i, ++t) acc = xsimd::fma(Vec<V>::load(b + t->in) * Vec<V>::load(b + t->coef), V(t->scale), acc);
-  for (int i = 0; i < np; ++i, ++t) acc = xsimd::fma(Vec<V>::load(b + t->in), V(t->scale), acc);
+    acc = mul_add<Strong>(mul<Strong>(mul<Strong>(Vec<V>::load(b + t->in), Vec<V>::load(b + t->coef)), Vec<V>::load(b + t[1].in)),
+                          V(t->scale), acc);
+  for (int i = 0; i < nc; ++i, ++t)
+    acc = mul_add<Strong>(mul<Strong>(Vec<V>::load(b + t->in), Vec<V>::load(b + t->coef)), V(t->scale), acc);
+  for (int i = 0; i < np; ++i, ++t) acc = mul_add<Strong>(Vec<V>::load(b + t->in), V(t->scale), acc);
   Vec<V>::store(b + op->out, acc);
 }
 
 // Returns the terms after the run's. (The term pointer is passed by value
 // and returned, so it stays in a register: the compiler cannot tell a
 // reference to it from the buffer.)
-template <class V, int N3, int NC, int NP>
+template <class V, bool Strong, int N3, int NC, int NP>
 const SparseTerm<typename Vec<V>::S>* sparse_run(typename Vec<V>::S* b, const SparseOp* op,
                                                  const SparseOp* end,
                                                  const SparseTerm<typename Vec<V>::S>* t) {
-  for (; op != end; ++op) sparse_op<V, N3, NC, NP>(b, op, t);
+  for (; op != end; ++op) sparse_op<V, Strong, N3, NC, NP>(b, op, t);
   return t;
 }
 
 // Interpreted, a run of ops of one shape at a time (the plan groups them):
 // the common shapes have their term loops unrolled, the others loop over
 // counts that stay the same through the run.
-template <class V>
+template <class V, bool Strong>
 void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
                    const SparseTerm<typename Vec<V>::S>* terms, std::int64_t lanes) {
   using T = typename Vec<V>::S;
@@ -342,25 +364,25 @@ void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_
       const SparseOp* end = op + op->run;
       const bool small = op->n_triple < 16 && op->n_coef < 16 && op->n_plain < 16;
       switch (small ? (op->n_triple * 16 + op->n_coef) * 16 + op->n_plain : -1) {
-        case 0 * 16 + 1: t = sparse_run<V, 0, 0, 1>(b, op, end, t); break;
-        case 0 * 16 + 2: t = sparse_run<V, 0, 0, 2>(b, op, end, t); break;
-        case 0 * 16 + 3: t = sparse_run<V, 0, 0, 3>(b, op, end, t); break;
-        case 0 * 16 + 6: t = sparse_run<V, 0, 0, 6>(b, op, end, t); break;
-        case 0 * 16 + 8: t = sparse_run<V, 0, 0, 8>(b, op, end, t); break;
-        case 0 * 16 + 9: t = sparse_run<V, 0, 0, 9>(b, op, end, t); break;
-        case 0 * 16 + 12: t = sparse_run<V, 0, 0, 12>(b, op, end, t); break;
-        case 1 * 16 + 0: t = sparse_run<V, 0, 1, 0>(b, op, end, t); break;
-        case 1 * 16 + 1: t = sparse_run<V, 0, 1, 1>(b, op, end, t); break;
-        case 1 * 16 + 2: t = sparse_run<V, 0, 1, 2>(b, op, end, t); break;
-        case 2 * 16 + 0: t = sparse_run<V, 0, 2, 0>(b, op, end, t); break;
-        case 2 * 16 + 1: t = sparse_run<V, 0, 2, 1>(b, op, end, t); break;
-        case 3 * 16 + 0: t = sparse_run<V, 0, 3, 0>(b, op, end, t); break;
-        case 3 * 16 + 3: t = sparse_run<V, 0, 3, 3>(b, op, end, t); break;
-        case 6 * 16 + 0: t = sparse_run<V, 0, 6, 0>(b, op, end, t); break;
-        case 6 * 16 + 6: t = sparse_run<V, 0, 6, 6>(b, op, end, t); break;
-        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, 1, 0, 0>(b, op, end, t); break;
-        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, 2, 0, 0>(b, op, end, t); break;
-        default: t = sparse_run<V, -1, -1, -1>(b, op, end, t); break;
+        case 0 * 16 + 1: t = sparse_run<V, Strong, 0, 0, 1>(b, op, end, t); break;
+        case 0 * 16 + 2: t = sparse_run<V, Strong, 0, 0, 2>(b, op, end, t); break;
+        case 0 * 16 + 3: t = sparse_run<V, Strong, 0, 0, 3>(b, op, end, t); break;
+        case 0 * 16 + 6: t = sparse_run<V, Strong, 0, 0, 6>(b, op, end, t); break;
+        case 0 * 16 + 8: t = sparse_run<V, Strong, 0, 0, 8>(b, op, end, t); break;
+        case 0 * 16 + 9: t = sparse_run<V, Strong, 0, 0, 9>(b, op, end, t); break;
+        case 0 * 16 + 12: t = sparse_run<V, Strong, 0, 0, 12>(b, op, end, t); break;
+        case 1 * 16 + 0: t = sparse_run<V, Strong, 0, 1, 0>(b, op, end, t); break;
+        case 1 * 16 + 1: t = sparse_run<V, Strong, 0, 1, 1>(b, op, end, t); break;
+        case 1 * 16 + 2: t = sparse_run<V, Strong, 0, 1, 2>(b, op, end, t); break;
+        case 2 * 16 + 0: t = sparse_run<V, Strong, 0, 2, 0>(b, op, end, t); break;
+        case 2 * 16 + 1: t = sparse_run<V, Strong, 0, 2, 1>(b, op, end, t); break;
+        case 3 * 16 + 0: t = sparse_run<V, Strong, 0, 3, 0>(b, op, end, t); break;
+        case 3 * 16 + 3: t = sparse_run<V, Strong, 0, 3, 3>(b, op, end, t); break;
+        case 6 * 16 + 0: t = sparse_run<V, Strong, 0, 6, 0>(b, op, end, t); break;
+        case 6 * 16 + 6: t = sparse_run<V, Strong, 0, 6, 6>(b, op, end, t); break;
+        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 1, 0, 0>(b, op, end, t); break;
+        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 2, 0, 0>(b, op, end, t); break;
+        default: t = sparse_run<V, Strong, -1, -1, -1>(b, op, end, t); break;
       }
       op = end;
     }
@@ -377,7 +399,7 @@ inline V mat_read(const Operand<T>& o, std::int64_t d, std::int64_t offset, std:
 
 // One output element: sequential fused multiply-adds over k. Every path below
 // uses this order, so results do not depend on blocking, chunking or threads.
-template <class V>
+template <class V, bool Strong>
 void matmul_generic(const MatmulArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
@@ -394,7 +416,7 @@ void matmul_generic(const MatmulArgs<typename Vec<V>::S>& a) {
             for (std::int64_t kk = 0; kk < a.k; ++kk) {
               const std::int64_t ao = ab + (a.ta ? kk * a.m + i : i * a.k + kk);
               const std::int64_t bo = bb + (a.tb ? j * a.k + kk : kk * a.n + j);
-              acc = xsimd::fma(mat_read<V>(a.a, d, ao, l, a.lanes), mat_read<V>(a.b, d, bo, l, a.lanes), acc);
+              acc = mul_add<Strong>(mat_read<V>(a.a, d, ao, l, a.lanes), mat_read<V>(a.b, d, bo, l, a.lanes), acc);
             }
             if (a.accumulate) acc = acc + Vec<V>::load(o + l);
             Vec<V>::store(o + l, acc);
@@ -408,7 +430,7 @@ void matmul_generic(const MatmulArgs<typename Vec<V>::S>& a) {
 // Per-example rows (a varying) times shared weights (b uniform): the shape of
 // a network layer's JVP and VJP. Rows are (direction, i) pairs, blocked RB x
 // JB in registers: per k, RB vector loads and JB broadcasts feed RB*JB FMAs.
-template <class V, int RB, int JB>
+template <class V, int RB, int JB, bool Strong>
 // Rows r0 .. r0+RB of A start at arow[r] and step by a_step along k.
 void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, std::int64_t j0,
                        std::int64_t bt, std::int64_t l, const typename Vec<V>::S* const* arow,
@@ -432,7 +454,7 @@ void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0,
     for (int r = 0; r < RB; ++r) x[r] = Vec<V>::load(arow[r] + kk * a_step);
     for (int j = 0; j < JB; ++j) {
       const V w(wp[j][kk * w_step]);
-      for (int r = 0; r < RB; ++r) acc[r][j] = xsimd::fma(x[r], w, acc[r][j]);
+      for (int r = 0; r < RB; ++r) acc[r][j] = mul_add<Strong>(x[r], w, acc[r][j]);
     }
   }
   for (int r = 0; r < RB; ++r)
@@ -447,7 +469,7 @@ void matmul_rows_block(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0,
 // The rows of A from r0 on, RB at a time, against every column block of B.
 // With a_scale, each group of rows is first scaled into `pack` (in L1), so
 // the scaling costs no pass of its own over A.
-template <class V, int RB>
+template <class V, int RB, bool Strong>
 void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, std::int64_t bt,
                       std::int64_t l, typename Vec<V>::S* pack) {
   using T = typename Vec<V>::S;
@@ -465,35 +487,25 @@ void matmul_row_group(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t r0, 
       const T* s = a.a_scale.ptr + at;
       T* dst = pack + r * a.k * W;
       for (std::int64_t kk = 0; kk < a.k; ++kk)
-        Vec<V>::store(dst + kk * W, Vec<V>::load(arow[r] + kk * a_step) * Vec<V>::load(s + kk * a_step));
+        Vec<V>::store(dst + kk * W, mul<Strong>(Vec<V>::load(arow[r] + kk * a_step), Vec<V>::load(s + kk * a_step)));
       arow[r] = dst;
       step = W;
     }
   }
-  for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, RB, JB>(a, r0, j0, bt, l, arow, step);
-  for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1>(a, r0, j0, bt, l, arow, step);
-}
-
-// A multiply-add rounded once. xsimd 8 computes x * y + z for avx512f
-// batches (fused only where the compiler contracts it, not in every build);
-// the intrinsics make it explicit.
-template <class V>
-inline V fused_fma(V x, V y, V z) {
-  if constexpr (std::is_same_v<V, xsimd::batch<double, xsimd::avx512f>>) return _mm512_fmadd_pd(x, y, z);
-  else if constexpr (std::is_same_v<V, xsimd::batch<float, xsimd::avx512f>>) return _mm512_fmadd_ps(x, y, z);
-  else return xsimd::fma(x, y, z);
+  for (std::int64_t j0 = 0; j0 < cols_main; j0 += JB) matmul_rows_block<V, RB, JB, Strong>(a, r0, j0, bt, l, arow, step);
+  for (std::int64_t j0 = cols_main; j0 < a.n; ++j0) matmul_rows_block<V, RB, 1, Strong>(a, r0, j0, bt, l, arow, step);
 }
 
 // One lane (eager tensors, whole-tensor Jacobians), B not transposed, no
 // scale: W adjacent columns j of a row in a vector, rows four at a time,
 // each result its own k-ordered fma chain as in matmul_generic, hence the
 // same bits (an instruction set with a fused fma only). Else matmul_generic.
-template <class V>
+template <class V, bool Strong>
 void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
   constexpr std::int64_t RB = 4;
-  if (a.lanes != 1 || a.tb || a.a_scale.ptr || a.n < W) return matmul_generic<T>(a);
+  if (a.lanes != 1 || a.tb || a.a_scale.ptr || a.n < W) return matmul_generic<T, Strong>(a);
   const std::int64_t cols = a.n / W * W;
   for (std::int64_t d = 0; d < a.n_dir; ++d) {
     const T* A = a.a.ptr + (a.a.varying ? d * a.a.dir_stride : 0);
@@ -515,7 +527,7 @@ void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
           for (auto& v : acc) v = V(T(0));
           for (std::int64_t kk = 0; kk < a.k; ++kk) {
             const V b = Vec<V>::load(Bb + kk * a.n + j);
-            for (std::int64_t r = 0; r < RB; ++r) acc[r] = fused_fma(V(a_at(i + r, kk)), b, acc[r]);
+            for (std::int64_t r = 0; r < RB; ++r) acc[r] = mul_add<Strong>(V(a_at(i + r, kk)), b, acc[r]);
           }
           for (std::int64_t r = 0; r < RB; ++r) finish(o + (i + r) * a.n + j, acc[r]);
         }
@@ -523,13 +535,13 @@ void matmul_one_lane(const MatmulArgs<typename Vec<V>::S>& a) {
         for (std::int64_t j = 0; j < cols; j += W) {
           V acc(T(0));
           for (std::int64_t kk = 0; kk < a.k; ++kk)
-            acc = fused_fma(V(a_at(i, kk)), Vec<V>::load(Bb + kk * a.n + j), acc);
+            acc = mul_add<Strong>(V(a_at(i, kk)), Vec<V>::load(Bb + kk * a.n + j), acc);
           finish(o + i * a.n + j, acc);
         }
       for (i = 0; i < a.m; ++i)  // the last columns, one at a time
         for (std::int64_t j = cols; j < a.n; ++j) {
           T acc(0);
-          for (std::int64_t kk = 0; kk < a.k; ++kk) acc = xsimd::fma(a_at(i, kk), Bb[kk * a.n + j], acc);
+          for (std::int64_t kk = 0; kk < a.k; ++kk) acc = mul_add<Strong>(a_at(i, kk), Bb[kk * a.n + j], acc);
           if (a.accumulate) acc = acc + o[i * a.n + j];
           o[i * a.n + j] = acc;
         }
@@ -545,24 +557,24 @@ constexpr bool kFusedFma<xsimd::batch<T, xsimd::fma3<xsimd::avx2>>> = true;
 template <class T>
 constexpr bool kFusedFma<xsimd::batch<T, xsimd::avx512f>> = true;
 
-template <class V>
+template <class V, bool Strong>
 void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a);
 
-template <class V>
+template <class V, bool Strong>
 void matmul(const MatmulArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
   constexpr int RB = 4;
-  if (a.a_scale.ptr && !a.a.varying) return matmul_scaled_shared<V>(a);
-  if (W == 1 || !a.a.varying || a.b.varying) return matmul_generic<V>(a);
+  if (a.a_scale.ptr && !a.a.varying) return matmul_scaled_shared<V, Strong>(a);
+  if (W == 1 || !a.a.varying || a.b.varying) return matmul_generic<V, Strong>(a);
   thread_local std::vector<T> pack;
   if (a.a_scale.ptr && pack.size() < static_cast<std::size_t>(RB * a.k * W))
     pack.resize(static_cast<std::size_t>(RB * a.k * W));
   const std::int64_t rows = a.n_dir * a.m, rows_main = rows / RB * RB;
   for (std::int64_t l = 0; l < a.lanes; l += W)
     for (std::int64_t bt = 0; bt < a.batch; ++bt) {
-      for (std::int64_t r0 = 0; r0 < rows_main; r0 += RB) matmul_row_group<V, RB>(a, r0, bt, l, pack.data());
-      for (std::int64_t r0 = rows_main; r0 < rows; ++r0) matmul_row_group<V, 1>(a, r0, bt, l, pack.data());
+      for (std::int64_t r0 = 0; r0 < rows_main; r0 += RB) matmul_row_group<V, RB, Strong>(a, r0, bt, l, pack.data());
+      for (std::int64_t r0 = rows_main; r0 < rows; ++r0) matmul_row_group<V, 1, Strong>(a, r0, bt, l, pack.data());
     }
 }
 
@@ -648,7 +660,7 @@ void store_row(typename Vec<V>::S* dst, typename V::register_type v, bool stream
 // (q = B's column, p = A's direction): a tile's QN results are then adjacent
 // in a Jacobian row, and with a.rows it is transposed in registers and
 // stored there.
-template <class V, int TP, int QN, bool QContiguous>
+template <class V, int TP, int QN, bool QContiguous, bool Strong>
 void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::int64_t p0,
                  std::int64_t q0, std::int64_t l) {
   using T = typename Vec<V>::S;
@@ -682,10 +694,10 @@ void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::i
     const T* pk = P + kk * p_step;
     const T* qk = Q + kk * q_step;
     V t[TP];
-    for (int u = 0; u < TP; ++u) t[u] = sv * V(pk[u * p_stride]);
+    for (int u = 0; u < TP; ++u) t[u] = mul<Strong>(sv, V(pk[u * p_stride]));
     for (int q = 0; q < QN; ++q) {
       const V qv(qk[q * q_stride]);
-      for (int u = 0; u < TP; ++u) acc[u][q] = xsimd::fma(t[u], qv, acc[u][q]);
+      for (int u = 0; u < TP; ++u) acc[u][q] = mul_add<Strong>(t[u], qv, acc[u][q]);
     }
   }
   for (int u = 0; u < TP; ++u) {
@@ -694,6 +706,9 @@ void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::i
     if constexpr (QN == W) {  // the callers send no partial tile to rows
       if (a.rows) {
         T* dst = a.rows + d * a.rows_dir_step + (i * a.n + j) * a.rows_elem_step;
+        if (a.rows_nan)
+          for (int q = 0; q < QN; ++q)
+            if (any_nan(acc[u][q])) *a.rows_nan = 1;
         if constexpr (W == 1) {
           *dst = acc[u][0];
         } else {
@@ -716,20 +731,20 @@ void scaled_tile(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::i
   }
 }
 
-template <class V, int TP, bool QContiguous>
+template <class V, int TP, bool QContiguous, bool Strong>
 void scaled_tiles(const MatmulArgs<typename Vec<V>::S>& a, std::int64_t i, std::int64_t p0,
                   std::int64_t l) {
   constexpr int W = static_cast<int>(Vec<V>::width);
   const std::int64_t nq = a.tile_dirs ? a.n_dir : a.n, q_main = nq / W * W;
-  for (std::int64_t q0 = 0; q0 < q_main; q0 += W) scaled_tile<V, TP, W, QContiguous>(a, i, p0, q0, l);
-  for (std::int64_t q0 = q_main; q0 < nq; ++q0) scaled_tile<V, TP, 1, QContiguous>(a, i, p0, q0, l);
+  for (std::int64_t q0 = 0; q0 < q_main; q0 += W) scaled_tile<V, TP, W, QContiguous, Strong>(a, i, p0, q0, l);
+  for (std::int64_t q0 = q_main; q0 < nq; ++q0) scaled_tile<V, TP, 1, QContiguous, Strong>(a, i, p0, q0, l);
 }
 
 // A shared by the lanes, scaled per lane, times shared B (MatmulArgs):
 // the JVP or VJP of a layer whose incoming tangent is example-independent,
 // as W2 diag(s) W1 in an MLP. The same arithmetic whether results go to
 // `out` or straight to Jacobian rows.
-template <class V>
+template <class V, bool Strong>
 void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a) {
   constexpr int W = static_cast<int>(Vec<V>::width);
   // 16 accumulators in 32 registers (AVX-512), 8 in 16.
@@ -739,12 +754,12 @@ void matmul_scaled_shared(const MatmulArgs<typename Vec<V>::S>& a) {
   for (std::int64_t l = 0; l < a.lanes; l += W)
     for (std::int64_t i = 0; i < a.m; ++i) {
       for (std::int64_t p0 = 0; p0 < p_main; p0 += TP) {
-        if (contiguous) scaled_tiles<V, TP, true>(a, i, p0, l);
-        else scaled_tiles<V, TP, false>(a, i, p0, l);
+        if (contiguous) scaled_tiles<V, TP, true, Strong>(a, i, p0, l);
+        else scaled_tiles<V, TP, false, Strong>(a, i, p0, l);
       }
       for (std::int64_t p0 = p_main; p0 < np; ++p0) {
-        if (contiguous) scaled_tiles<V, 1, true>(a, i, p0, l);
-        else scaled_tiles<V, 1, false>(a, i, p0, l);
+        if (contiguous) scaled_tiles<V, 1, true, Strong>(a, i, p0, l);
+        else scaled_tiles<V, 1, false, Strong>(a, i, p0, l);
       }
     }
 }
@@ -954,9 +969,15 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.scatter = &scatter<V>;
   t.scatter_reduce = &scatter_reduce<V>;
   t.scan = &scan<V>;
-  t.matmul = &matmul<V>;
-  if constexpr (kFusedFma<V>) t.matmul_one_lane = &matmul_one_lane<V>;
-  t.sparse_linear = &sparse_linear<V>;
+  t.matmul = &matmul<V, false>;
+  t.matmul_strong = &matmul<V, true>;
+  if constexpr (kFusedFma<V>) t.matmul_one_lane = &matmul_one_lane<V, false>;
+  t.sparse_linear = &sparse_linear<V, false>;
+  t.sparse_linear_strong = &sparse_linear<V, true>;
+  t.strong_multiply = &elementwise<V, ops::math::StrongMultiply, 2, kPrimal>;
+  t.strong_divide = &elementwise<V, ops::math::StrongDivide, 2, kPrimal>;
+  t.strong_axpy = &elementwise<V, ops::math::StrongAxpy, 3, kPrimal>;
+  t.strong_lincomb = &elementwise<V, ops::math::StrongLincomb, 4, kPrimal>;
   t.stream_copy = &stream_copy<V>;
   t.lanes_to_rows = &lanes_to_rows<V>;
   t.lanes_to_rows_stream = &lanes_to_rows<V, true>;

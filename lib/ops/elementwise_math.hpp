@@ -7,6 +7,8 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include <immintrin.h>
+
 #include <cstdint>
 #include <string_view>
 #include <type_traits>
@@ -16,6 +18,17 @@ namespace batchjac::ops::math {
 // per-instruction-set kernel files must not share instantiations.
 namespace {
 
+// A multiply-add rounded once, in every build. xsimd 8.1 computes x * y + z
+// for avx512f batches, which is fused only where the compiler contracts it
+// (the kernels are compiled with -ffp-contract=off so that no build does):
+// the intrinsics make it explicit. Scalars: std::fma; sse4.2: x * y + z.
+template <class V>
+inline V fused_fma(V x, V y, V z) {
+  if constexpr (std::is_same_v<V, xsimd::batch<double, xsimd::avx512f>>) return _mm512_fmadd_pd(x, y, z);
+  else if constexpr (std::is_same_v<V, xsimd::batch<float, xsimd::avx512f>>) return _mm512_fmadd_ps(x, y, z);
+  else return xsimd::fma(x, y, z);
+}
+
 // Helpers that read the same for scalars and xsimd batches.
 template <class V, class S>
 constexpr bool is_scalar = std::is_same_v<V, S>;
@@ -23,6 +36,19 @@ template <class V, class C>
 V sel(C cond, V a, V b) {
   if constexpr (std::is_arithmetic_v<V>) return cond ? a : b;
   else return xsimd::select(cond, a, b);
+}
+// Strong zeros, for derivative propagation only (Enzyme's strong-zero
+// option): a product with a zero factor is 0 even where the other factor is
+// infinite or NaN, so a tangent or cotangent that is zero stays zero through
+// an infinite partial (sqrt at 0, the untaken side of a where).
+template <class V>
+V strong_mul(V a, V b) {
+  return sel((a == V(0)) | (b == V(0)), V(0), a * b);
+}
+// c + a b rounded once, or c where a or b is zero.
+template <class V>
+V strong_fma(V a, V b, V c) {
+  return sel((a == V(0)) | (b == V(0)), c, fused_fma(a, b, c));
 }
 // 1 or 0 from a comparison.
 template <class V>
@@ -195,14 +221,41 @@ struct Where {
 struct Axpy {
   static constexpr std::string_view name = "axpy";
   static constexpr Domain domain = Domain::real;
-  template <class V, class S> static V primal(V x, V c, V z, S) { return xsimd::fma(x, c, z); }
+  template <class V, class S> static V primal(V x, V c, V z, S) { return fused_fma(x, c, z); }
 };
 // y = x1 c1 + x2 c2, one pass instead of three.
 struct Lincomb {
   static constexpr std::string_view name = "lincomb";
   static constexpr Domain domain = Domain::real;
   template <class V, class S> static V primal(V x1, V c1, V x2, V c2, S) {
-    return xsimd::fma(x1, c1, x2 * c2);
+    return fused_fma(x1, c1, x2 * c2);
+  }
+};
+
+// The linear program's products with strong zeros (see strong_mul): the
+// engine reruns a chunk with these where its answer has a NaN. Each rounds
+// as its plain twin (multiply, divide, axpy, lincomb) wherever no factor is
+// zero, so the rerun changes no other bit.
+struct StrongMultiply {
+  static constexpr std::string_view name = "multiply";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x, V c, S) { return strong_mul(x, c); }
+};
+struct StrongDivide {  // x / c, 0 where the linear x is 0
+  static constexpr std::string_view name = "divide";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x, V c, S) { return sel(x == V(0), V(0), x / c); }
+};
+struct StrongAxpy {
+  static constexpr std::string_view name = "axpy";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x, V c, V z, S) { return strong_fma(x, c, z); }
+};
+struct StrongLincomb {
+  static constexpr std::string_view name = "lincomb";
+  static constexpr Domain domain = Domain::real;
+  template <class V, class S> static V primal(V x1, V c1, V x2, V c2, S) {
+    return strong_fma(x1, c1, strong_mul(x2, c2));
   }
 };
 

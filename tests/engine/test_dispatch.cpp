@@ -1,6 +1,7 @@
 // Kernel dispatch: the best instruction set of the CPU, capped by
 // BATCHJAC_ARCH (ctest runs this whole executable once per cap).
 #include "kernels/kernels.hpp"
+#include "ops/elementwise_math.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -93,4 +94,64 @@ TEST_CASE("eager matmul: the k-ordered fma chain of each result, W columns at a 
   CHECK((k::simd_kernels<double>().matmul_one_lane != nullptr) == (expected_arch() != "sse42"));
   check_one_lane_matmul<double>();
   check_one_lane_matmul<float>();
+}
+
+namespace {
+// The SIMD table's kernels with one example per lane, where its fma is
+// fused (avx2, avx512): each matmul result is the k-ordered chain of fused
+// multiply-adds, and axpy rounds once, as std::fma does, in every build
+// type (the kernels are compiled without contraction and say where they
+// fuse). A kernel computing x * y + z unfused fails.
+template <class T>
+void check_lane_kernels_fuse() {
+  const k::KernelTable<T>& table = k::simd_kernels<T>();
+  const std::int64_t L = table.width, m = 3, n = 9, kk_n = 13, n_dir = 2;
+  std::vector<T> a(static_cast<std::size_t>(n_dir * m * kk_n * L)), b(static_cast<std::size_t>(kk_n * n));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = T(std::sin(1.7 * double(i) + 0.3));
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = T(std::cos(0.9 * double(i)) / 7);
+  std::vector<T> got(static_cast<std::size_t>(n_dir * m * n * L));
+  k::MatmulArgs<T> args;
+  args.out = got.data();
+  args.out_dir_stride = m * n * L;
+  args.a = {a.data(), nullptr, m * kk_n * L, true};
+  args.b = {b.data(), nullptr, 0, false};
+  args.m = m, args.n = n, args.k = kk_n, args.n_dir = n_dir, args.lanes = L;
+  table.matmul(args);
+  std::int64_t differ = 0;
+  for (std::int64_t d = 0; d < n_dir; ++d)
+    for (std::int64_t i = 0; i < m; ++i)
+      for (std::int64_t j = 0; j < n; ++j)
+        for (std::int64_t l = 0; l < L; ++l) {
+          T acc = 0;
+          for (std::int64_t kk = 0; kk < kk_n; ++kk)
+            acc = std::fma(a[static_cast<std::size_t>(d * m * kk_n * L + (i * kk_n + kk) * L + l)],
+                           b[static_cast<std::size_t>(kk * n + j)], acc);
+          differ += got[static_cast<std::size_t>(d * m * n * L + (i * n + j) * L + l)] != acc;
+        }
+  CHECK(differ == 0);
+
+  // axpy: x c + z, rounded once.
+  const std::int64_t elems = 5 * L;
+  std::vector<T> x(static_cast<std::size_t>(elems)), c(x.size()), z(x.size()), y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] = T(std::sin(2.1 * double(i) + 1)), c[i] = T(std::cos(1.1 * double(i)) * 3);
+    z[i] = T(std::sin(0.37 * double(i)) / 5);
+  }
+  k::ElementwiseArgs<T> ew;
+  ew.out = y.data();
+  ew.n_elem = 5, ew.lanes = L;
+  ew.in[0] = {x.data(), nullptr, 0, true};
+  ew.in[1] = {c.data(), nullptr, 0, true};
+  ew.in[2] = {z.data(), nullptr, 0, true};
+  table.ternary[batchjac::ops::math::kAxpy](ew);
+  differ = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) differ += y[i] != std::fma(x[i], c[i], z[i]);
+  CHECK(differ == 0);
+}
+}  // namespace
+
+TEST_CASE("engine kernels fuse multiply-adds explicitly, not by contraction", "[engine][dispatch]") {
+  if (expected_arch() == "sse42") return;  // no fma instruction: x * y + z
+  check_lane_kernels_fuse<double>();
+  check_lane_kernels_fuse<float>();
 }

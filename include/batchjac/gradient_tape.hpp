@@ -59,11 +59,10 @@ class GradientTape {
   // example i of source; a primitive that mixes examples raises ValueError
   // naming it. Returns nullopt only when target does not depend on source and
   // unconnected_gradients is none.
-  // Entries that no path of the recorded program connects (source element j
-  // cannot reach target element i) are exactly 0 when the engine uses its
-  // sparse form (below), even where a partial derivative on the way is
-  // infinite or NaN; the dense engine computes them as 0 * partial, as TF
-  // does, which is NaN there.
+  // Strong zeros: inside the derivative a zero tangent or cotangent times an
+  // infinite or NaN partial is 0 (where(x > 0, sqrt(x), 0 * x) has
+  // derivative 0 at x = 0), so every mode, form and option gives the same
+  // finite and non-finite entries, and the same bits within a mode and form.
   // Plans are kept across calls: a program recorded again (the same ops,
   // shapes, dtypes, shared constants and options; any source values,
   // per-example constants and batch size) skips differentiating and

@@ -223,8 +223,9 @@ void scatter(const IndexArgs<typename Vec<V>::S>& a) {
 template <class V, int Op>
 V combine(V acc, V x) {
   if constexpr (Op == kProd) return acc * x;
-  else if constexpr (Op == kMax) return ops::math::sel(x > acc, x, acc);
-  else if constexpr (Op == kMin) return ops::math::sel(x < acc, x, acc);
+  // A NaN wins and stays (TF): once acc is NaN, neither comparison holds.
+  else if constexpr (Op == kMax) return ops::math::sel(x > acc || ops::math::is_nan(x), x, acc);
+  else if constexpr (Op == kMin) return ops::math::sel(x < acc || ops::math::is_nan(x), x, acc);
   else return acc + x;
 }
 

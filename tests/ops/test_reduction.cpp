@@ -265,6 +265,38 @@ TEST_CASE("reduce_max and reduce_min propagate NaN, eagerly and in the engine", 
   }
 }
 
+// Regression test (a bug found and fixed): reduce_logsumexp shifted by the
+// maximum even when it is infinite: ([inf, 1]) was inf - inf = NaN and
+// ([-inf, -inf]) NaN; TF shifts by 0 where the maximum is not finite and
+// gives inf and -inf.
+TEST_CASE("reduce_logsumexp with infinite maxima (TF)", "[ops][reduction]") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::vector<double>> rows = {
+      {inf, 1}, {-inf, -inf}, {nan, 1}, {1000, 1000}, {-inf, 0}, {inf, -inf}, {-inf, 5}, {inf, inf}, {0, 0}};
+  const std::vector<double> want = {inf, -inf, nan, 1000 + std::log(2.0), 0, inf, 5, inf, std::log(2.0)};
+  std::vector<double> flat, per_row, value;
+  for (int rep = 0; rep < 3; ++rep)  // 27 examples: whole vectors and a partial one
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      flat.insert(flat.end(), rows[i].begin(), rows[i].end());
+      per_row.push_back(want[i]);
+      value.insert(value.end(), {want[i], want[i]});
+    }
+  const auto b = static_cast<std::int64_t>(per_row.size());
+  for (const bj::DType t : {bj::float64, bj::float32}) {
+    INFO((t == bj::float32 ? "float32" : "float64"));
+    const double rtol = t == bj::float32 ? 2.4e-7 : 4.5e-16;
+    const bj::Tensor x = bj::constant(flat, bj::Shape{b, 2}, t);
+    check::check_close(check::values(bj::reduce_logsumexp(x, {1})), per_row, rtol, 0.0, "eager values");
+    // The engine's values: d/dx (sum(x) * stop_gradient(y)) = y.
+    check::check_at_values(
+        "reduce_sum(x) * stop_gradient(reduce_logsumexp(x))",
+        [](const bj::Tensor& s, const bj::Tensor&) {
+          return bj::reduce_sum(s, {1}, true) * bj::stop_gradient(bj::reduce_logsumexp(s, {1}, true));
+        },
+        x, x, value, rtol);
+  }
+}
+
 TEST_CASE("reductions: bad axes raise ValueError", "[ops][reduction][errors]") {
   const bj::Tensor x = bj::ones({2, 3});
   for (const ReduceRow& row : kReduceRows) {

@@ -102,6 +102,68 @@ std::vector<double> per_example(const std::vector<double>& xs, const std::vector
   for (std::size_t i = 0; i < xs.size(); ++i) r.push_back(want(static_cast<T>(xs[i]), static_cast<T>(qs[i])));
   return r;
 }
+// xsimd's exp(y log|x|): a relative error of about |y log|x|| ulp, largest at 1e-300.
+template <class T>
+constexpr double kPowTol = std::is_same_v<T, float> ? 2e-5 : 2e-13;
+
+template <class T>
+void check_pow_special_values() {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  // Signed zeros, tiny, negative and infinite bases; integer, half-integer,
+  // zero and non-finite exponents. (No subnormal results: xsimd's exp
+  // flushes them to 0, as 1e-30f^1.5 would be.)
+  const std::vector<double> bases = {0.0, -0.0, 1e-300, -1e-300, 1e-36, -2.0, -1.0, -0.5,
+                                     1.0, 3.0,  inf,    -inf,    nan};
+  const std::vector<double> exps = {0.5, -1.0, -0.5, 2.0, 3.0, -2.0, -3.0, 0.0, 1.0, 1.5, inf, -inf, nan};
+  // A constant exponent: every base, twice (26 examples: whole vectors and a part).
+  std::vector<double> xs = bases;
+  xs.insert(xs.end(), bases.begin(), bases.end());
+  const bj::Tensor x = column<T>(xs);
+  for (double p : exps) {
+    const std::string ps = std::to_string(p);
+    // dy/dx = p x^(p-1), 0 for p = 0.
+    check::check_at_values(
+        "pow(x, " + ps + ")", [p](const bj::Tensor& v, const bj::Tensor&) { return bj::pow(v, p); }, x, x,
+        per_example<T>(xs, xs, [p](T v, T) { return T(p) == T(0) ? T(0) : T(p) * std::pow(v, T(p) - T(1)); }),
+        kPowTol<T>);
+    // The engine's primal values: d/dx (x * stop_gradient(x^p)) = x^p.
+    check::check_at_values(
+        "x * stop_gradient(pow(x, " + ps + "))",
+        [p](const bj::Tensor& v, const bj::Tensor&) { return v * bj::stop_gradient(bj::pow(v, p)); }, x, x,
+        per_example<T>(xs, xs, [p](T v, T) { return std::pow(v, T(p)); }), kPowTol<T>);
+  }
+  // Per-example exponents: every (base, exponent) pair, 169 examples.
+  std::vector<double> as, bs;
+  for (double a : bases)
+    for (double b : exps) as.push_back(a), bs.push_back(b);
+  const bj::Tensor a = column<T>(as), b = column<T>(bs);
+  // dy/da = b a^(b-1).
+  check::check_at_values(
+      "pow(a, b), d/da", [](const bj::Tensor& v, const bj::Tensor& e) { return bj::pow(v, e); }, a, b,
+      per_example<T>(as, bs, [](T v, T e) { return e * std::pow(v, e - T(1)); }), kPowTol<T>);
+  check::check_at_values(
+      "a * stop_gradient(pow(a, b))",
+      [](const bj::Tensor& v, const bj::Tensor& e) { return v * bj::stop_gradient(bj::pow(v, e)); }, a, b,
+      per_example<T>(as, bs, [](T v, T e) { return std::pow(v, e); }), kPowTol<T>);
+  // dy/db = a^b log(a) for a > 0, else 0.
+  check::check_at_values(
+      "pow(a, b), d/db", [](const bj::Tensor& e, const bj::Tensor& v) { return bj::pow(v, e); }, b, a,
+      per_example<T>(bs, as, [](T e, T v) { return v > T(0) ? std::pow(v, e) * std::log(v) : T(0); }),
+      kPowTol<T>);
+}
+}  // namespace
+
+// Regression test (a bug found and fixed): xsimd 8.1's pow computes exp(y
+// log|x|) and gives 0 wherever x = ±0, so in the engine pow(x, 0.5) had
+// derivative 0 at x = 0 (std::pow, eagerly and in TF: inf) and pow(x, -1)
+// -0 (-inf); pow(0, 0) was 0, pow(1, inf) and pow(-1, ±inf) NaN. The engine
+// must give std::pow's values (C99 Annex F), lane by lane.
+TEST_CASE("pow at zeros, negative, tiny and infinite bases: the engine as std::pow", "[ops][elementwise]") {
+  check_pow_special_values<double>();
+  check_pow_special_values<float>();
+}
+
+namespace {
 template <class T>
 void check_nan_propagation() {
   const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");

@@ -7,7 +7,11 @@
 // needed (or a number where a boolean is), raises ValueError naming the op.
 // Accuracy: elementwise math is that of the C++ standard library eagerly and
 // of xsimd (a few ulp) inside Jacobian programs; derivatives are exact
-// formulas, never differences.
+// formulas, never differences. Special values are the same in both: a NaN
+// input gives NaN through maximum, minimum, relu and the reductions as in
+// TF, and pow's zeros, infinities and negative bases are std::pow's. Inside
+// Jacobian programs, results of exp, pow and the like below the smallest
+// normal number may be 0.
 //
 // Ops that read or write along axis 0 across examples (a reduction over axis
 // 0, a transpose or reshape that moves or merges axis 0, a gather, roll,
@@ -56,7 +60,7 @@ Tensor acosh(const Tensor& x);               // x >= 1
 Tensor atanh(const Tensor& x);               // |x| < 1
 Tensor sigmoid(const Tensor& x);             // 1 / (1 + exp(-x))
 Tensor softplus(const Tensor& x);            // log(1 + exp(x)), without overflow
-Tensor relu(const Tensor& x);                // max(x, 0)
+Tensor relu(const Tensor& x);                // max(x, 0); NaN for NaN (TF)
 Tensor erf(const Tensor& x);
 
 // ---- elementwise, binary (NumPy broadcasting) -----------------------------------
@@ -66,10 +70,18 @@ Tensor multiply(const Tensor& a, const Tensor& b);
 Tensor divide(const Tensor& a, const Tensor& b);
 // a ^ b. d/da = b a^(b-1); d/db = a^b log(a), taken as 0 where a <= 0 (TF).
 // For a constant exponent, d/dx = p x^(p-1); p = 0 gives 0 everywhere.
+// Values and both derivatives follow std::pow (C99 Annex F) eagerly and in
+// Jacobians: pow(+-0, p < 0) = +-inf for odd integer p, else inf (so at
+// x = 0 d/dx pow(x, 0.5) = inf and d/dx pow(x, -1) = -inf, as TF),
+// pow(x, 0) = 1 and pow(1, y) = 1 even for NaN, and a negative base needs
+// an integer exponent (else NaN).
+// Inside Jacobian programs pow is exp(b log|a|): a relative error of about
+// |b log a| ulp (1e-13 at a = 1e-300).
 Tensor pow(const Tensor& a, const Tensor& b);
 Tensor pow(const Tensor& x, double p);
 Tensor pow(double a, const Tensor& b);
-// At ties (a == b) the derivative goes to a, as TF.
+// At ties (a == b) the derivative goes to a, as TF. A NaN operand, on either
+// side, gives NaN (TF); both derivatives are then 0.
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 Tensor atan2(const Tensor& y, const Tensor& x);
@@ -91,6 +103,7 @@ Tensor operator/(double a, const Tensor& b);
 
 // ---- comparisons and selection: boolean results, no derivative -------------------
 // Inputs of one dtype; the result is a bool tensor of the broadcast shape.
+// With a NaN operand only not_equal is true (IEEE, as TF).
 Tensor less(const Tensor& a, const Tensor& b);
 Tensor less_equal(const Tensor& a, const Tensor& b);
 Tensor greater(const Tensor& a, const Tensor& b);
@@ -125,12 +138,15 @@ Tensor reduce_mean(const Tensor& x);
 // The derivative is the product of the other elements (exact with zeros).
 Tensor reduce_prod(const Tensor& x, Axes axes, bool keepdims = false);
 Tensor reduce_prod(const Tensor& x);
-// The derivative is split equally between tied maxima (minima), as TF.
+// The derivative is split equally between tied maxima (minima), as TF. A
+// NaN among the reduced elements gives NaN, and NaN derivatives for all of
+// them (0 / 0 weights, as TF).
 Tensor reduce_max(const Tensor& x, Axes axes, bool keepdims = false);
 Tensor reduce_max(const Tensor& x);
 Tensor reduce_min(const Tensor& x, Axes axes, bool keepdims = false);
 Tensor reduce_min(const Tensor& x);
-// log(sum(exp(x))), computed stably by shifting by the maximum.
+// log(sum(exp(x))), computed stably by shifting by the maximum, or by 0
+// where it is not finite (TF): [inf, 1] gives inf, [-inf, -inf] -inf.
 Tensor reduce_logsumexp(const Tensor& x, Axes axes, bool keepdims = false);
 Tensor reduce_logsumexp(const Tensor& x);
 Tensor softmax(const Tensor& logits, std::int64_t axis = -1);
@@ -182,7 +198,7 @@ Tensor cross(const Tensor& a, const Tensor& b);
 // ---- other ----------------------------------------------------------------------
 // The value of x, with no derivative flowing through it.
 Tensor stop_gradient(const Tensor& x);
-// Converts between float32, float64 and bool (nonzero -> true, true -> 1).
+// Converts between float32, float64 and bool (nonzero and NaN -> true, true -> 1).
 // Between floats the derivative casts back; to or from bool there is none.
 Tensor cast(const Tensor& x, DType dtype);
 

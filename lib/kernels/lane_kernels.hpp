@@ -28,8 +28,8 @@ using ops::math::fused_fma;
 // (ops::math::strong_mul): the same rounding wherever no factor is zero.
 template <class V>
 inline bool any_nan(V v) {
-  if constexpr (std::is_arithmetic_v<V>) return v != v;
-  else return xsimd::any(v != v);
+  if constexpr (std::is_arithmetic_v<V>) return ops::math::is_nan(v);
+  else return xsimd::any(ops::math::is_nan(v));
 }
 template <bool Strong, class V>
 inline V mul(V a, V b) {
@@ -243,8 +243,9 @@ void scatter(const IndexArgs<typename Vec<V>::S>& a) {
 template <class V, int Op>
 V combine(V acc, V x) {
   if constexpr (Op == kProd) return acc * x;
-  else if constexpr (Op == kMax) return ops::math::sel(x > acc, x, acc);
-  else if constexpr (Op == kMin) return ops::math::sel(x < acc, x, acc);
+  // A NaN wins and stays (TF): once acc is NaN, neither comparison holds.
+  else if constexpr (Op == kMax) return ops::math::sel(x > acc || ops::math::is_nan(x), x, acc);
+  else if constexpr (Op == kMin) return ops::math::sel(x < acc || ops::math::is_nan(x), x, acc);
   else return acc + x;
 }
 

@@ -9,7 +9,9 @@
 
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 #include <type_traits>
 
@@ -64,6 +66,39 @@ template <class V, class C>
 V indicator(C cond) {
   using S = typename Scalar<V>::type;
   return sel(cond, V(S(1)), V(S(0)));
+}
+
+// Whether x is NaN, for scalars and batches. Not x != x: xsimd 8 compiles !=
+// to an ordered compare (_CMP_NEQ_OQ) on AVX and AVX-512, false for NaN.
+template <class V>
+auto is_nan(V x) {
+  if constexpr (std::is_arithmetic_v<V>) return std::isnan(x);
+  else return xsimd::isnan(x);
+}
+
+// x^y with std::pow's values (C99 Annex F) in every lane. xsimd 8's pow is
+// exp(y log|x|) signed for odd integer y, but it gives 0 for x = +-0 whatever
+// y is (std::pow: +-inf for y < 0, 1 for y = 0) and NaN for pow(+-1, +-inf)
+// and pow(-inf, 0.5). Here: the same exp(y log|x|), where log(0) = -inf and
+// exp(+-inf) = inf, 0 give the zero and infinite bases, then the sign of odd
+// powers, NaN for negative bases with other exponents, and the ones.
+template <class V>
+V std_pow(V x, V y) {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return std::pow(x, y);
+  } else {
+    using S = typename V::value_type;
+    const V zero(S(0)), one(S(1)), inf(std::numeric_limits<S>::infinity());
+    V r = xsimd::exp(y * xsimd::log(xsimd::abs(x)));
+    // Odd integer powers keep x's sign (-0's too); floats from 2^digits up are even.
+    const auto odd = xsimd::is_odd(y) && xsimd::abs(y) < V(S(2) / std::numeric_limits<S>::epsilon());
+    r = sel(odd, xsimd::copysign(r, x), r);
+    // A finite negative base to a finite power that is not an integer: NaN.
+    const auto invalid = x < zero && x > -inf && !xsimd::is_flint(y) && xsimd::abs(y) < inf;
+    r = sel(invalid, V(std::numeric_limits<S>::quiet_NaN()), r);
+    // 1 for y = +-0 (any x, even NaN), x = 1 (any y, even NaN), x = -1 with y = +-inf.
+    return sel(y == zero || x == one || (x == -one && xsimd::abs(y) == inf), one, r);
+  }
 }
 
 // Rounds each element to float and back (a cast to float32 inside a float64
@@ -132,15 +167,17 @@ BATCHJAC_UNARY(Sigmoid,     "sigmoid",    V(S(1)) / (V(S(1)) + xsimd::exp(-x)), 
 // softplus(x) = log(1 + e^x), computed without overflow; d/dx = sigmoid(x)
 BATCHJAC_UNARY(Softplus,    "softplus",   xsimd::log1p(xsimd::exp(-xsimd::abs(x))) + sel(x > V(S(0)), x, V(S(0))),
                                                                             V(S(1)) / (V(S(1)) + xsimd::exp(-x)))
-BATCHJAC_UNARY(Relu,        "relu",       sel(x > V(S(0)), x, V(S(0))),    indicator<V>(x > V(S(0))))
+// relu(NaN) = NaN (TF), with derivative 0
+BATCHJAC_UNARY(Relu,        "relu",       sel(x <= V(S(0)), V(S(0)), x),   indicator<V>(x > V(S(0))))
 BATCHJAC_UNARY(Erf,         "erf",        xsimd::erf(x),                    V(S(1.1283791670955126)) * xsimd::exp(-x * x))
 // y = x^p for a constant p;  dy/dx = p x^(p-1)  (p = 0: 0 everywhere, as TF)
-BATCHJAC_UNARY(PowScalar,   "pow",        xsimd::pow(x, V(s)),              s == S(0) ? V(S(0)) : V(s) * xsimd::pow(x, V(s - S(1))))
+BATCHJAC_UNARY(PowScalar,   "pow",        std_pow(x, V(s)),                 s == S(0) ? V(S(0)) : V(s) * std_pow(x, V(s - S(1))))
 // Engine-internal: copies for reshape and stop_gradient; rounding for a cast
-// to float32 inside a float64 program; 0/1 for a cast to boolean.
+// to float32 inside a float64 program; 0/1 for a cast to boolean (NaN is
+// true: !(x == 0), as x != 0 is false for NaN in xsimd 8 on AVX, see is_nan).
 BATCHJAC_UNARY(Identity,    "identity",   x,                                V(S(1)))
 BATCHJAC_UNARY(RoundToFloat, "cast",      round_to_float<S>(x),             V(S(1)))
-BATCHJAC_UNARY(NonZero,     "cast",       indicator<V>(x != V(S(0))),       V(S(0)))
+BATCHJAC_UNARY(NonZero,     "cast",       indicator<V>(!(x == V(S(0)))),    V(S(0)))
 // clang-format on
 #undef BATCHJAC_UNARY
 
@@ -180,13 +217,14 @@ BATCHJAC_BINARY(Subtract,     "subtract",      real,    a - b)
 BATCHJAC_BINARY(Multiply,     "multiply",      real,    a * b)
 BATCHJAC_BINARY(Divide,       "divide",        real,    a / b)
 // y = a^b;  dy/da = b a^(b-1), dy/db = y log(a)  (0 where a = 0, as TF)
-BATCHJAC_BINARY_D(Pow,        "pow",           xsimd::pow(a, b),
-                  b * xsimd::pow(a, b - V(S(1))),
+BATCHJAC_BINARY_D(Pow,        "pow",           std_pow(a, b),
+                  b * std_pow(a, b - V(S(1))),
                   sel(a > V(S(0)), y * xsimd::log(sel(a > V(S(0)), a, V(S(1)))), V(S(0))))
 // At ties maximum's derivative goes to a, and minimum's too (TF's convention).
-BATCHJAC_BINARY_D(Maximum,    "maximum",       sel(a >= b, a, b),
+// A NaN operand gives NaN (TF), whichever side it is on; both partials are 0.
+BATCHJAC_BINARY_D(Maximum,    "maximum",       sel(a >= b || is_nan(a), a, b),
                   indicator<V>(a >= b), indicator<V>(a < b))
-BATCHJAC_BINARY_D(Minimum,    "minimum",       sel(a <= b, a, b),
+BATCHJAC_BINARY_D(Minimum,    "minimum",       sel(a <= b || is_nan(a), a, b),
                   indicator<V>(a <= b), indicator<V>(a > b))
 // y = atan2(a, b);  dy/da = b / (a^2 + b^2), dy/db = -a / (a^2 + b^2)
 BATCHJAC_BINARY_D(Atan2,      "atan2",         xsimd::atan2(a, b),
@@ -198,7 +236,8 @@ BATCHJAC_BINARY(LessEqual,    "less_equal",    compare, indicator<V>(a <= b))
 BATCHJAC_BINARY(Greater,      "greater",       compare, indicator<V>(a > b))
 BATCHJAC_BINARY(GreaterEqual, "greater_equal", compare, indicator<V>(a >= b))
 BATCHJAC_BINARY(Equal,        "equal",         compare, indicator<V>(a == b))
-BATCHJAC_BINARY(NotEqual,     "not_equal",     compare, indicator<V>(a != b))
+// not_equal is !(a == b): true when either is NaN, in every lane (see is_nan).
+BATCHJAC_BINARY(NotEqual,     "not_equal",     compare, indicator<V>(!(a == b)))
 BATCHJAC_BINARY(LogicalAnd,   "logical_and",   logic,   a * b)
 BATCHJAC_BINARY(LogicalOr,    "logical_or",    logic,   a + b - a * b)
 // Engine-internal, linear in b: where(a, b, 0) and where(a, 0, b), the

@@ -13,6 +13,7 @@
 #include <batchjac/ops.hpp>
 
 #include <algorithm>
+#include <limits>
 #include <string>
 
 namespace batchjac::ops {
@@ -295,9 +296,13 @@ Tensor reduce_mean(const Tensor& x) { return reduce_mean(x, all_axes(x)); }
 
 Tensor reduce_logsumexp(const Tensor& x, Axes axes, bool keepdims) {
   // log(sum(exp(x - m))) + m with m = max(x): no overflow. m carries no
-  // derivative of its own; the result's derivative is softmax(x).
+  // derivative of its own; the result's derivative is softmax(x). Where the
+  // maximum is not finite, m = 0 (TF): x - inf would give NaN for [inf, 1]
+  // and [-inf, -inf], which are inf and -inf.
   axes = ops::normalize_axes("reduce_logsumexp", std::move(axes), x.rank());
-  const Tensor m = stop_gradient(reduce_max(x, axes, true));
+  const Tensor max = reduce_max(x, axes, true);
+  const Tensor m = stop_gradient(
+      where(abs(max) < std::numeric_limits<double>::infinity(), max, constant(0.0, x.dtype())));
   Tensor r = log(reduce_sum(exp(x - m), axes, true)) + m;
   return keepdims || axes.empty() ? r : squeeze(r, axes);
 }

@@ -130,3 +130,23 @@ TEST_CASE("strong zeros: whole-tensor jacobian and gradient too", "[engine][stro
     require_same_entries(*tape.gradient(y, x), {0, 0.25, 0}, 1e-15);
   }
 }
+
+TEST_CASE("strong zeros: a layer written straight to the Jacobian rows", "[engine][strong_zeros]") {
+  // y = sqrt(x I) W2 with x_3 = 0: in forward mode the hoisted tangent x I
+  // is shared by the lanes, and the scaled matmul writes whole rows of the
+  // Jacobian from registers; its zeros meet sqrt's infinite partial at 0.
+  // J[i][d] = W2[d][i] / (2 sqrt(x_d)).
+  constexpr std::int64_t n = 16;
+  std::vector<double> w2(n * n), eye(n * n, 0.0), example(n), want(n * n);
+  for (std::int64_t k = 0; k < n * n; ++k) w2[k] = 0.5 * std::sin(double(k) + 1.0);
+  for (std::int64_t k = 0; k < n; ++k) eye[k * n + k] = 1.0, example[k] = k == 3 ? 0.0 : 0.25 * double(k + 1);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t d = 0; d < n; ++d)
+      want[i * n + d] = d == 3 ? (w2[d * n + i] > 0 ? inf : -inf) : w2[d * n + i] / (2 * std::sqrt(example[d]));
+  auto f = [&](const bj::Tensor& x) {
+    const bj::Tensor i16 = bj::constant(eye, bj::Shape{n, n}, x.dtype());
+    const bj::Tensor w = bj::constant(w2, bj::Shape{n, n}, x.dtype());
+    return bj::matmul(bj::sqrt(bj::matmul(x, i16)), w);
+  };
+  for (std::int64_t b : {16, 32}) check_every_mode(f, example, want, b);
+}

@@ -9,7 +9,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace bj = batchjac;
@@ -83,6 +85,163 @@ TEST_CASE("pow: exponents and domains", "[ops][elementwise]") {
   c.hi = 2;
   c.f = [](const bj::Tensor& x, const Context& ctx) { return bj::pow(x, ctx.shared(1, {}, 3.0, 3.0)); };
   check::check_case(c);
+}
+
+namespace {
+template <class T>
+constexpr bj::DType dtype_of = std::is_same_v<T, float> ? bj::float32 : bj::float64;
+// A column [b, 1] of dtype T: one value per example.
+template <class T>
+bj::Tensor column(const std::vector<double>& v) {
+  return bj::constant(v, bj::Shape{static_cast<std::int64_t>(v.size()), 1}, dtype_of<T>);
+}
+// `want` of each example's (x, q), computed in T.
+template <class T, class F>
+std::vector<double> per_example(const std::vector<double>& xs, const std::vector<double>& qs, F want) {
+  std::vector<double> r;
+  for (std::size_t i = 0; i < xs.size(); ++i) r.push_back(want(static_cast<T>(xs[i]), static_cast<T>(qs[i])));
+  return r;
+}
+// xsimd's exp(y log|x|): a relative error of about |y log|x|| ulp, largest at 1e-300.
+template <class T>
+constexpr double kPowTol = std::is_same_v<T, float> ? 2e-5 : 2e-13;
+
+template <class T>
+void check_pow_special_values() {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  // Signed zeros, tiny, negative and infinite bases; integer, half-integer,
+  // zero and non-finite exponents. (No subnormal results: xsimd's exp
+  // flushes them to 0, as 1e-30f^1.5 would be.)
+  const std::vector<double> bases = {0.0, -0.0, 1e-300, -1e-300, 1e-36, -2.0, -1.0, -0.5,
+                                     1.0, 3.0,  inf,    -inf,    nan};
+  const std::vector<double> exps = {0.5, -1.0, -0.5, 2.0, 3.0, -2.0, -3.0, 0.0, 1.0, 1.5, inf, -inf, nan};
+  // A constant exponent: every base, twice (26 examples: whole vectors and a part).
+  std::vector<double> xs = bases;
+  xs.insert(xs.end(), bases.begin(), bases.end());
+  const bj::Tensor x = column<T>(xs);
+  for (double p : exps) {
+    const std::string ps = std::to_string(p);
+    // dy/dx = p x^(p-1), 0 for p = 0.
+    check::check_at_values(
+        "pow(x, " + ps + ")", [p](const bj::Tensor& v, const bj::Tensor&) { return bj::pow(v, p); }, x, x,
+        per_example<T>(xs, xs, [p](T v, T) { return T(p) == T(0) ? T(0) : T(p) * std::pow(v, T(p) - T(1)); }),
+        kPowTol<T>);
+    // The engine's primal values: d/dx (x * stop_gradient(x^p)) = x^p.
+    check::check_at_values(
+        "x * stop_gradient(pow(x, " + ps + "))",
+        [p](const bj::Tensor& v, const bj::Tensor&) { return v * bj::stop_gradient(bj::pow(v, p)); }, x, x,
+        per_example<T>(xs, xs, [p](T v, T) { return std::pow(v, T(p)); }), kPowTol<T>);
+  }
+  // Per-example exponents: every (base, exponent) pair, 169 examples.
+  std::vector<double> as, bs;
+  for (double a : bases)
+    for (double b : exps) as.push_back(a), bs.push_back(b);
+  const bj::Tensor a = column<T>(as), b = column<T>(bs);
+  // dy/da = b a^(b-1).
+  check::check_at_values(
+      "pow(a, b), d/da", [](const bj::Tensor& v, const bj::Tensor& e) { return bj::pow(v, e); }, a, b,
+      per_example<T>(as, bs, [](T v, T e) { return e * std::pow(v, e - T(1)); }), kPowTol<T>);
+  check::check_at_values(
+      "a * stop_gradient(pow(a, b))",
+      [](const bj::Tensor& v, const bj::Tensor& e) { return v * bj::stop_gradient(bj::pow(v, e)); }, a, b,
+      per_example<T>(as, bs, [](T v, T e) { return std::pow(v, e); }), kPowTol<T>);
+  // dy/db = a^b log(a) for a > 0, else 0.
+  check::check_at_values(
+      "pow(a, b), d/db", [](const bj::Tensor& e, const bj::Tensor& v) { return bj::pow(v, e); }, b, a,
+      per_example<T>(bs, as, [](T e, T v) { return v > T(0) ? std::pow(v, e) * std::log(v) : T(0); }),
+      kPowTol<T>);
+}
+}  // namespace
+
+// Regression test (a bug found and fixed): xsimd 8.1's pow computes exp(y
+// log|x|) and gives 0 wherever x = ±0, so in the engine pow(x, 0.5) had
+// derivative 0 at x = 0 (std::pow, eagerly and in TF: inf) and pow(x, -1)
+// -0 (-inf); pow(0, 0) was 0, pow(1, inf) and pow(-1, ±inf) NaN. The engine
+// must give std::pow's values (C99 Annex F), lane by lane.
+TEST_CASE("pow at zeros, negative, tiny and infinite bases: the engine as std::pow", "[ops][elementwise]") {
+  check_pow_special_values<double>();
+  check_pow_special_values<float>();
+}
+
+namespace {
+template <class T>
+void check_nan_propagation() {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const T tnan = std::numeric_limits<T>::quiet_NaN();
+  // Every pair of these: 49 examples.
+  const std::vector<double> v = {nan, 1.0, 2.0, -inf, inf, 0.0, -0.5};
+  std::vector<double> as, bs;
+  for (double a : v)
+    for (double b : v) as.push_back(a), bs.push_back(b);
+  const bj::Tensor a = column<T>(as), b = column<T>(bs);
+  struct Row {
+    std::string name;
+    BinaryFn op;
+    T (*value)(T, T);  // TF's value: NaN if either operand is
+    T (*da)(T, T);     // the partials: 0 at NaN (a comparison fails)
+    T (*db)(T, T);
+  };
+  const Row rows[] = {
+      {"maximum", [](const bj::Tensor& p, const bj::Tensor& q) { return bj::maximum(p, q); },
+       [](T p, T q) { return std::isnan(p) || std::isnan(q) ? std::numeric_limits<T>::quiet_NaN() : p >= q ? p : q; },
+       [](T p, T q) { return T(p >= q); }, [](T p, T q) { return T(p < q); }},
+      {"minimum", [](const bj::Tensor& p, const bj::Tensor& q) { return bj::minimum(p, q); },
+       [](T p, T q) { return std::isnan(p) || std::isnan(q) ? std::numeric_limits<T>::quiet_NaN() : p <= q ? p : q; },
+       [](T p, T q) { return T(p <= q); }, [](T p, T q) { return T(p > q); }},
+  };
+  for (const Row& r : rows) {
+    const BinaryFn op = r.op;
+    check::check_at_values(
+        r.name + "(a, b), d/da", [op](const bj::Tensor& x, const bj::Tensor& q) { return op(x, q); }, a, b,
+        per_example<T>(as, bs, r.da), 0.0);
+    check::check_at_values(
+        r.name + "(a, b), d/db", [op](const bj::Tensor& x, const bj::Tensor& q) { return op(q, x); }, b, a,
+        per_example<T>(bs, as, [&r](T x, T q) { return r.db(q, x); }), 0.0);
+    // The engine's primal values: d/da (a * stop_gradient(op(a, b))) = op(a, b).
+    check::check_at_values(
+        "a * stop_gradient(" + r.name + "(a, b))",
+        [op](const bj::Tensor& x, const bj::Tensor& q) { return x * bj::stop_gradient(op(x, q)); }, a, b,
+        per_example<T>(as, bs, r.value), 0.0);
+    // A rule that reads the value: d/da op(a, b)^2 = 2 op(a, b) d/da.
+    check::check_at_values(
+        "square(" + r.name + "(a, b))", [op](const bj::Tensor& x, const bj::Tensor& q) { return bj::square(op(x, q)); },
+        a, b, per_example<T>(as, bs, [&r](T p, T q) { return T(2) * r.value(p, q) * r.da(p, q); }), 0.0);
+    check::check_at_values(
+        "square(" + r.name + "(b, a)), d/da",
+        [op](const bj::Tensor& x, const bj::Tensor& q) { return bj::square(op(q, x)); }, a, b,
+        per_example<T>(as, bs, [&r](T p, T q) { return T(2) * r.value(q, p) * r.db(q, p); }), 0.0);
+  }
+  // Comparisons with a NaN: only not_equal holds, and NaN is true as a
+  // boolean; where's derivative shows which branch each lane took.
+  check::check_at_values(
+      "where(not_equal(a, b), 2 a, 3 a)",
+      [](const bj::Tensor& x, const bj::Tensor& q) { return bj::where(bj::not_equal(x, q), x * 2.0, x * 3.0); }, a,
+      b, per_example<T>(as, bs, [](T p, T q) { return p != q ? T(2) : T(3); }), 0.0);
+  check::check_at_values(
+      "where(cast(a, bool), 2 a, 3 a)",
+      [](const bj::Tensor& x, const bj::Tensor&) { return bj::where(bj::cast(x, bj::boolean), x * 2.0, x * 3.0); },
+      a, a, per_example<T>(as, as, [](T p, T) { return p != T(0) ? T(2) : T(3); }), 0.0);
+  // relu(x) = max(x, 0), NaN at NaN; relu'(x) = [x > 0].
+  auto relu = [tnan](T x) { return std::isnan(x) ? tnan : x > T(0) ? x : T(0); };
+  check::check_at_values(
+      "x * stop_gradient(relu(x))", [](const bj::Tensor& x, const bj::Tensor&) { return x * bj::stop_gradient(bj::relu(x)); },
+      a, a, per_example<T>(as, as, [&](T x, T) { return relu(x); }), 0.0);
+  check::check_at_values(
+      "square(relu(x))", [](const bj::Tensor& x, const bj::Tensor&) { return bj::square(bj::relu(x)); }, a, a,
+      per_example<T>(as, as, [&](T x, T) { return T(2) * relu(x) * T(x > T(0)); }), 0.0);
+}
+}  // namespace
+
+// Regression test (bugs found and fixed): maximum and minimum dropped a NaN
+// first operand (maximum(NaN, 1) = 1, maximum(1, NaN) = NaN) and relu(NaN)
+// was 0; TF gives NaN for all three. The engine's lanes must agree with the
+// eager values, and rules that read the value (square's) see the NaN. In the
+// engine on AVX and AVX-512, not_equal(NaN, x) and cast(NaN, bool) were
+// false (xsimd 8 compiles != to an ordered compare there); eagerly and in
+// TF they are true.
+TEST_CASE("maximum, minimum, relu, not_equal, cast to bool: NaN as TF, in every lane", "[ops][elementwise]") {
+  check_nan_propagation<double>();
+  check_nan_propagation<float>();
 }
 
 TEST_CASE("binary ops: derivative check table", "[ops][elementwise]") {

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,26 @@ TEST_CASE("binary ops: eager values with NumPy broadcasting", "[ops][elementwise
     CHECK(row.op(in(bj::zeros({0, 3})), in(v)).shape() == bj::Shape{0, 3});
     // float32 keeps its dtype.
     if (row.kind == Kind::real) CHECK(row.op(bj::cast(m2, bj::float32), bj::cast(v, bj::float32)).dtype() == bj::float32);
+  }
+}
+
+// Regression test (a bug found and fixed): maximum(NaN, 1) was 1 (but
+// maximum(1, NaN) NaN), minimum the same, and relu(NaN) 0. TF: NaN.
+TEST_CASE("maximum, minimum and relu: NaN in, NaN out (TF)", "[ops][elementwise]") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  for (const bj::DType t : {bj::float64, bj::float32}) {
+    INFO((t == bj::float32 ? "float32" : "float64"));
+    const bj::Tensor a = bj::constant({nan, 1., nan, -inf, inf, 2.}, t);
+    const bj::Tensor b = bj::constant({1., nan, nan, nan, nan, 3.}, t);
+    for (const bj::Tensor& r : {bj::maximum(a, b), bj::maximum(b, a), bj::minimum(a, b), bj::minimum(b, a)}) {
+      const auto v = check::values(r);
+      for (std::size_t i = 0; i < 5; ++i) CHECK(std::isnan(v[i]));
+    }
+    CHECK(bj::maximum(a, b).at({5}) == 3.0);
+    CHECK(bj::minimum(b, a).at({5}) == 2.0);
+    const auto relu = check::values(bj::relu(bj::constant({nan, -1., 2., -inf, inf}, t)));
+    CHECK(std::isnan(relu[0]));
+    CHECK(std::vector<double>(relu.begin() + 1, relu.end()) == std::vector<double>{0., 2., 0., inf});
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -204,6 +205,96 @@ TEST_CASE("reductions over a zero-length axis give the identity element", "[ops]
   const double inf = std::numeric_limits<double>::infinity();
   CHECK(check::values(bj::reduce_max(e, {1})) == std::vector<double>{-inf, -inf});
   CHECK(check::values(bj::reduce_sum(bj::ones({3, 0, 2}), {1}, true)) == std::vector<double>(6, 0.0));
+}
+
+// Regression test (a bug found and fixed): reduce_max and reduce_min kept
+// the running extremum when they met a NaN (reduce_max([3, NaN, 1]) = 3);
+// TF gives NaN. The engine's lanes must agree, and the derivative's weights
+// [x == y] / count are then 0 / 0: NaN for the whole row, as in TF.
+TEST_CASE("reduce_max and reduce_min propagate NaN, eagerly and in the engine", "[ops][reduction]") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::vector<double>> rows = {
+      {3, nan, 1}, {nan, 3, 1}, {3, 1, nan}, {nan, nan, nan}, {1, 2, 3},
+      {-inf, nan, inf}, {2, 2, 1}, {-inf, -inf, -inf}, {1, 1, 1}};
+  std::vector<double> flat;
+  for (int rep = 0; rep < 3; ++rep)  // 27 examples: whole vectors and a partial one
+    for (const auto& r : rows) flat.insert(flat.end(), r.begin(), r.end());
+  const auto b = static_cast<std::int64_t>(flat.size() / 3);
+  for (const bool is_max : {true, false}) {
+    const ReduceFn op = is_max ? ReduceFn(&bj::reduce_max) : ReduceFn(&bj::reduce_min);
+    const std::string name = is_max ? "reduce_max" : "reduce_min";
+    auto extremum = [&](const std::vector<double>& r) {
+      double m = is_max ? -inf : inf;
+      for (double v : r) {
+        if (std::isnan(v)) return nan;
+        m = is_max ? std::max(m, v) : std::min(m, v);
+      }
+      return m;
+    };
+    for (const bj::DType t : {bj::float64, bj::float32}) {
+      INFO(name << (t == bj::float32 ? ", float32" : ", float64"));
+      const bj::Tensor x = bj::constant(flat, bj::Shape{b, 3}, t);
+      // Eager values: each row, and all of it.
+      const auto v = check::values(op(x, {1}, false));
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        const double want = extremum(rows[i]);
+        CHECK((std::isnan(want) ? std::isnan(v[i]) : v[i] == want));
+      }
+      CHECK(std::isnan(op(x, {0, 1}, false).at({})));
+      // Jacobians: the weights [x == y] / count, NaN for a row holding a NaN.
+      auto in_dtype = [t](double w) { return t == bj::float32 ? static_cast<double>(static_cast<float>(w)) : w; };
+      std::vector<double> dy, value;
+      for (std::int64_t i = 0; i < b; ++i) {
+        const auto& r = rows[static_cast<std::size_t>(i) % rows.size()];
+        const double m = extremum(r);
+        const double count = static_cast<double>(std::count(r.begin(), r.end(), m));
+        for (double e : r) dy.push_back(std::isnan(m) ? nan : in_dtype((e == m) / count));
+        for (std::size_t k = 0; k < 3; ++k) value.push_back(m);
+      }
+      check::check_at_values(
+          name + "(x, {1}, keepdims)", [op](const bj::Tensor& s, const bj::Tensor&) { return op(s, {1}, true); }, x,
+          x, dy, 0.0);
+      // The engine's primal values: d/dx (sum(x) * stop_gradient(y)) = y.
+      check::check_at_values(
+          "reduce_sum(x) * stop_gradient(" + name + "(x))",
+          [op](const bj::Tensor& s, const bj::Tensor&) {
+            return bj::reduce_sum(s, {1}, true) * bj::stop_gradient(op(s, {1}, true));
+          },
+          x, x, value, 0.0);
+    }
+  }
+}
+
+// Regression test (a bug found and fixed): reduce_logsumexp shifted by the
+// maximum even when it is infinite: ([inf, 1]) was inf - inf = NaN and
+// ([-inf, -inf]) NaN; TF shifts by 0 where the maximum is not finite and
+// gives inf and -inf.
+TEST_CASE("reduce_logsumexp with infinite maxima (TF)", "[ops][reduction]") {
+  const double nan = std::nan(""), inf = std::numeric_limits<double>::infinity();
+  const std::vector<std::vector<double>> rows = {
+      {inf, 1}, {-inf, -inf}, {nan, 1}, {1000, 1000}, {-inf, 0}, {inf, -inf}, {-inf, 5}, {inf, inf}, {0, 0}};
+  const std::vector<double> want = {inf, -inf, nan, 1000 + std::log(2.0), 0, inf, 5, inf, std::log(2.0)};
+  std::vector<double> flat, per_row, value;
+  for (int rep = 0; rep < 3; ++rep)  // 27 examples: whole vectors and a partial one
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      flat.insert(flat.end(), rows[i].begin(), rows[i].end());
+      per_row.push_back(want[i]);
+      value.insert(value.end(), {want[i], want[i]});
+    }
+  const auto b = static_cast<std::int64_t>(per_row.size());
+  for (const bj::DType t : {bj::float64, bj::float32}) {
+    INFO((t == bj::float32 ? "float32" : "float64"));
+    const double rtol = t == bj::float32 ? 2.4e-7 : 4.5e-16;
+    const bj::Tensor x = bj::constant(flat, bj::Shape{b, 2}, t);
+    check::check_close(check::values(bj::reduce_logsumexp(x, {1})), per_row, rtol, 0.0, "eager values");
+    // The engine's values: d/dx (sum(x) * stop_gradient(y)) = y.
+    check::check_at_values(
+        "reduce_sum(x) * stop_gradient(reduce_logsumexp(x))",
+        [](const bj::Tensor& s, const bj::Tensor&) {
+          return bj::reduce_sum(s, {1}, true) * bj::stop_gradient(bj::reduce_logsumexp(s, {1}, true));
+        },
+        x, x, value, rtol);
+  }
 }
 
 TEST_CASE("reductions: bad axes raise ValueError", "[ops][reduction][errors]") {

@@ -357,6 +357,43 @@ void check_float32(const Case& c) {
   }
 }
 
+void check_at_values(const std::string& what, const PointFn& f, const bj::Tensor& x,
+                     const bj::Tensor& q, std::span<const double> want, double rtol) {
+  INFO(what << " [" << (x.dtype() == bj::float32 ? "float32" : "float64") << ", source "
+                << x.shape() << "]");
+  const std::int64_t b = x.shape()[0];
+  REQUIRE(b > 0);
+  REQUIRE(q.shape()[0] == b);
+  for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    bj::GradientTape tape;
+    tape.watch(x);
+    const auto j = tape.batch_jacobian(f(x, q), x, with_mode(mode));
+    REQUIRE(j.has_value());
+    check_close(values(*j), want, rtol, 0.0,
+                mode == bj::JacobianMode::forward ? "batch_jacobian, forward" : "batch_jacobian, reverse");
+  }
+  // Each example alone, as its own [1, ...] tensors.
+  const auto per = static_cast<std::ptrdiff_t>(want.size()) / b;
+  auto row = [](const bj::Tensor& t, std::int64_t i) {
+    bj::Axes begin(static_cast<std::size_t>(t.rank()), 0), size(static_cast<std::size_t>(t.rank()), -1);
+    begin[0] = i;
+    size[0] = 1;
+    return bj::slice(t, begin, size);
+  };
+  std::vector<double> alone;
+  for (std::int64_t i = 0; i < b; ++i) {
+    const bj::Tensor xi = row(x, i);
+    bj::GradientTape tape;
+    tape.watch(xi);
+    const auto j = tape.jacobian(f(xi, row(q, i)), xi);
+    REQUIRE(j.has_value());
+    const auto v = values(*j);
+    REQUIRE(static_cast<std::ptrdiff_t>(v.size()) == per);
+    alone.insert(alone.end(), v.begin(), v.end());
+  }
+  check_close(alone, want, rtol, 0.0, "tape.jacobian of each example alone");
+}
+
 void check_case(const Case& c) {
   // A failed REQUIRE (already reported) or an exception ends this case only.
   try {

@@ -87,6 +87,17 @@ void check_float32(const Case& c);
 // does not hide the others.
 void check_case(const Case& c);
 
+// Jacobians at chosen inputs, where finite differences mean nothing (NaN,
+// infinities, zeros of pow): y = f(x, q) for x [b, x...] (watched) and a
+// per-example constant q [b, q...] (f may ignore it). batch_jacobian in
+// forward and reverse mode (the engine: one example per SIMD lane) and
+// tape.jacobian of each example alone (the eager scalar kernels) must each
+// equal `want` ([b, y..., x...] row-major): NaN exactly where it is NaN,
+// infinities and zeros exactly, other entries to rtol.
+using PointFn = std::function<bj::Tensor(const bj::Tensor& x, const bj::Tensor& q)>;
+void check_at_values(const std::string& what, const PointFn& f, const bj::Tensor& x,
+                     const bj::Tensor& q, std::span<const double> want, double rtol);
+
 // ---- helpers ------------------------------------------------------------------
 
 // Uniform in [lo, hi), the same on every platform.

@@ -20,6 +20,9 @@ namespace batchjac::ops {
 std::vector<std::int64_t> normalize_axes(std::string_view op, std::vector<std::int64_t> axes,
                                          std::int64_t rank) {
   for (auto& a : axes) {
+    if (rank == 0)
+      throw ValueError(std::string(op) + ": axis " + std::to_string(a) +
+                       " is out of range for a tensor of rank 0, which has no axes");
     if (a < -rank || a >= rank)
       throw ValueError(std::string(op) + ": axis " + std::to_string(a) +
                        " is out of range for a tensor of rank " + std::to_string(rank) +

@@ -98,6 +98,9 @@ Tensor squeeze(const Tensor& x, Axes axes) {
 
 Tensor concat(const std::vector<Tensor>& values, std::int64_t axis) {
   if (values.empty()) throw ValueError("concat: needs at least one tensor, got none");
+  if (values[0].rank() == 0)
+    throw ValueError("concat: needs tensors of rank >= 1, got a scalar (rank 0) as input 0; "
+                     "stack joins scalars");
   ops::Attrs a;
   a.arg = normalize_axis("concat", axis, values[0].rank());
   return ops::apply(Prim::concat, a, values);

@@ -1,5 +1,6 @@
 # batchjac's sources, listed explicitly (no globs), in pipeline order.
 set(BATCHJAC_SOURCES
+  lib/tensor/sizes.cpp
   lib/tensor/shape.cpp
   lib/tensor/tensor.cpp
   lib/tensor/print.cpp

@@ -21,7 +21,9 @@ class Shape {
   auto begin() const noexcept { return dims_.begin(); }
   auto end() const noexcept { return dims_.end(); }
   const std::vector<std::int64_t>& dims() const noexcept { return dims_; }
-  // Product of the dimensions (1 for a scalar).
+  // Product of the dimensions (1 for a scalar; 0 if any is 0), or INT64_MAX
+  // where that product does not fit int64 (never a tensor's shape: see the
+  // size limit in tensor.hpp).
   std::int64_t num_elements() const noexcept;
   // "[2, 3]"
   std::string to_string() const;

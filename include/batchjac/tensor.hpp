@@ -58,6 +58,15 @@ extern template std::vector<bool> Tensor::to_vector<bool>() const;
 // Prints like TF: tf.Tensor(\n[[1. 2.]\n [3. 4.]], shape=(2, 2), dtype=float32)
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
+// ---- sizes -------------------------------------------------------------------
+// A tensor's buffer is at most 2^47 bytes (128 TiB) and at most the machine's
+// physical memory. Every factory and op checks its result's shape first: a
+// negative dimension, an element count past int64, or more bytes than that
+// limit is a ValueError naming the op and the shape, raised before anything
+// is allocated (never std::bad_alloc or a wrapped size). The Jacobians of
+// GradientTape are held to the same limit. Empty tensors may have any
+// dimensions that fit int64 ([0, 2^62] is fine).
+
 // ---- factories ---------------------------------------------------------------
 using Init1 = std::initializer_list<double>;
 using Init2 = std::initializer_list<Init1>;

@@ -133,6 +133,7 @@ std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, co
   check_float(fn, "source", source);
   check_float(fn, "target", target);
   const Shape out_shape = concat_shapes(target.shape(), source.shape(), 1);
+  detail::check_tensor_size(fn, out_shape, source.dtype(), "the Jacobian");  // before slicing
   if (out != nullptr) {
     if (out_dtype != source.dtype())
       throw ValueError(std::string(fn) + "_into: the output must have the source's type (" +
@@ -175,6 +176,8 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   check_options(fn, options);
   check_float(fn, "source", source);
   check_float(fn, "target", target);
+  detail::check_tensor_size(fn, concat_shapes(target.shape(), source.shape(), 0), source.dtype(),
+                            "the Jacobian");
   check_unused(fn, *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
   auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,

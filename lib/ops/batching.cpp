@@ -46,8 +46,8 @@ void require_float(std::string_view op, const ValueInfo& v, int input) {
   }
 }
 
-DType common_float_dtype(std::string_view op, std::span<const ValueInfo> in) {
-  for (std::size_t i = 0; i < in.size(); ++i) require_float(op, in[i], static_cast<int>(i));
+DType common_float_dtype(std::string_view op, std::span<const ValueInfo> in, int first_input) {
+  for (std::size_t i = 0; i < in.size(); ++i) require_float(op, in[i], first_input + static_cast<int>(i));
   for (std::size_t i = 1; i < in.size(); ++i) {
     if (in[i].dtype != in[0].dtype) {
       throw ValueError(std::string(op) + ": cannot mix " + std::string(dtype_name(in[0].dtype)) +

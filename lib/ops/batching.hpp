@@ -15,7 +15,8 @@ void single_batch(const Node& node, BatchQuery& q);
 
 // Requires a float dtype; ValueError naming the op otherwise.
 void require_float(std::string_view op, const ValueInfo& v, int input);
-// Requires equal float dtypes for all inputs.
-DType common_float_dtype(std::string_view op, std::span<const ValueInfo> in);
+// Requires equal float dtypes for all inputs; in[0] is the op's input
+// first_input (named in messages).
+DType common_float_dtype(std::string_view op, std::span<const ValueInfo> in, int first_input = 0);
 
 }  // namespace batchjac::ops

@@ -242,7 +242,7 @@ std::string WhereOp::name(const Attrs&) { return "where"; }
 
 ValueInfo WhereOp::infer(const Node&, std::span<const ValueInfo> in) {
   require_boolean("where", in[0], 0);
-  const DType dtype = common_float_dtype("where", in.subspan(1));
+  const DType dtype = common_float_dtype("where", in.subspan(1), 1);
   Shape shape = broadcast_shapes(in[0].shape, in[1].shape, "where");
   return {broadcast_shapes(shape, in[2].shape, "where"), dtype};
 }

@@ -143,6 +143,9 @@ void MatmulOp::transpose(autodiff::TransposeContext& c, const Node& n, int ct) {
 
 template <class T>
 void MatmulOp::lower(Lowering<T>& lo, const Node& n) {
+  // An empty result has nothing to compute (and its leading dims' product
+  // may pass int64).
+  if (lo.shape(n.output).num_elements() == 0) return;
   const Shape &a = lo.shape(n.inputs[0]), &b = lo.shape(n.inputs[1]);
   Dims d = dims_of(n, a, b);
   kernels::MatmulArgs<T> s;

@@ -1,6 +1,8 @@
 // Lowering helpers: broadcasting index maps and step construction.
 #include "ops/lowering.hpp"
 
+#include "tensor/sizes.hpp"
+
 #include <batchjac/errors.hpp>
 
 #include <algorithm>
@@ -9,8 +11,10 @@
 namespace batchjac::ops {
 
 std::vector<std::int64_t> strides_of(const Shape& shape) {
+  // A stride past int64 belongs to an empty tensor ([0, 2^62, 4]): nothing is
+  // addressed through it, so 0 does.
   std::vector<std::int64_t> s(shape.size(), 1);
-  for (std::size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * shape[i];
+  for (std::size_t i = shape.size(); i-- > 1;) s[i - 1] = detail::checked_mul(s[i], shape[i]).value_or(0);
   return s;
 }
 

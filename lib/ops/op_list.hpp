@@ -9,6 +9,7 @@
 #include "ops/misc.hpp"
 #include "ops/reduction.hpp"
 #include "ops/shape_ops.hpp"
+#include "tensor/sizes.hpp"
 
 #include <optional>
 #include <utility>
@@ -45,8 +46,12 @@ decltype(auto) visit(Prim p, F&& f) {
   return dispatch::visit(p, f, Primitives{});
 }
 
+// The result's shape and dtype, by the primitive's rule; every result is held
+// to the size limit here (tensor/sizes.hpp), whichever op made its shape.
 inline ValueInfo infer(const Node& n, std::span<const ValueInfo> in) {
-  return visit(n.prim, [&]<class P>() { return P::infer(n, in); });
+  ValueInfo out = visit(n.prim, [&]<class P>() { return P::infer(n, in); });
+  if (auto why = detail::tensor_size_error(out.shape, dtype_size(out.dtype))) fail(n, *why);
+  return out;
 }
 inline void batch_rule(const Node& n, BatchQuery& q) {
   visit(n.prim, [&]<class P>() { P::batch(n, q); });

@@ -8,6 +8,7 @@
 #include "ops/eager.hpp"
 #include "ops/elementwise_math.hpp"
 #include "ops/lowering.hpp"
+#include "tensor/sizes.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
@@ -21,6 +22,9 @@ namespace batchjac::ops {
 std::vector<std::int64_t> normalize_axes(std::string_view op, std::vector<std::int64_t> axes,
                                          std::int64_t rank) {
   for (auto& a : axes) {
+    if (rank == 0)
+      throw ValueError(std::string(op) + ": axis " + std::to_string(a) +
+                       " is out of range for a tensor of rank 0, which has no axes");
     if (a < -rank || a >= rank)
       throw ValueError(std::string(op) + ": axis " + std::to_string(a) +
                        " is out of range for a tensor of rank " + std::to_string(rank) +
@@ -144,9 +148,11 @@ int ReduceOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t
     perm.axes.insert(perm.axes.end(), red_dims.begin(), red_dims.end());
     const int xt = c.primal(Prim::index_map, perm, {x});
     const Shape moved = c.info(xt).shape;
+    // k x g elements: one of them is 0 where the other passes int64, and any
+    // empty shape serves an empty x.
     std::int64_t k = 1, g = 1;
-    for (auto i : kept_dims) k *= in[i];
-    for (auto i : red_dims) g *= in[i];
+    for (auto i : kept_dims) k = detail::checked_mul(k, in[i]).value_or(1);
+    for (auto i : red_dims) g = detail::checked_mul(g, in[i]).value_or(1);
     const int x2 = c.primal(Prim::reshape, shape_attrs(Shape{k, g}), {xt});
     Attrs scan = op_attrs(kernels::kProd);
     scan.arg = 1;
@@ -227,9 +233,13 @@ template <class T>
 void ScanOp::lower(Lowering<T>& lo, const Node& n) {
   const Shape& s = lo.shape(n.inputs[0]);
   kernels::ScanArgs<T> a;
-  for (std::int64_t i = 0; i < n.attrs.arg; ++i) a.outer *= s[i];
   a.len = s[n.attrs.arg];
-  for (std::size_t i = static_cast<std::size_t>(n.attrs.arg) + 1; i < s.size(); ++i) a.inner *= s[i];
+  if (s.num_elements() == 0) {
+    a.outer = 0;  // nothing to scan (the other axes' product may pass int64)
+  } else {
+    for (std::int64_t i = 0; i < n.attrs.arg; ++i) a.outer *= s[i];
+    for (std::size_t i = static_cast<std::size_t>(n.attrs.arg) + 1; i < s.size(); ++i) a.inner *= s[i];
+  }
   a.exclusive = n.attrs.exclusive;
   a.reverse = n.attrs.reverse;
   a.op = n.attrs.op;
@@ -288,8 +298,10 @@ Tensor reduce_min(const Tensor& x) { return reduce_min(x, all_axes(x)); }
 
 Tensor reduce_mean(const Tensor& x, Axes axes, bool keepdims) {
   axes = ops::normalize_axes("reduce_mean", std::move(axes), x.rank());
-  std::int64_t count = 1;
-  for (auto a : axes) count *= x.shape()[a];
+  std::vector<std::int64_t> reduced;
+  for (auto a : axes) reduced.push_back(x.shape()[a]);
+  // Saturates past int64, which only an empty x has (and its result is empty).
+  const std::int64_t count = Shape(std::move(reduced)).num_elements();
   return reduce_sum(x, axes, keepdims) / static_cast<double>(count);
 }
 Tensor reduce_mean(const Tensor& x) { return reduce_mean(x, all_axes(x)); }

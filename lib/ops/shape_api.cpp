@@ -4,6 +4,7 @@
 #include "ops/eager.hpp"
 #include "ops/reduction.hpp"
 #include "ops/shape_ops.hpp"
+#include "tensor/sizes.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
@@ -28,7 +29,6 @@ Tensor index_map(int kind, const Tensor& x, ops::Attrs a) {
 
 Tensor reshape(const Tensor& x, const Shape& shape) {
   std::vector<std::int64_t> dims = shape.dims();
-  std::int64_t known = 1;
   int inferred = -1;
   for (std::size_t i = 0; i < dims.size(); ++i) {
     if (dims[i] == -1) {
@@ -37,11 +37,12 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
       inferred = static_cast<int>(i);
     } else if (dims[i] < 0) {
       throw ValueError("reshape: dimensions must be >= 0 or -1, got " + shape.to_string());
-    } else {
-      known *= dims[i];
     }
   }
   if (inferred >= 0) {
+    // The product of the others; past int64 it matches no tensor.
+    dims[inferred] = 1;
+    const std::int64_t known = detail::checked_product(dims).value_or(0);
     if (known == 0 || x.num_elements() % known != 0)
       throw ValueError("reshape: cannot infer the -1 in " + shape.to_string() + " for " +
                        std::to_string(x.num_elements()) + " elements of shape " +
@@ -98,6 +99,9 @@ Tensor squeeze(const Tensor& x, Axes axes) {
 
 Tensor concat(const std::vector<Tensor>& values, std::int64_t axis) {
   if (values.empty()) throw ValueError("concat: needs at least one tensor, got none");
+  if (values[0].rank() == 0)
+    throw ValueError("concat: needs tensors of rank >= 1, got a scalar (rank 0) as input 0; "
+                     "stack joins scalars");
   ops::Attrs a;
   a.arg = normalize_axis("concat", axis, values[0].rank());
   return ops::apply(Prim::concat, a, values);
@@ -135,8 +139,13 @@ Tensor slice(const Tensor& x, Axes begin, Axes size) {
     throw ValueError("slice: begin " + Shape(begin).to_string() + " and size " +
                      Shape(size).to_string() + " need one entry per axis of shape " +
                      x.shape().to_string());
-  for (std::int64_t i = 0; i < r; ++i)
-    if (size[i] == -1) size[i] = x.shape()[i] - begin[i];
+  for (std::int64_t i = 0; i < r; ++i) {
+    if (size[i] != -1) continue;
+    if (begin[i] < 0 || begin[i] > x.shape()[i])
+      throw ValueError("slice: begin " + Shape(begin).to_string() + " is out of bounds for shape " +
+                       x.shape().to_string() + " on axis " + std::to_string(i));
+    size[i] = x.shape()[i] - begin[i];
+  }
   ops::Attrs a;
   a.axes = std::move(begin);
   a.shape = Shape(size);
@@ -154,10 +163,13 @@ Tensor roll(const Tensor& x, std::vector<std::int64_t> shift, Axes axis) {
   if (shift.size() != axis.size())
     throw ValueError("roll: shift " + Shape(shift).to_string() + " and axis " +
                      Shape(axis).to_string() + " must have the same length");
+  // Each axis's total shift, mod its length: exact for any int64 shifts.
   ops::Attrs a;
   a.axes.assign(static_cast<std::size_t>(x.rank()), 0);
-  for (std::size_t i = 0; i < axis.size(); ++i)
-    a.axes[normalize_axis("roll", axis[i], x.rank())] += shift[i];
+  for (std::size_t i = 0; i < axis.size(); ++i) {
+    const std::int64_t at = normalize_axis("roll", axis[i], x.rank()), n = x.shape()[at];
+    if (n > 0) a.axes[at] = detail::add_mod(a.axes[at], detail::floor_mod(shift[i], n), n);
+  }
   return index_map(ops::kRoll, x, a);
 }
 

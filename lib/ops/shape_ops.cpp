@@ -7,6 +7,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/elementwise_math.hpp"
 #include "ops/lowering.hpp"
+#include "tensor/sizes.hpp"
 
 #include <batchjac/errors.hpp>
 
@@ -138,7 +139,7 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
     case kSlice:
       need(r, "begin entries");
       for (std::size_t i = 0; i < r; ++i) {
-        if (v[i] < 0 || a.shape[i] < 0 || v[i] + a.shape[i] > in[i])
+        if (v[i] < 0 || a.shape[i] < 0 || v[i] > in[i] || a.shape[i] > in[i] - v[i])
           fail(n, "begin " + list(v) + " and size " + a.shape.to_string() +
                       " are out of bounds for shape " + in.to_string());
         out[i] = a.shape[i];
@@ -162,14 +163,24 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
       need(r, "multiples");
       for (std::size_t i = 0; i < r; ++i) {
         if (v[i] < 0) fail(n, "multiples must be >= 0, got " + list(v));
-        out[i] = in[i] * v[i];
+        const auto size = detail::checked_mul(in[i], v[i]);
+        if (!size)
+          fail(n, "multiples " + list(v) + " make axis " + std::to_string(i) + " of shape " +
+                      in.to_string() + " " + std::to_string(in[i]) + " * " + std::to_string(v[i]) +
+                      " elements long, more than int64 can count");
+        out[i] = *size;
       }
       break;
     case kPad:
       need(2 * r, "paddings (before and after per axis)");
       for (std::size_t i = 0; i < r; ++i) {
         if (v[2 * i] < 0 || v[2 * i + 1] < 0) fail(n, "paddings must be >= 0, got " + list(v));
-        out[i] = in[i] + v[2 * i] + v[2 * i + 1];
+        const auto before = detail::checked_add(in[i], v[2 * i]);
+        const auto size = before ? detail::checked_add(*before, v[2 * i + 1]) : std::nullopt;
+        if (!size)
+          fail(n, "paddings " + list(v) + " make axis " + std::to_string(i) + " of shape " +
+                      in.to_string() + " longer than int64 can count");
+        out[i] = *size;
       }
       break;
     default:
@@ -192,7 +203,11 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
         case kTranspose: stride = in_strides[v[i]]; break;
         case kSlice: j += v[i]; break;
         case kGather: if (static_cast<std::int64_t>(i) == a.arg) j = v[j0]; break;
-        case kRoll: j = ((j - v[i]) % in[i] + in[i]) % in[i]; break;
+        case kRoll: {  // j - shift mod in[i], without overflow
+          const std::int64_t s = detail::floor_mod(v[i], in[i]);
+          j = j >= s ? j - s : j + (in[i] - s);
+          break;
+        }
         case kTile: j = j % in[i]; break;
         case kPad: j -= v[2 * i]; break;
       }
@@ -341,7 +356,11 @@ ValueInfo ConcatOp::infer(const Node& n, std::span<const ValueInfo> in) {
                   s.to_string() + ") does not match input 0 (" +
                   std::string(dtype_name(in[0].dtype)) + " " + first.to_string() +
                   ") outside axis " + std::to_string(axis));
-    out[axis] += s[axis];
+    const auto joined = detail::checked_add(out[axis], s[axis]);
+    if (!joined)
+      fail(n, "the inputs' lengths along axis " + std::to_string(axis) + " add up past int64 (input " +
+                  std::to_string(i) + " is " + s.to_string() + ")");
+    out[axis] = *joined;
   }
   return {Shape(out), in[0].dtype};
 }

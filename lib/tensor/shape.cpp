@@ -1,7 +1,10 @@
 // Shape helpers and DType names.
+#include "tensor/sizes.hpp"
+
 #include <batchjac/dtype.hpp>
 #include <batchjac/shape.hpp>
 
+#include <limits>
 #include <ostream>
 #include <sstream>
 
@@ -26,9 +29,7 @@ std::size_t dtype_size(DType dtype) noexcept {
 }
 
 std::int64_t Shape::num_elements() const noexcept {
-  std::int64_t n = 1;
-  for (auto d : dims_) n *= d;
-  return n;
+  return detail::checked_product(dims_).value_or(std::numeric_limits<std::int64_t>::max());
 }
 
 std::string Shape::to_string() const {

@@ -1,8 +1,11 @@
 // Tensor accessors, factories and conversions.
 #include "tensor/tensor_impl.hpp"
 
+#include "tensor/sizes.hpp"
+
 #include <batchjac/errors.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -24,13 +27,12 @@ Bytes allocate_bytes(std::size_t n) {
 
 std::shared_ptr<TensorImpl> new_tensor(const Shape& shape, DType dtype) {
   static std::atomic<std::uint64_t> next_id{1};
-  for (auto d : shape) {
-    if (d < 0) throw ValueError("a tensor dimension must be >= 0, got shape " + shape.to_string());
-  }
+  // Ops and factories check their results with their own names first.
+  const std::int64_t n = check_tensor_size("tensor", shape, dtype, "a tensor");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->bytes = allocate_bytes(static_cast<std::size_t>(shape.num_elements()) * dtype_size(dtype));
+  impl->bytes = allocate_bytes(static_cast<std::size_t>(n) * dtype_size(dtype));
   impl->id = next_id.fetch_add(1, std::memory_order_relaxed);
   return impl;
 }
@@ -192,6 +194,7 @@ Tensor from_lists(const List& list, std::size_t rank, DType dtype) {
 
 template <class T>
 Tensor from_span(std::span<const T> data, const Shape& shape, DType dtype) {
+  detail::check_tensor_size("constant", shape, dtype, "the tensor");
   if (static_cast<std::int64_t>(data.size()) != shape.num_elements())
     throw ValueError("constant: shape " + shape.to_string() + " needs " +
                      std::to_string(shape.num_elements()) + " values, got " +
@@ -229,13 +232,21 @@ Tensor constant(const std::vector<double>& data, const Shape& shape, DType dtype
 Tensor constant(const std::vector<float>& data, const Shape& shape, DType dtype) {
   return from_span(std::span<const float>(data), shape, dtype);
 }
-Tensor fill(const Shape& shape, double value, DType dtype) {
-  return from_doubles(std::vector<double>(static_cast<std::size_t>(std::max<std::int64_t>(
-                                              Shape(shape).num_elements(), 0)),
-                                          value),
-                      shape, dtype);
+namespace {
+Tensor filled(std::string_view op, const Shape& shape, double value, DType dtype) {
+  const std::int64_t n = detail::check_tensor_size(op, shape, dtype, "the tensor");
+  auto impl = detail::new_tensor(shape, dtype);
+  switch (dtype) {
+    case DType::float32: std::fill_n(impl->as_mutable<float>(), n, static_cast<float>(value)); break;
+    case DType::float64: std::fill_n(impl->as_mutable<double>(), n, value); break;
+    case DType::boolean: std::fill_n(impl->as_mutable<bool>(), n, value != 0.0); break;
+  }
+  return detail::make_tensor(std::move(impl));
 }
-Tensor zeros(const Shape& shape, DType dtype) { return fill(shape, 0.0, dtype); }
-Tensor ones(const Shape& shape, DType dtype) { return fill(shape, 1.0, dtype); }
+}  // namespace
+
+Tensor fill(const Shape& shape, double value, DType dtype) { return filled("fill", shape, value, dtype); }
+Tensor zeros(const Shape& shape, DType dtype) { return filled("zeros", shape, 0.0, dtype); }
+Tensor ones(const Shape& shape, DType dtype) { return filled("ones", shape, 1.0, dtype); }
 
 }  // namespace batchjac

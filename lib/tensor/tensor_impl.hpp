@@ -1,6 +1,8 @@
 // The storage behind a Tensor: one aligned buffer, its shape, dtype and identity.
 #pragma once
 
+#include "tensor/sizes.hpp"
+
 #include <batchjac/tensor.hpp>
 
 #include <cstddef>

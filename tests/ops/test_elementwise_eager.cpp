@@ -124,6 +124,9 @@ TEST_CASE("where: eager values and broadcasting", "[ops][elementwise]") {
   CHECK_THROWS_AS(bj::where(c, a, bj::cast(a, bj::float32)), bj::ValueError);        // mixed dtypes
   CHECK_THROWS_AS(bj::where(c, a, bj::zeros({2, 4})), bj::ValueError);               // shapes
   CHECK_THROWS_AS(bj::where(bj::cast(bj::ones({4}), bj::boolean), a, a), bj::ValueError);
+  // A bool value operand is named by its own position.
+  CHECK_THROWS_WITH(bj::where(c, c, a), Catch::Contains("input 1") && Catch::Contains("bool"));
+  CHECK_THROWS_WITH(bj::where(c, a, c), Catch::Contains("input 2") && Catch::Contains("bool"));
 }
 
 TEST_CASE("comparison operators with tensors and scalars", "[ops][elementwise]") {

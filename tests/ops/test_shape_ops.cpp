@@ -278,6 +278,13 @@ TEST_CASE("shape ops: bad arguments raise ValueError", "[ops][shape][errors]") {
   CHECK_THROWS_AS(bj::concat({x, bj::ones({3, 3})}, 1), bj::ValueError);
   CHECK_THROWS_AS(bj::concat({x, bj::ones({2, 3}, bj::float32)}, 1), bj::ValueError);
   CHECK_THROWS_AS(bj::concat({x, x}, 2), bj::ValueError);
+  CHECK_THROWS_WITH(bj::concat({x, x}, 2), Catch::Contains("-2 <= axis < 2"));
+  // Scalars have no axis to join along (not "expected -0 <= axis < 0").
+  const bj::Tensor s = bj::constant(1.0);
+  CHECK_THROWS_WITH(bj::concat({s, s}, 0), Catch::Contains("concat") && Catch::Contains("rank >= 1") &&
+                                               !Catch::Contains("-0"));
+  CHECK_THROWS_WITH(bj::reduce_sum(s, {0}), Catch::Contains("rank 0") && !Catch::Contains("-0"));
+  CHECK(bj::stack({s, s}, 0).shape() == bj::Shape{2});
   CHECK_THROWS_AS(bj::stack({x, bj::ones({3, 2})}, 0), bj::ValueError);
   CHECK_THROWS_AS(bj::squeeze(x, {0}), bj::ValueError);
   CHECK_THROWS_AS(bj::expand_dims(x, 4), bj::ValueError);

@@ -22,7 +22,12 @@ struct TapeOptions {
 // While it lives, a tape records every op run on the thread that created it
 // whose input is watched by it, directly or through recorded ops. Tapes nest:
 // an op is recorded on each live tape that tracks one of its inputs. A tape is
-// not thread-safe; use it from one thread at a time.
+// not thread-safe; use it from one thread at a time, and not while its
+// creator thread runs ops on tensors it tracks. It may be destroyed on any
+// thread, after its creator thread has ended, or at exit (a static tape):
+// it leaves its creator thread's list of tapes under a lock, so that
+// thread's ops never see it again. Ops run by destructors at the exit of
+// their thread (or of the program) may go unrecorded.
 class GradientTape {
  public:
   explicit GradientTape(TapeOptions options = {});
@@ -33,7 +38,8 @@ class GradientTape {
   // Tracks x. ValueError for a boolean tensor (it has no derivative).
   void watch(const Tensor& x);
 
-  // Pauses recording on this tape while the returned guard lives.
+  // Pauses recording on this tape while the returned guard lives. The guard
+  // may outlive the tape; it then does nothing.
   class [[nodiscard]] RecordingPause {
    public:
     ~RecordingPause();
@@ -44,8 +50,8 @@ class GradientTape {
 
    private:
     friend class GradientTape;
-    explicit RecordingPause(detail::TapeState* state);
-    detail::TapeState* state_;
+    explicit RecordingPause(std::weak_ptr<detail::TapeState> state);
+    std::weak_ptr<detail::TapeState> state_;
   };
   RecordingPause stop_recording();
 
@@ -104,7 +110,8 @@ class GradientTape {
                                             void* out, std::size_t out_size, DType out_dtype,
                                             const JacobianOptions& options);
 
-  std::unique_ptr<detail::TapeState> state_;
+  // Shared with the pauses, which must not keep it alive.
+  std::shared_ptr<detail::TapeState> state_;
 };
 
 }  // namespace batchjac

@@ -7,6 +7,7 @@
 #include <batchjac/errors.hpp>
 
 #include <tbb/blocked_range2d.h>
+#include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -38,12 +39,20 @@ namespace batchjac::engine {
 
 namespace {
 
-// One arena per requested thread count, made once.
+// One arena per thread count used (at most max_concurrency()), made once.
+struct Arenas {
+  std::mutex mutex;
+  std::map<int, std::unique_ptr<tbb::task_arena>> by_threads;
+};
+Arenas& arenas() {
+  static Arenas a;
+  return a;
+}
+
 tbb::task_arena& arena_for(int threads) {
-  static std::mutex mutex;
-  static std::map<int, std::unique_ptr<tbb::task_arena>> arenas;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& a = arenas[threads];
+  Arenas& all = arenas();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  auto& a = all.by_threads[threads];
   if (!a) a = std::make_unique<tbb::task_arena>(threads);
   return *a;
 }
@@ -368,7 +377,10 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
                                       : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
   const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
-  const int threads = options.max_threads.value_or(tbb::this_task_arena::max_concurrency());
+  // More threads than the machine runs would only take turns on it, and
+  // each count keeps an arena for good: max_threads is clamped.
+  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
+                                          : tbb::this_task_arena::max_concurrency();
   if (threads == 1 || n_blocks * n_chunks <= 1) {
     // Small or single-threaded calls never touch the task scheduler; one
     // pass over the blocks runs every chunk (of at most parallel_iterations
@@ -433,6 +445,17 @@ std::unique_ptr<const Prepared> prepare_with(std::span<const Candidate> candidat
 }
 
 }  // namespace
+
+int max_concurrency() {
+  static const int n = tbb::info::default_concurrency();
+  return n;
+}
+
+std::size_t task_arenas() {
+  Arenas& all = arenas();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  return all.by_threads.size();
+}
 
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options) {

@@ -7,6 +7,7 @@
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <span>
 
@@ -39,5 +40,12 @@ class Prepared {
 // cannot beat the best before it.
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options);
+
+// The most threads a call uses: the hardware threads this process may run
+// on (tbb::info::default_concurrency()). A larger max_threads is clamped to it.
+int max_concurrency();
+// The task arenas made for max_threads so far: one per thread count used,
+// so at most max_concurrency() of them (for tests).
+std::size_t task_arenas();
 
 }  // namespace batchjac::engine

@@ -1,7 +1,7 @@
 // JacobianOptions change how the work is cut, never the numbers: every
 // combination gives bitwise identical results per mode, automatic picks one
-// of the two, and a threaded large batch equals the one-thread run;
-// max_threads is clamped to the machine.
+// of the two, and a threaded large batch equals the one-thread run. Options
+// out of range are ValueError; max_threads is clamped to the machine.
 #include "engine/engine.hpp"
 #include "support/check.hpp"
 
@@ -11,6 +11,7 @@
 
 #include <limits>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -297,4 +298,38 @@ TEST_CASE("distinct max_threads values make at most one task arena per usable co
   }
   CHECK(bj::engine::task_arenas() >= 1);
   CHECK(bj::engine::task_arenas() <= static_cast<std::size_t>(most));
+}
+
+TEST_CASE("out-of-range mode and unconnected_gradients are ValueError", "[engine][options][errors]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::GradientTape tape;
+  tape.watch(x);
+  const bj::Tensor y = x * x;
+  std::vector<double> out(8);
+  for (int m : {3, 7, -1}) {
+    INFO("mode " << m);
+    bj::JacobianOptions o;
+    o.mode = static_cast<bj::JacobianMode>(m);
+    CHECK_THROWS_AS(tape.batch_jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_WITH(tape.batch_jacobian(y, x, o), Catch::Contains("mode") && Catch::Contains(std::to_string(m)));
+    CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(out), o), bj::ValueError);
+    CHECK_THROWS_AS(tape.jacobian(y, x, o), bj::ValueError);
+  }
+  for (int u : {2, 7, -1}) {
+    INFO("unconnected_gradients " << u);
+    const auto bad = static_cast<bj::UnconnectedGradients>(u);
+    bj::JacobianOptions o;
+    o.unconnected_gradients = bad;
+    CHECK_THROWS_AS(tape.batch_jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_WITH(tape.batch_jacobian(y, x, o),
+                      Catch::Contains("unconnected_gradients") && Catch::Contains(std::to_string(u)));
+    CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(out), o), bj::ValueError);
+    CHECK_THROWS_AS(tape.jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_AS(tape.gradient(y, x, bad), bj::ValueError);
+    CHECK_THROWS_WITH(tape.gradient(y, x, bad), Catch::Contains("unconnected_gradients"));
+  }
+  // None of that used up the non-persistent tape.
+  const auto j = tape.batch_jacobian(y, x);
+  REQUIRE(j.has_value());
+  CHECK(check::values(*j) == std::vector<double>{2, 0, 0, 4, 6, 0, 0, 8});
 }

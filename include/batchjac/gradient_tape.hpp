@@ -75,9 +75,9 @@ class GradientTape {
   // shapes, dtypes, shared constants and options; any source values,
   // per-example constants and batch size) skips differentiating and
   // planning, with the same numbers as a first call. The programs used
-  // last are kept with their shared constants, at most 16 and about 32 MiB
-  // of constants; a program whose shared constants exceed about 4 MiB is
-  // not kept. Thread-safe.
+  // last are kept with their shared constants, at most 16 and 32 MiB in
+  // all (the constants, held once, and the plans' own tables); a program
+  // that takes more than 4 MiB is not kept. Thread-safe.
   // ValueError: rank < 2, first dimensions differ, a boolean target or
   // source, parallel_iterations < 1, max_threads < 1, a mode or
   // unconnected_gradients that is none of its enumerators.

@@ -428,7 +428,31 @@ class PreparedPlan final : public Prepared {
                            options);
   }
 
+  std::size_t bytes(std::span<const Tensor> counted) const override {
+    const Plan<T>& p = plan_;
+    std::size_t n = sizeof(*this) + capacity_bytes(p.primal_steps) + capacity_bytes(p.invariant_steps) +
+                    capacity_bytes(p.linear_steps) + capacity_bytes(p.loads) + capacity_bytes(p.converted) +
+                    capacity_bytes(p.shared_ptr) + capacity_bytes(p.offset) + capacity_bytes(p.dir_stride) +
+                    capacity_bytes(p.varying) + capacity_bytes(p.sparse_ops) + capacity_bytes(p.sparse_terms) +
+                    capacity_bytes(p.live_groups) + capacity_bytes(p.lane_shared) +
+                    capacity_bytes(p.transposed);
+    for (const auto& map : p.maps) n += sizeof(map) + capacity_bytes(map);
+    for (const auto& t : p.transposed) n += capacity_bytes(t);
+    for (const Tensor& c : p.converted) {
+      const bool in_counted = std::any_of(counted.begin(), counted.end(), [&](const Tensor& k) {
+        return k.impl().bytes.get() == c.impl().bytes.get();
+      });
+      if (!in_counted) n += static_cast<std::size_t>(c.num_elements()) * dtype_size(c.dtype());
+    }
+    return n;
+  }
+
  private:
+  template <class V>
+  static std::size_t capacity_bytes(const V& v) {
+    return v.capacity() * sizeof(typename V::value_type);
+  }
+
   Plan<T> plan_;
 };
 

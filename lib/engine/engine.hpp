@@ -33,6 +33,10 @@ class Prepared {
   // `out_dtype` (float or double).
   virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
                    const JacobianOptions& options) const = 0;
+  // Memory the plan holds, in bytes: its steps, maps and terms, copies it
+  // made of shared constants, and the constants it keeps, except buffers of
+  // `counted` (a plan cache key's, counted there).
+  virtual std::size_t bytes(std::span<const Tensor> counted) const = 0;
 };
 
 // Plans the candidates in order and keeps the one that does the least work

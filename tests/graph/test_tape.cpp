@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -271,6 +272,21 @@ TEST_CASE("a tape destroyed on another thread leaves its creator's list", "[grap
   // This thread's next op on x finds no tape to record on (nothing freed is read).
   const bj::Tensor z = x * x;
   CHECK(check::values(z) == std::vector<double>{1, 4, 9, 16});
+
+  // Destroyed while its creator thread runs ops on what it tracks: the
+  // creator's list is locked, so each op sees the tape whole or not at all.
+  auto doomed = std::make_unique<bj::GradientTape>();
+  doomed->watch(x);
+  std::atomic<bool> go{false};
+  std::thread destroyer([&] {
+    while (!go) std::this_thread::yield();
+    doomed.reset();
+  });
+  bj::Tensor chain = x;
+  go = true;
+  for (int k = 0; k < 200; ++k) chain = chain * 1.0;
+  destroyer.join();
+  CHECK(bj::graph::live_tapes_of_this_thread() == before);
 
   // A tape whose creator thread has ended is destroyed here; tapes made here
   // meanwhile are untouched.

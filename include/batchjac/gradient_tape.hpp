@@ -4,6 +4,7 @@
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <span>
@@ -22,7 +23,12 @@ struct TapeOptions {
 // While it lives, a tape records every op run on the thread that created it
 // whose input is watched by it, directly or through recorded ops. Tapes nest:
 // an op is recorded on each live tape that tracks one of its inputs. A tape is
-// not thread-safe; use it from one thread at a time.
+// not thread-safe; use it from one thread at a time, and not while its
+// creator thread runs ops on tensors it tracks. It may be destroyed on any
+// thread, after its creator thread has ended, or at exit (a static tape):
+// it leaves its creator thread's list of tapes under a lock, so that
+// thread's ops never see it again. Ops run by destructors at the exit of
+// their thread (or of the program) may go unrecorded.
 class GradientTape {
  public:
   explicit GradientTape(TapeOptions options = {});
@@ -33,7 +39,8 @@ class GradientTape {
   // Tracks x. ValueError for a boolean tensor (it has no derivative).
   void watch(const Tensor& x);
 
-  // Pauses recording on this tape while the returned guard lives.
+  // Pauses recording on this tape while the returned guard lives. The guard
+  // may outlive the tape; it then does nothing.
   class [[nodiscard]] RecordingPause {
    public:
     ~RecordingPause();
@@ -44,8 +51,8 @@ class GradientTape {
 
    private:
     friend class GradientTape;
-    explicit RecordingPause(detail::TapeState* state);
-    detail::TapeState* state_;
+    explicit RecordingPause(std::weak_ptr<detail::TapeState> state);
+    std::weak_ptr<detail::TapeState> state_;
   };
   RecordingPause stop_recording();
 
@@ -67,21 +74,25 @@ class GradientTape {
   // shapes, dtypes, shared constants and options; any source values,
   // per-example constants and batch size) skips differentiating and
   // planning, with the same numbers as a first call. The programs used
-  // last are kept with their shared constants, at most 16 and about 32 MiB
-  // of constants; a program whose shared constants exceed about 4 MiB is
-  // not kept. Thread-safe.
+  // last are kept with their shared constants, at most 16 and 32 MiB in
+  // all (the constants, held once, and the plans' own tables); a program
+  // that takes more than 4 MiB is not kept. Thread-safe.
   // ValueError: rank < 2, first dimensions differ, a boolean target or
-  // source, parallel_iterations < 1, max_threads < 1.
+  // source, parallel_iterations < 1, max_threads < 1, a mode or
+  // unconnected_gradients that is none of its enumerators.
   // RuntimeError: a non-persistent tape that already answered.
   std::optional<Tensor> batch_jacobian(const Tensor& target, const Tensor& source,
                                        const JacobianOptions& options = {});
 
   // batch_jacobian written into caller memory, for codes that keep their
-  // Jacobian array: `out` holds b * prod(y) * prod(x) elements, row-major
-  // [b, y..., x...], of the source's type (float for float32, double for
-  // float64; ValueError on a size or type mismatch). Nothing is allocated for
-  // the result. Returns false when target does not depend on source; `out`
-  // is then filled with zeros. Same errors as batch_jacobian.
+  // Jacobian array: `out` holds exactly b * prod(y) * prod(x) elements,
+  // row-major [b, y..., x...], of the source's type (float for float32,
+  // double for float64; ValueError on a size or type mismatch, an empty span
+  // included: only a Jacobian of no elements takes one, and then of the
+  // right type). Nothing is allocated for the result. Returns false when
+  // target does not depend on source; `out` is then filled with zeros.
+  // unconnected_gradients is checked but not used. Same errors as
+  // batch_jacobian.
   bool batch_jacobian_into(const Tensor& target, const Tensor& source, std::span<float> out,
                            const JacobianOptions& options = {});
   bool batch_jacobian_into(const Tensor& target, const Tensor& source, std::span<double> out,
@@ -92,18 +103,27 @@ class GradientTape {
                                  const JacobianOptions& options = {});
 
   // Gradient of reduce_sum(target) with respect to source, shaped like source.
+  // ValueError: a boolean target or source, an unconnected_gradients that is
+  // none of its enumerators. RuntimeError: as batch_jacobian.
   std::optional<Tensor> gradient(
       const Tensor& target, const Tensor& source,
       UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
 
  private:
-  // The shared path: validates, differentiates into `out` (nullptr: allocate),
-  // returns the result or nullopt when unconnected.
+  // batch_jacobian_into's destination: `size` elements of `dtype` at `data`
+  // (null when size is 0).
+  struct Out {
+    void* data;
+    std::size_t size;
+    DType dtype;
+  };
+  // The shared path: validates, differentiates into `*out` (no out: a new
+  // tensor), returns the result or nullopt when unconnected.
   std::optional<Tensor> batch_jacobian_impl(const Tensor& target, const Tensor& source,
-                                            void* out, std::size_t out_size, DType out_dtype,
-                                            const JacobianOptions& options);
+                                            const Out* out, const JacobianOptions& options);
 
-  std::unique_ptr<detail::TapeState> state_;
+  // Shared with the pauses, which must not keep it alive.
+  std::shared_ptr<detail::TapeState> state_;
 };
 
 }  // namespace batchjac

@@ -32,7 +32,11 @@ struct JacobianOptions {
   // false: one row or column at a time (TF's while_loop), same numbers.
   bool experimental_use_pfor = true;
   JacobianMode mode = JacobianMode::automatic;
-  // Threads used; unset: the caller's task arena (all cores by default). >= 1.
+  // Threads used; unset: the caller's task arena (all cores by default).
+  // >= 1; a larger value than the machine's concurrency (the hardware
+  // threads this process may run on) is clamped to it: more threads would
+  // only take turns, and each thread count keeps a task arena for the life
+  // of the process.
   std::optional<int> max_threads;
 };
 

@@ -7,6 +7,7 @@
 #include <batchjac/errors.hpp>
 
 #include <tbb/blocked_range2d.h>
+#include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
@@ -38,12 +39,20 @@ namespace batchjac::engine {
 
 namespace {
 
-// One arena per requested thread count, made once.
+// One arena per thread count used (at most max_concurrency()), made once.
+struct Arenas {
+  std::mutex mutex;
+  std::map<int, std::unique_ptr<tbb::task_arena>> by_threads;
+};
+Arenas& arenas() {
+  static Arenas a;
+  return a;
+}
+
 tbb::task_arena& arena_for(int threads) {
-  static std::mutex mutex;
-  static std::map<int, std::unique_ptr<tbb::task_arena>> arenas;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& a = arenas[threads];
+  Arenas& all = arenas();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  auto& a = all.by_threads[threads];
   if (!a) a = std::make_unique<tbb::task_arena>(threads);
   return *a;
 }
@@ -391,7 +400,10 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
                                       : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
   const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
-  const int threads = options.max_threads.value_or(tbb::this_task_arena::max_concurrency());
+  // More threads than the machine runs would only take turns on it, and
+  // each count keeps an arena for good: max_threads is clamped.
+  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
+                                          : tbb::this_task_arena::max_concurrency();
   if (threads == 1 || n_blocks * n_chunks <= 1) {
     // Small or single-threaded calls never touch the task scheduler; one
     // pass over the blocks runs every chunk (of at most parallel_iterations
@@ -439,7 +451,31 @@ class PreparedPlan final : public Prepared {
                            options);
   }
 
+  std::size_t bytes(std::span<const Tensor> counted) const override {
+    const Plan<T>& p = plan_;
+    std::size_t n = sizeof(*this) + capacity_bytes(p.primal_steps) + capacity_bytes(p.invariant_steps) +
+                    capacity_bytes(p.linear_steps) + capacity_bytes(p.loads) + capacity_bytes(p.converted) +
+                    capacity_bytes(p.shared_ptr) + capacity_bytes(p.offset) + capacity_bytes(p.dir_stride) +
+                    capacity_bytes(p.varying) + capacity_bytes(p.sparse_ops) + capacity_bytes(p.sparse_terms) +
+                    capacity_bytes(p.live_groups) + capacity_bytes(p.lane_shared) +
+                    capacity_bytes(p.transposed);
+    for (const auto& map : p.maps) n += sizeof(map) + capacity_bytes(map);
+    for (const auto& t : p.transposed) n += capacity_bytes(t);
+    for (const Tensor& c : p.converted) {
+      const bool in_counted = std::any_of(counted.begin(), counted.end(), [&](const Tensor& k) {
+        return k.impl().bytes.get() == c.impl().bytes.get();
+      });
+      if (!in_counted) n += static_cast<std::size_t>(c.num_elements()) * dtype_size(c.dtype());
+    }
+    return n;
+  }
+
  private:
+  template <class V>
+  static std::size_t capacity_bytes(const V& v) {
+    return v.capacity() * sizeof(typename V::value_type);
+  }
+
   Plan<T> plan_;
 };
 
@@ -456,6 +492,17 @@ std::unique_ptr<const Prepared> prepare_with(std::span<const Candidate> candidat
 }
 
 }  // namespace
+
+int max_concurrency() {
+  static const int n = tbb::info::default_concurrency();
+  return n;
+}
+
+std::size_t task_arenas() {
+  Arenas& all = arenas();
+  std::lock_guard<std::mutex> lock(all.mutex);
+  return all.by_threads.size();
+}
 
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options) {

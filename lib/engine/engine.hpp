@@ -7,6 +7,7 @@
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <span>
 
@@ -32,6 +33,10 @@ class Prepared {
   // `out_dtype` (float or double).
   virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
                    const JacobianOptions& options) const = 0;
+  // Memory the plan holds, in bytes: its steps, maps and terms, copies it
+  // made of shared constants, and the constants it keeps, except buffers of
+  // `counted` (a plan cache key's, counted there).
+  virtual std::size_t bytes(std::span<const Tensor> counted) const = 0;
 };
 
 // Plans the candidates in order and keeps the one that does the least work
@@ -39,5 +44,12 @@ class Prepared {
 // cannot beat the best before it.
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options);
+
+// The most threads a call uses: the hardware threads this process may run
+// on (tbb::info::default_concurrency()). A larger max_threads is clamped to it.
+int max_concurrency();
+// The task arenas made for max_threads so far: one per thread count used,
+// so at most max_concurrency() of them (for tests).
+std::size_t task_arenas();
 
 }  // namespace batchjac::engine

@@ -18,7 +18,20 @@ namespace batchjac {
 
 namespace {
 
+// Enum values are checked: a cast integer would otherwise pick a behaviour silently.
+void check_unconnected(const char* fn, UnconnectedGradients u) {
+  if (u != UnconnectedGradients::none && u != UnconnectedGradients::zero)
+    throw ValueError(std::string(fn) +
+                     ": unconnected_gradients must be UnconnectedGradients::none or zero, got " +
+                     std::to_string(static_cast<int>(u)));
+}
+
 void check_options(const char* fn, const JacobianOptions& o) {
+  if (o.mode != JacobianMode::automatic && o.mode != JacobianMode::forward &&
+      o.mode != JacobianMode::reverse)
+    throw ValueError(std::string(fn) + ": mode must be JacobianMode::automatic, forward or reverse, got " +
+                     std::to_string(static_cast<int>(o.mode)));
+  check_unconnected(fn, o.unconnected_gradients);
   if (o.parallel_iterations && *o.parallel_iterations < 1)
     throw ValueError(std::string(fn) + ": parallel_iterations must be >= 1 or unset, got " +
                      std::to_string(*o.parallel_iterations));
@@ -117,9 +130,7 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
 }  // namespace
 
 std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, const Tensor& source,
-                                                        void* out, std::size_t out_size,
-                                                        DType out_dtype,
-                                                        const JacobianOptions& options) {
+                                                        const Out* out, const JacobianOptions& options) {
   constexpr const char* fn = "batch_jacobian";
   check_options(fn, options);
   if (target.rank() < 2 || source.rank() < 2)
@@ -135,39 +146,39 @@ std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, co
   const Shape out_shape = concat_shapes(target.shape(), source.shape(), 1);
   detail::check_tensor_size(fn, out_shape, source.dtype(), "the Jacobian");  // before slicing
   if (out != nullptr) {
-    if (out_dtype != source.dtype())
+    if (out->dtype != source.dtype())
       throw ValueError(std::string(fn) + "_into: the output must have the source's type (" +
                        std::string(dtype_name(source.dtype())) + "), got " +
-                       std::string(dtype_name(out_dtype)));
-    if (out_size != static_cast<std::size_t>(out_shape.num_elements()))
+                       std::string(dtype_name(out->dtype)));
+    if (out->size != static_cast<std::size_t>(out_shape.num_elements()))
       throw ValueError(std::string(fn) + "_into: the output needs " +
                        std::to_string(out_shape.num_elements()) + " elements for shape " +
-                       out_shape.to_string() + ", got " + std::to_string(out_size));
+                       out_shape.to_string() + ", got " + std::to_string(out->size));
   }
   check_unused(fn, *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, true);
-  auto result = finish(program, source, out_shape, out, options.unconnected_gradients, options);
+  // Into the caller's memory, an unconnected target is false and zeros.
+  auto result = out ? finish(program, source, out_shape, out->data, UnconnectedGradients::none, options)
+                    : finish(program, source, out_shape, nullptr, options.unconnected_gradients, options);
   state_->used = true;
   return result;
 }
 
 std::optional<Tensor> GradientTape::batch_jacobian(const Tensor& target, const Tensor& source,
                                                    const JacobianOptions& options) {
-  return batch_jacobian_impl(target, source, nullptr, 0, source.dtype(), options);
+  return batch_jacobian_impl(target, source, nullptr, options);
 }
 
 bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
                                        std::span<float> out, const JacobianOptions& options) {
-  JacobianOptions o = options;
-  o.unconnected_gradients = UnconnectedGradients::none;
-  return batch_jacobian_impl(target, source, out.data(), out.size(), float32, o).has_value();
+  const Out into{out.data(), out.size(), float32};
+  return batch_jacobian_impl(target, source, &into, options).has_value();
 }
 
 bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
                                        std::span<double> out, const JacobianOptions& options) {
-  JacobianOptions o = options;
-  o.unconnected_gradients = UnconnectedGradients::none;
-  return batch_jacobian_impl(target, source, out.data(), out.size(), float64, o).has_value();
+  const Out into{out.data(), out.size(), float64};
+  return batch_jacobian_impl(target, source, &into, options).has_value();
 }
 
 std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor& source,
@@ -189,6 +200,7 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
 std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor& source,
                                              UnconnectedGradients unconnected_gradients) {
   constexpr const char* fn = "gradient";
+  check_unconnected(fn, unconnected_gradients);
   check_float(fn, "source", source);
   check_float(fn, "target", target);
   check_unused(fn, *state_);

@@ -1,4 +1,5 @@
-// The plan cache: keys serialise what planning reads; a small LRU list holds the plans.
+// The plan cache: keys serialise what planning reads; a small LRU list holds
+// the plans, bounded by the memory each key and plan holds.
 #include "engine/plan_cache.hpp"
 
 #include "engine/plan.hpp"
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <unordered_set>
 #include <utility>
 
 namespace batchjac::engine {
@@ -15,8 +17,8 @@ namespace batchjac::engine {
 namespace {
 
 constexpr std::size_t kMaxEntries = 16;
-constexpr std::size_t kMaxKeyBytes = std::size_t{4} << 20;     // one program's
-constexpr std::size_t kMaxTotalBytes = std::size_t{32} << 20;  // all programs' keys
+constexpr std::size_t kMaxEntryBytes = std::size_t{4} << 20;   // one program's key and plan
+constexpr std::size_t kMaxTotalBytes = std::size_t{32} << 20;  // all of them
 
 struct Writer {
   std::vector<std::uint64_t>& words;
@@ -32,23 +34,38 @@ struct Writer {
     put(static_cast<std::int64_t>(v.size()));
     for (const Int x : v) put(static_cast<std::int64_t>(x));
   }
-  void put_bytes(const std::byte* p, std::size_t n) {
-    put(static_cast<std::int64_t>(n));
-    const std::size_t at = words.size();
-    words.resize(at + (n + 7) / 8, 0);
-    std::memcpy(words.data() + at, p, n);
-  }
 };
+
+std::size_t data_bytes(const Tensor& t) {
+  return static_cast<std::size_t>(t.num_elements()) * dtype_size(t.dtype());
+}
+
+// FNV-1a, one 64-bit word at a time.
+std::uint64_t fnv(std::uint64_t h, std::uint64_t word) { return (h ^ word) * 1099511628211ull; }
+std::uint64_t fnv_bytes(std::uint64_t h, const std::byte* p, std::size_t n) {
+  for (; n >= 8; p += 8, n -= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = fnv(h, w);
+  }
+  if (n > 0) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = fnv(h, w);
+  }
+  return h;
+}
 
 struct Entry {
   PlanKey key;
   std::shared_ptr<const Prepared> plan;
+  std::size_t bytes = 0;  // of memory the key and the plan hold
 };
 
 struct Cache {
   std::mutex mutex;
   std::list<Entry> entries;  // most recently used first
-  std::size_t bytes = 0;     // of their keys
+  std::size_t bytes = 0;     // of all entries
   PlanCacheStats stats;
 };
 
@@ -81,8 +98,8 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
       const Tensor& c = program.constants[static_cast<std::size_t>(v.constant)];
       w.put(static_cast<std::int64_t>(c.dtype()));
       w.put(c.shape());
-      w.put_bytes(c.impl().bytes.get(),
-                  static_cast<std::size_t>(c.shape().num_elements()) * dtype_size(c.dtype()));
+      w.put(static_cast<std::int64_t>(constants_.size()));
+      constants_.push_back(c);
     }
   }
   // Every field of Attrs below. (On x86-64 this fails when a field is
@@ -106,10 +123,30 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
           std::int64_t{a.transpose_a} << 3 | std::int64_t{a.transpose_b} << 4 |
           static_cast<std::int64_t>(a.dtype) << 8);
   }
-  // FNV-1a over the words.
+  words_.shrink_to_fit();  // kept keys hold what they count
   std::uint64_t h = 14695981039346656037ull;
-  for (const std::uint64_t x : words_) h = (h ^ x) * 1099511628211ull;
+  for (const std::uint64_t x : words_) h = fnv(h, x);
+  for (const Tensor& c : constants_) h = fnv_bytes(h, c.impl().bytes.get(), data_bytes(c));
   hash_ = h;
+}
+
+bool PlanKey::operator==(const PlanKey& other) const {
+  if (hash_ != other.hash_ || words_ != other.words_) return false;
+  // Equal words: the constants have equal shapes and dtypes.
+  for (std::size_t i = 0; i < constants_.size(); ++i) {
+    const std::byte* a = constants_[i].impl().bytes.get();
+    const std::byte* b = other.constants_[i].impl().bytes.get();
+    if (a != b && std::memcmp(a, b, data_bytes(constants_[i])) != 0) return false;
+  }
+  return true;
+}
+
+std::size_t PlanKey::bytes() const {
+  std::size_t n = words_.capacity() * sizeof(std::uint64_t) + constants_.capacity() * sizeof(Tensor);
+  std::unordered_set<const std::byte*> seen;
+  for (const Tensor& c : constants_)
+    if (seen.insert(c.impl().bytes.get()).second) n += data_bytes(c);
+  return n;
 }
 
 std::shared_ptr<const Prepared> find_plan(const PlanKey& key) {
@@ -126,7 +163,9 @@ std::shared_ptr<const Prepared> find_plan(const PlanKey& key) {
 }
 
 void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan) {
-  if (key.bytes() > kMaxKeyBytes) return;
+  // The plan's buffers of the key's constants are counted once, with the key.
+  const std::size_t bytes = key.bytes() + plan->bytes(key.constants());
+  if (bytes > kMaxEntryBytes) return;
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   for (auto it = c.entries.begin(); it != c.entries.end(); ++it)
@@ -134,10 +173,10 @@ void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan) {
       c.entries.splice(c.entries.begin(), c.entries, it);
       return;
     }
-  c.bytes += key.bytes();
-  c.entries.push_front({std::move(key), std::move(plan)});
+  c.bytes += bytes;
+  c.entries.push_front({std::move(key), std::move(plan), bytes});
   while (c.entries.size() > kMaxEntries || c.bytes > kMaxTotalBytes) {
-    c.bytes -= c.entries.back().key.bytes();
+    c.bytes -= c.entries.back().bytes;
     c.entries.pop_back();
   }
 }
@@ -147,6 +186,7 @@ PlanCacheStats plan_cache_stats() {
   std::lock_guard<std::mutex> lock(c.mutex);
   PlanCacheStats s = c.stats;
   s.entries = c.entries.size();
+  s.bytes = c.bytes;
   return s;
 }
 

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace batchjac::engine {
@@ -22,29 +23,37 @@ namespace batchjac::engine {
 // are not in it; a plan binds them per call, except that under automatic
 // `small_call` (a call that takes a mode without planning both,
 // engine/jacobian.cpp) is.
+// The shared constants are referenced, not copied (tensors are immutable):
+// a kept plan usually holds the same buffers, so they are kept once.
 class PlanKey {
  public:
   PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call);
-  bool operator==(const PlanKey& other) const { return hash_ == other.hash_ && words_ == other.words_; }
+  bool operator==(const PlanKey& other) const;
   std::uint64_t hash() const { return hash_; }
-  std::size_t bytes() const { return words_.size() * sizeof(std::uint64_t); }
+  // The shared constants, in the order the words describe them.
+  std::span<const Tensor> constants() const { return constants_; }
+  // Memory the key holds: its words and its constants' buffers (each once).
+  std::size_t bytes() const;
 
  private:
   std::vector<std::uint64_t> words_;
+  std::vector<Tensor> constants_;
   std::uint64_t hash_ = 0;
 };
 
 // The plan kept for `key`, or null. Thread-safe.
 std::shared_ptr<const Prepared> find_plan(const PlanKey& key);
 // Keeps `plan` for `key`. The cache holds the programs used last, at most
-// 16 and 32 MiB of keys (mostly shared constants), each key at most 4 MiB
-// (larger ones are not kept): its memory does not grow with the batch or
-// the number of calls. Thread-safe.
+// 16 and 32 MiB in all (key and plan: mostly shared constants, which they
+// share, and copies the plan makes of them), each at most 4 MiB (larger
+// ones are not kept): its memory does not grow with the batch or the
+// number of calls. Thread-safe.
 void keep_plan(PlanKey key, std::shared_ptr<const Prepared> plan);
 
 struct PlanCacheStats {
   std::uint64_t hits = 0, misses = 0;
   std::size_t entries = 0;
+  std::size_t bytes = 0;  // of memory the kept keys and plans hold
 };
 PlanCacheStats plan_cache_stats();
 // Forgets every plan (and resets the counts).

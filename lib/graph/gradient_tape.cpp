@@ -6,10 +6,11 @@
 #include <batchjac/gradient_tape.hpp>
 
 #include <string>
+#include <utility>
 
 namespace batchjac {
 
-GradientTape::GradientTape(TapeOptions options) : state_(std::make_unique<detail::TapeState>()) {
+GradientTape::GradientTape(TapeOptions options) : state_(std::make_shared<detail::TapeState>()) {
   state_->persistent = options.persistent;
   graph::push_tape(state_.get());
 }
@@ -24,25 +25,26 @@ void GradientTape::watch(const Tensor& x) {
   if (state_->tracked.insert(x.id()).second) state_->watched.push_back(x);
 }
 
-GradientTape::RecordingPause::RecordingPause(detail::TapeState* state) : state_(state) {
-  ++state_->paused;
+GradientTape::RecordingPause::RecordingPause(std::weak_ptr<detail::TapeState> state)
+    : state_(std::move(state)) {
+  ++state_.lock()->paused;
 }
 GradientTape::RecordingPause::RecordingPause(RecordingPause&& other) noexcept
-    : state_(other.state_) {
-  other.state_ = nullptr;
-}
+    : state_(std::move(other.state_)) {}
 GradientTape::RecordingPause::~RecordingPause() {
-  if (state_) --state_->paused;
+  if (const std::shared_ptr<detail::TapeState> state = state_.lock()) --state->paused;
 }
 
-GradientTape::RecordingPause GradientTape::stop_recording() { return RecordingPause(state_.get()); }
+GradientTape::RecordingPause GradientTape::stop_recording() { return RecordingPause(state_); }
 
 void GradientTape::reset() {
-  const bool persistent = state_->persistent;
-  const int paused = state_->paused;
-  *state_ = detail::TapeState{};
-  state_->persistent = persistent;
-  state_->paused = paused;
+  // What was recorded and watched goes; the options, the live pauses and the
+  // thread the tape records on stay.
+  detail::TapeState fresh;
+  fresh.persistent = state_->persistent;
+  fresh.paused = state_->paused;
+  fresh.registry = std::move(state_->registry);
+  *state_ = std::move(fresh);
 }
 
 bool GradientTape::persistent() const noexcept { return state_->persistent; }

@@ -1,4 +1,5 @@
-// Recording: each thread keeps its own list of live tapes.
+// Recording: each thread keeps its own list of live tapes, which a tape
+// leaves from whatever thread destroys it.
 #include "graph/tape.hpp"
 
 #include <algorithm>
@@ -6,22 +7,47 @@
 namespace batchjac::graph {
 
 namespace {
-std::vector<detail::TapeState*>& live_tapes() {
-  thread_local std::vector<detail::TapeState*> tapes;
-  return tapes;
-}
+
+// This thread's list, made by its first tape and released when the thread
+// exits (tapes still alive keep it). Thread-local objects are destroyed
+// before static ones, so `exited`, trivially destructible, tells an op run
+// later (a static object's destructor) that `list` is gone.
+thread_local bool exited = false;
+struct ThreadTapes {
+  std::shared_ptr<detail::TapeRegistry> list;
+  ~ThreadTapes() { exited = true; }
+};
+thread_local ThreadTapes this_thread;
+
 }  // namespace
 
-void push_tape(detail::TapeState* tape) { live_tapes().push_back(tape); }
+void push_tape(detail::TapeState* tape) {
+  if (exited) return;
+  if (!this_thread.list) this_thread.list = std::make_shared<detail::TapeRegistry>();
+  tape->registry = this_thread.list;
+  std::lock_guard<std::mutex> lock(tape->registry->mutex);
+  tape->registry->tapes.push_back(tape);
+}
 
 void pop_tape(detail::TapeState* tape) {
-  auto& tapes = live_tapes();
+  if (!tape->registry) return;
+  std::lock_guard<std::mutex> lock(tape->registry->mutex);
+  auto& tapes = tape->registry->tapes;
   tapes.erase(std::remove(tapes.begin(), tapes.end(), tape), tapes.end());
+}
+
+std::size_t live_tapes_of_this_thread() {
+  if (exited || !this_thread.list) return 0;
+  std::lock_guard<std::mutex> lock(this_thread.list->mutex);
+  return this_thread.list->tapes.size();
 }
 
 void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& inputs,
             const Tensor& output) {
-  for (detail::TapeState* tape : live_tapes()) {
+  if (exited || !this_thread.list) return;
+  // Held while recording: a tape destroyed meanwhile on another thread waits.
+  std::lock_guard<std::mutex> lock(this_thread.list->mutex);
+  for (detail::TapeState* tape : this_thread.list->tapes) {
     if (tape->paused > 0) continue;
     const bool tracks = std::any_of(inputs.begin(), inputs.end(), [&](const Tensor& t) {
       return tape->tracked.count(t.id()) != 0;

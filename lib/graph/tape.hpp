@@ -6,7 +6,10 @@
 
 #include <batchjac/tensor.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -20,6 +23,16 @@ struct Record {
   Tensor output;
 };
 
+struct TapeState;
+
+// The live tapes of one thread, innermost last. A tape may be destroyed on
+// another thread (or after its thread has ended), so the list is locked, and
+// each tape keeps its creator thread's list alive.
+struct TapeRegistry {
+  std::mutex mutex;
+  std::vector<TapeState*> tapes;
+};
+
 struct TapeState {
   bool persistent = false;
   bool used = false;  // a non-persistent tape answered once
@@ -28,6 +41,9 @@ struct TapeState {
   std::unordered_set<std::uint64_t> tracked;         // watched, or output of a record
   std::unordered_map<std::uint64_t, int> producer;   // output id -> record index
   std::vector<Tensor> watched;                       // kept alive while watched
+  // The creator thread's list (null: created while its thread was exiting,
+  // the tape records nothing).
+  std::shared_ptr<TapeRegistry> registry;
 };
 
 }  // namespace batchjac::detail
@@ -39,8 +55,11 @@ namespace batchjac::graph {
 void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& inputs,
             const Tensor& output);
 
-// The live tapes of the calling thread, innermost last.
+// push_tape adds a tape to the calling thread's list; pop_tape removes it
+// from its creator's list, from any thread.
 void push_tape(detail::TapeState* tape);
 void pop_tape(detail::TapeState* tape);
+// How many tapes the calling thread records on (for tests).
+std::size_t live_tapes_of_this_thread();
 
 }  // namespace batchjac::graph

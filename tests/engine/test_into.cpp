@@ -82,6 +82,10 @@ TEST_CASE("batch_jacobian_into: size and type are checked; errors keep the tape"
   CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<double>(small)), Catch::Contains("8"));
   CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<float>(wrong_type)), bj::ValueError);
   CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<float>(wrong_type)), Catch::Contains("float64"));
+  // An empty span is the wrong size too, and of the wrong type when it is.
+  CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>()), bj::ValueError);
+  CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<double>()), Catch::Contains("8"));
+  CHECK_THROWS_WITH(tape.batch_jacobian_into(y, x, std::span<float>()), Catch::Contains("float64"));
   bj::JacobianOptions bad;
   bad.parallel_iterations = 0;
   CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(right), bad), bj::ValueError);
@@ -106,6 +110,9 @@ TEST_CASE("batch_jacobian_into: unconnected targets give false and zeros", "[eng
   tape.watch(e);
   std::vector<double> none;
   CHECK(tape.batch_jacobian_into(bj::sin(e), e, std::span<double>(none)));
+  // Even then the span's type must be the source's.
+  CHECK_THROWS_AS(tape.batch_jacobian_into(bj::sin(e), e, std::span<float>()), bj::ValueError);
+  CHECK_THROWS_WITH(tape.batch_jacobian_into(bj::sin(e), e, std::span<float>()), Catch::Contains("float64"));
 }
 
 namespace {

@@ -1,13 +1,17 @@
 // JacobianOptions change how the work is cut, never the numbers: every
 // combination gives bitwise identical results per mode, automatic picks one
-// of the two, and a threaded large batch equals the one-thread run.
+// of the two, and a threaded large batch equals the one-thread run. Options
+// out of range are ValueError; max_threads is clamped to the machine.
+#include "engine/engine.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -276,4 +280,77 @@ TEST_CASE("automatic: a large call runs the cheaper mode, reverse for a narrow t
   // plan. (tests/engine/test_kinetics.cpp has the case where the mode planned
   // second wins.)
   check_runs_smaller_side(2000, 2000);
+}
+
+TEST_CASE("max_threads above the machine's concurrency is clamped to it", "[engine][options]") {
+  std::mt19937_64 rng(21);
+  const bj::Tensor x = check::random_tensor(rng, {1000, 6}, -1, 1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x);
+  bj::JacobianOptions one;
+  one.max_threads = 1;
+  const auto ref = tape.batch_jacobian(y, x, one);
+  REQUIRE(ref.has_value());
+  for (int threads : {std::numeric_limits<int>::max(), std::numeric_limits<int>::max() - 1, 1 << 20,
+                      bj::engine::max_concurrency() + 1}) {
+    INFO("max_threads " << threads);
+    bj::JacobianOptions o;
+    o.max_threads = threads;
+    const auto j = tape.batch_jacobian(y, x, o);
+    REQUIRE(j.has_value());
+    CHECK(check::same_bits(*j, *ref));
+  }
+}
+
+TEST_CASE("distinct max_threads values make at most one task arena per usable count", "[engine][options]") {
+  // Every call below runs threaded (8 or more blocks of examples); a process
+  // that tries many thread counts must not keep an arena for each.
+  std::mt19937_64 rng(22);
+  const bj::Tensor x = check::random_tensor(rng, {64, 6}, -1, 1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x);
+  const int most = bj::engine::max_concurrency();
+  for (int threads = 2; threads <= most + 64; ++threads) {
+    bj::JacobianOptions o;
+    o.max_threads = threads;
+    REQUIRE(tape.batch_jacobian(y, x, o).has_value());
+  }
+  CHECK(bj::engine::task_arenas() >= 1);
+  CHECK(bj::engine::task_arenas() <= static_cast<std::size_t>(most));
+}
+
+TEST_CASE("out-of-range mode and unconnected_gradients are ValueError", "[engine][options][errors]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::GradientTape tape;
+  tape.watch(x);
+  const bj::Tensor y = x * x;
+  std::vector<double> out(8);
+  for (int m : {3, 7, -1}) {
+    INFO("mode " << m);
+    bj::JacobianOptions o;
+    o.mode = static_cast<bj::JacobianMode>(m);
+    CHECK_THROWS_AS(tape.batch_jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_WITH(tape.batch_jacobian(y, x, o), Catch::Contains("mode") && Catch::Contains(std::to_string(m)));
+    CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(out), o), bj::ValueError);
+    CHECK_THROWS_AS(tape.jacobian(y, x, o), bj::ValueError);
+  }
+  for (int u : {2, 7, -1}) {
+    INFO("unconnected_gradients " << u);
+    const auto bad = static_cast<bj::UnconnectedGradients>(u);
+    bj::JacobianOptions o;
+    o.unconnected_gradients = bad;
+    CHECK_THROWS_AS(tape.batch_jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_WITH(tape.batch_jacobian(y, x, o),
+                      Catch::Contains("unconnected_gradients") && Catch::Contains(std::to_string(u)));
+    CHECK_THROWS_AS(tape.batch_jacobian_into(y, x, std::span<double>(out), o), bj::ValueError);
+    CHECK_THROWS_AS(tape.jacobian(y, x, o), bj::ValueError);
+    CHECK_THROWS_AS(tape.gradient(y, x, bad), bj::ValueError);
+    CHECK_THROWS_WITH(tape.gradient(y, x, bad), Catch::Contains("unconnected_gradients"));
+  }
+  // None of that used up the non-persistent tape.
+  const auto j = tape.batch_jacobian(y, x);
+  REQUIRE(j.has_value());
+  CHECK(check::values(*j) == std::vector<double>{2, 0, 0, 4, 6, 0, 0, 8});
 }

@@ -9,7 +9,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <malloc.h>
+
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -21,6 +24,20 @@ using check::with_mode;
 namespace {
 
 constexpr std::int64_t kIn = 5, kOut = 4;
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
+#endif
+
+// Bytes the whole process has allocated and not freed.
+std::int64_t allocated_bytes() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return static_cast<std::int64_t>(__sanitizer_get_current_allocated_bytes());
+#else
+  const struct mallinfo2 m = mallinfo2();
+  return static_cast<std::int64_t>(m.uordblks + m.hblkhd);
+#endif
+}
 
 std::vector<double> wave(std::int64_t n, double phase) {
   std::vector<double> v(static_cast<std::size_t>(n));
@@ -214,4 +231,27 @@ TEST_CASE("the cache bounds the shared constants it keeps", "[engine][cache]") {
   CHECK(engine::plan_cache_stats().misses == 11);
   call(250'000, 0.0);  // the first one was dropped
   CHECK(engine::plan_cache_stats().misses == 12);
+}
+
+TEST_CASE("the cache holds what it counts, at most 32 MiB", "[engine][cache]") {
+  // y = x W, x [1, 2], W [2, n] shared (16 n bytes), W dropped after each
+  // call: what stays allocated is what the cache keeps.
+  auto call = [](std::int64_t n, double phase) {
+    const bj::Tensor x = bj::constant(wave(2, 0.0), {1, 2});
+    bj::GradientTape tape;
+    tape.watch(x);
+    return *tape.batch_jacobian(bj::matmul(x, bj::constant(wave(2 * n, phase), {2, n})), x);
+  };
+  call(250'000, 9.0);  // the engine's per-thread buffers grow to this size once
+  engine::clear_plan_cache();
+  const std::int64_t before = allocated_bytes();
+  for (int i = 0; i < 9; ++i) call(250'000, 0.1 * i);  // 4.0 MB of constants each
+  const std::int64_t held = allocated_bytes() - before;
+  const engine::PlanCacheStats s = engine::plan_cache_stats();
+  INFO("held " << held << " bytes, counted " << s.bytes);
+  CHECK(s.entries == 8);
+  CHECK(s.bytes <= std::size_t{32} << 20);
+  CHECK(held <= static_cast<std::int64_t>(s.bytes) + (std::int64_t{1} << 20));
+  engine::clear_plan_cache();
+  CHECK(allocated_bytes() - before < std::int64_t{1} << 20);
 }

@@ -1,11 +1,15 @@
 // GradientTape semantics: watching, persistence, pausing, reset, nesting,
-// per-thread recording, unconnected targets.
+// per-thread recording, tapes and pauses that outlive their thread or tape,
+// unconnected targets.
+#include "graph/tape.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -249,6 +253,70 @@ TEST_CASE("a tape records only the ops of its own thread", "[graph][tape]") {
   // This thread's tape saw none of it, and still works.
   const bj::Tensor y = x * x;
   const auto j = tape.batch_jacobian(y, x);
+  REQUIRE(j.has_value());
+  CHECK(check::values(*j) == kSeedJ);
+}
+
+TEST_CASE("a tape destroyed on another thread leaves its creator's list", "[graph][tape]") {
+  const bj::Tensor x = seed_x();
+  const std::size_t before = bj::graph::live_tapes_of_this_thread();
+  auto tape = std::make_unique<bj::GradientTape>(bj::TapeOptions{.persistent = true});
+  tape->watch(x);
+  CHECK(bj::graph::live_tapes_of_this_thread() == before + 1);
+  const bj::Tensor y = x * x;
+  const auto j = tape->batch_jacobian(y, x);
+  REQUIRE(j.has_value());
+  CHECK(check::values(*j) == kSeedJ);
+  std::thread([&] { tape.reset(); }).join();
+  CHECK(bj::graph::live_tapes_of_this_thread() == before);
+  // This thread's next op on x finds no tape to record on (nothing freed is read).
+  const bj::Tensor z = x * x;
+  CHECK(check::values(z) == std::vector<double>{1, 4, 9, 16});
+
+  // Destroyed while its creator thread runs ops on what it tracks: the
+  // creator's list is locked, so each op sees the tape whole or not at all.
+  auto doomed = std::make_unique<bj::GradientTape>();
+  doomed->watch(x);
+  std::atomic<bool> go{false};
+  std::thread destroyer([&] {
+    while (!go) std::this_thread::yield();
+    doomed.reset();
+  });
+  bj::Tensor chain = x;
+  go = true;
+  for (int k = 0; k < 200; ++k) chain = chain * 1.0;
+  destroyer.join();
+  CHECK(bj::graph::live_tapes_of_this_thread() == before);
+
+  // A tape whose creator thread has ended is destroyed here; tapes made here
+  // meanwhile are untouched.
+  std::unique_ptr<bj::GradientTape> orphan;
+  std::thread([&] {
+    orphan = std::make_unique<bj::GradientTape>();
+    orphan->watch(x);
+  }).join();
+  bj::GradientTape mine;
+  mine.watch(x);
+  orphan.reset();
+  CHECK(bj::graph::live_tapes_of_this_thread() == before + 1);
+  const bj::Tensor w = x * x;
+  const auto jw = mine.batch_jacobian(w, x);
+  REQUIRE(jw.has_value());
+  CHECK(check::values(*jw) == kSeedJ);
+}
+
+TEST_CASE("a stop_recording guard may outlive its tape", "[graph][tape]") {
+  const bj::Tensor x = seed_x();
+  auto tape = std::make_unique<bj::GradientTape>();
+  tape->watch(x);
+  {
+    auto pause = tape->stop_recording();
+    tape.reset();  // the guard ends after the tape: it has nothing left to resume
+  }
+  bj::GradientTape next;
+  next.watch(x);
+  const bj::Tensor y = x * x;
+  const auto j = next.batch_jacobian(y, x);
   REQUIRE(j.has_value());
   CHECK(check::values(*j) == kSeedJ);
 }

@@ -230,6 +230,21 @@ void Checker::run() {
         fail(check, std::to_string(differ.size()) + " of 12 option sets differ; first: " + differ[0].detail);
     }
 
+  // The program recorded again runs its kept plan: the same bits as the first call.
+  phase = "plan kept across calls";
+  {
+    bj::GradientTape again(bj::TapeOptions{.persistent = true});
+    again.watch(x);
+    const bj::Tensor y2 = p_.run(x, p_.env(t));
+    for (int m = 0; m < 2; ++m)
+      for (int s = 0; s < 2; ++s) {
+        bj::JacobianOptions o;
+        o.mode = modes[m];
+        same_bits(std::string("kept plan changes bits [") + mode_name(modes[m]) + ", " + form_name(s) + "]",
+                  jac(again, y2, x, o, s), base[m][s], "recorded again vs first call");
+      }
+  }
+
   // automatic runs one of the two modes, in one of the two forms; _into writes the same bits.
   phase = "automatic";
   const auto autom = jac(tape, y, x, {}, -1);

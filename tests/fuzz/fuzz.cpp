@@ -3,6 +3,7 @@
 //   forward == reverse, sparse form == dense form (BATCHJAC_SPARSE=1 / 0),
 //   bitwise identical across max_threads {1, 2}, parallel_iterations
 //   {1, 3, unset} and experimental_use_pfor {true, false} per mode and form,
+//   and when the program is recorded again (its kept plan runs),
 //   automatic == one of them, batch_jacobian_into == batch_jacobian,
 //   == GradientTape::jacobian of each example alone (x[i:i+1]),
 //   == central differences of the program in float64 (float32 programs: the

@@ -129,7 +129,7 @@ Generator::Generator(std::uint64_t seed) : rng{mix(seed, 0x6E6E)} {
 }
 
 Program Generator::run() {
-  const std::int64_t n = rng.integer(1, 12);
+  const std::int64_t n = rng.integer(1, 14);
   for (int attempt = 0; static_cast<std::int64_t>(prog.steps.size()) < n && attempt < 60; ++attempt) {
     const int v = pick_value();
     const double f = rng.real(0.0, 100.0);

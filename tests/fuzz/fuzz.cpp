@@ -209,6 +209,7 @@ struct ClassSummary {
 
 int main(int argc, char** argv) {
   Args a = parse(argc, argv);
+  const std::string self = argv[0];  // replay lines name this binary as it was run
   if (!a.seed_given) a.seed = std::random_device{}() * 0x100000001ull ^ static_cast<std::uint64_t>(now_ms());
   if (a.program_seed) std::printf("batchjac_fuzz: program seed %s\n", hex(*a.program_seed).c_str());
   else std::printf("batchjac_fuzz: seed %llu\n", static_cast<unsigned long long>(a.seed));
@@ -226,8 +227,8 @@ int main(int argc, char** argv) {
     if (a.seconds > 0 && elapsed() >= a.seconds) break;
     const std::uint64_t ps = a.program_seed ? *a.program_seed : fuzz::mix(a.seed, static_cast<std::uint64_t>(k));
     const std::string replay =
-        a.program_seed ? "batchjac_fuzz --program-seed " + hex(ps)
-                       : "batchjac_fuzz --seed " + std::to_string(a.seed) + " --first " + std::to_string(k) +
+        a.program_seed ? self + " --program-seed " + hex(ps)
+                       : self + " --seed " + std::to_string(a.seed) + " --first " + std::to_string(k) +
                              " --programs 1   (program seed " + hex(ps) + ")";
     std::snprintf(g_running, sizeof g_running, "program %lld: %s\n", static_cast<long long>(k), replay.c_str());
     g_started_ms = now_ms();
@@ -257,7 +258,7 @@ int main(int argc, char** argv) {
     if (a.minimize && !p.steps.empty()) {
       const Args m = minimize(p, a, ps, fails[0].check);
       const Program q = make(ps, m);
-      small = "batchjac_fuzz --program-seed " + hex(ps) + " --steps " + std::to_string(*m.steps) +
+      small = self + " --program-seed " + hex(ps) + " --steps " + std::to_string(*m.steps) +
               (m.prune ? " --prune" : "") + " --batch " + std::to_string(*m.batch) +
               (m.dtype ? " --dtype " + std::string(bj::dtype_name(*m.dtype)) : "");
       small_steps = q.steps.size();
@@ -273,9 +274,10 @@ int main(int argc, char** argv) {
     }
     if (!a.keep_going) break;
   }
-  std::printf("\nbatchjac_fuzz: %lld programs in %.1f s, %lld failed (seed %llu)\n",
-              static_cast<long long>(run), elapsed(), static_cast<long long>(failed),
-              static_cast<unsigned long long>(a.seed));
+  std::printf("\nbatchjac_fuzz: %lld programs in %.1f s, %lld failed (%s)\n", static_cast<long long>(run),
+              elapsed(), static_cast<long long>(failed),
+              a.program_seed ? ("program seed " + hex(*a.program_seed)).c_str()
+                             : ("seed " + std::to_string(a.seed)).c_str());
   if (a.verbose) {
     std::printf("largest error / tolerance per check:\n");
     for (const auto& [check, r] : head) std::printf("  %-40s %.3g\n", check.c_str(), r);

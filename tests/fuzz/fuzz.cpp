@@ -8,10 +8,11 @@
 //   == GradientTape::jacobian of each example alone (x[i:i+1]),
 //   == central differences of the program in float64 (float32 programs: the
 //   float32 Jacobian follows the float64 one), finite, right shapes, no throw.
-// Programs (generate.cpp) are 1-10 steps of elementwise ops with NumPy
+// Programs (generate*.cpp) are 1-14 steps of elementwise ops with NumPy
 // broadcasting against values, shared and per-example constants, where with
 // comparisons, reductions, index ops, softmax, cumsum and matmul, on x
-// [b, n...] with b in {1, 3, 7, 8, 9, 15, 16, 17, 33}, float32 or float64.
+// [b, n...] with b in {1, 3, 7, 8, 9, 15, 16, 17, 33}, float32 or float64;
+// mostly the target also joins the values no later step reads.
 // Every op's input is kept in its domain and a margin away from kinks, ties
 // and comparison thresholds, so a finite-difference mismatch is a real one.
 //
@@ -39,8 +40,9 @@
 // classes (the check that failed, e.g. "options change bits [forward,
 // dense]"), each with a count and the replay of its smallest program; the
 // exit status is 1 if anything failed. Longer runs: --seconds 3600, or
-// several seeds in parallel (one per core); --verbose prints each program and,
-// at the end, how close each check came to its tolerance.
+// several seeds in parallel (one per core), the asan build's binary, or
+// BATCHJAC_ARCH=sse42|avx2 for the other kernels; --verbose prints each
+// program and, at the end, how close each check came to its tolerance.
 #include "fuzz/checks.hpp"
 #include "fuzz/program.hpp"
 

@@ -94,7 +94,7 @@ struct Program {
   void prune();
 };
 
-// Draws a program from `seed`: dtype, batch size, source shape and 1-10
+// Draws a program from `seed`: dtype, batch size, source shape and 1-14
 // steps, each checked on the values it will see so that every op stays in
 // its domain and away from kinks and ties by a margin.
 Program generate(std::uint64_t seed);

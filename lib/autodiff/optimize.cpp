@@ -75,7 +75,8 @@ struct Optimizer {
     // (x c1) c2 -> x (c1 c2)
     if (Scaling outer = scaling(n); outer.x >= 0) {
       if (Scaling inner = single_use_scaling(outer.x); inner.x >= 0) {
-        const int c = primal(ops::Prim::binary, kMultiply, {inner.c, outer.c});
+        // Strong: the chain is 0 where either coefficient is, even against inf.
+        const int c = primal(ops::Prim::binary, m::kStrongMultiply, {inner.c, outer.c});
         --uses[outer.x];
         n.inputs = {inner.x, c};
         rewrite(n);  // the chain may go on

@@ -112,14 +112,6 @@ void load_lanes(const kernels::KernelTable<T>& table, const Load& l, const void*
   }
 }
 
-// Whether any of n values is NaN.
-template <class T>
-bool has_nan(const T* v, std::int64_t n) {
-  bool nan = false;
-  for (std::int64_t i = 0; i < n; ++i) nan |= v[i] != v[i];
-  return nan;
-}
-
 // Which chunk of which call a thread's block buffer holds the seed and
 // hoisted values of.
 struct ChunkHeld {
@@ -177,12 +169,10 @@ struct Runner {
         const std::int64_t first = blk * L;
         load(ptr, first);
         ops::execute<T>(p.primal_steps, bind);
-        p.table->sparse_linear(buf, p.sparse_ops.data(), static_cast<std::int64_t>(p.sparse_ops.size()),
-                               p.sparse_terms.data(), L);
-        if (has_nan(buf + p.sparse_out, per_example * L))  // again, with strong zeros
-          p.table->sparse_linear_strong(buf, p.sparse_ops.data(),
-                                        static_cast<std::int64_t>(p.sparse_ops.size()),
-                                        p.sparse_terms.data(), L);
+        const auto n_ops = static_cast<std::int64_t>(p.sparse_ops.size());
+        if (p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L))
+          // A NaN: again, with strong zeros.
+          p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         // The block holds whole rows of every example, as a reverse pass over all rows does.
         store(buf + p.sparse_out, first, std::min(L, batch - first), 0, per_example / n_src, staging,
               false, n_src);
@@ -215,7 +205,7 @@ struct Runner {
         if (!one_chunk) start_chunk(ptr, bind, d0, nd, false);
         int nan = 0;
         bool direct = run_linear(bind, first, valid, d0, nd, false, &nan);
-        if (!direct) nan = has_nan(ptr[p.answer], nd * p.answer_elems * L);
+        if (!direct) nan = p.table->has_nan(ptr[p.answer], nd * p.answer_elems * L);
         if (nan) {  // again, with strong zeros, the hoisted steps too
           start_chunk(ptr, bind, d0, nd, true);
           direct = run_linear(bind, first, valid, d0, nd, true, nullptr);

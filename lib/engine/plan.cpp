@@ -354,7 +354,7 @@ std::vector<ops::Step<T>> bind_strong_zeros(std::vector<ops::Step<T>> steps,
   for (auto& s : steps) {
     if (s.kind == ops::Step<T>::Kind::matmul && s.mm_fn == t.matmul) s.mm_fn = t.matmul_strong;
     if (s.kind != ops::Step<T>::Kind::elementwise) continue;
-    if (s.ew_fn == t.binary[m::kMultiply]) s.ew_fn = t.strong_multiply;
+    if (s.ew_fn == t.binary[m::kMultiply]) s.ew_fn = t.binary[m::kStrongMultiply];
     else if (s.ew_fn == t.binary[m::kDivide]) s.ew_fn = t.strong_divide;
     else if (s.ew_fn == t.ternary[m::kAxpy]) s.ew_fn = t.strong_axpy;
     else if (s.ew_fn == t.quaternary[m::kLincomb]) s.ew_fn = t.strong_lincomb;

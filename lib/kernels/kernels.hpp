@@ -154,17 +154,20 @@ struct KernelTable {
   // the same arithmetic as matmul, multiply, divide, axpy, lincomb and
   // sparse_linear, but a product with a zero factor is 0.
   MatmulFn<T> matmul_strong = nullptr;
-  ElementwiseFn<T> strong_multiply = nullptr;
   ElementwiseFn<T> strong_divide = nullptr;
   ElementwiseFn<T> strong_axpy = nullptr;
   ElementwiseFn<T> strong_lincomb = nullptr;
   // For lanes = 1 (the scalar table's matmul where set): the same bits as
   // the scalar matmul, W columns at a time.
   MatmulFn<T> matmul_one_lane = nullptr;
-  // Runs n_ops SparseOps in order over `lanes` lanes (a multiple of width).
-  void (*sparse_linear)(T* buf, const SparseOp* ops, std::int64_t n_ops, const SparseTerm<T>* terms,
+  // Runs n_ops SparseOps in order over `lanes` lanes (a multiple of width);
+  // returns whether any value an op wrote is NaN (the engine then runs the
+  // strong twin).
+  bool (*sparse_linear)(T* buf, const SparseOp* ops, std::int64_t n_ops, const SparseTerm<T>* terms,
                         std::int64_t lanes) = nullptr;
-  void (*sparse_linear_strong)(T* buf, const SparseOp* ops, std::int64_t n_ops,
+  // Whether any of p[0, n) is NaN.
+  bool (*has_nan)(const T* p, std::int64_t n) = nullptr;
+  bool (*sparse_linear_strong)(T* buf, const SparseOp* ops, std::int64_t n_ops,
                                const SparseTerm<T>* terms, std::int64_t lanes) = nullptr;
   // dst[0, n) = src[0, n) with non-temporal stores where aligned: for output
   // larger than the caches. Call stream_fence() before the data is shared.

@@ -322,11 +322,33 @@ void scan(const ScanArgs<typename Vec<V>::S>& a) {
   }
 }
 
+// Whether any of p[0, n) is NaN (n a multiple of the width, or any n for
+// scalars): the engine's test for a rerun with strong zeros.
+template <class V>
+bool has_nan(const typename Vec<V>::S* p, std::int64_t n) {
+  constexpr std::int64_t W = Vec<V>::width;
+  if constexpr (W == 1) {
+    bool nan = false;
+    for (std::int64_t i = 0; i < n; ++i) nan |= ops::math::is_nan(p[i]);
+    return nan;
+  } else {
+    auto m0 = ops::math::is_nan(V(0)), m1 = m0;  // false
+    std::int64_t i = 0;
+    for (; i + 2 * W <= n; i += 2 * W) {
+      m0 = m0 | ops::math::is_nan(Vec<V>::load(p + i));
+      m1 = m1 | ops::math::is_nan(Vec<V>::load(p + i + W));
+    }
+    bool nan = xsimd::any(m0 | m1);
+    for (; i < n; ++i) nan |= ops::math::is_nan(p[i]);
+    return nan;
+  }
+}
+
 // One op: the sum of its terms, in order, from a zero accumulator. N3, NC
 // and NP are its term counts when known at compile time (-1: read from the op).
 template <class V, bool Strong, int N3, int NC, int NP>
-[[gnu::always_inline]] inline void sparse_op(typename Vec<V>::S* b, const SparseOp* op,
-                                             const SparseTerm<typename Vec<V>::S>*& t) {
+[[gnu::always_inline]] inline V sparse_op(typename Vec<V>::S* b, const SparseOp* op,
+                                          const SparseTerm<typename Vec<V>::S>*& t) {
   using T = typename Vec<V>::S;
   const int n3 = N3 >= 0 ? N3 : op->n_triple, nc = NC >= 0 ? NC : op->n_coef, np = NP >= 0 ? NP : op->n_plain;
   V acc(T(0));
@@ -337,16 +359,20 @@ template <class V, bool Strong, int N3, int NC, int NP>
     acc = mul_add<Strong>(mul<Strong>(Vec<V>::load(b + t->in), Vec<V>::load(b + t->coef)), V(t->scale), acc);
   for (int i = 0; i < np; ++i, ++t) acc = mul_add<Strong>(Vec<V>::load(b + t->in), V(t->scale), acc);
   Vec<V>::store(b + op->out, acc);
+  return acc;
 }
 
-// Returns the terms after the run's. (The term pointer is passed by value
-// and returned, so it stays in a register: the compiler cannot tell a
-// reference to it from the buffer.)
+// Returns the terms after the run's, and sets `nan` if an op wrote a NaN.
+// (The term pointer is passed by value and returned, so it stays in a
+// register: the compiler cannot tell a reference to it from the buffer.)
 template <class V, bool Strong, int N3, int NC, int NP>
 const SparseTerm<typename Vec<V>::S>* sparse_run(typename Vec<V>::S* b, const SparseOp* op,
                                                  const SparseOp* end,
-                                                 const SparseTerm<typename Vec<V>::S>* t) {
-  for (; op != end; ++op) sparse_op<V, Strong, N3, NC, NP>(b, op, t);
+                                                 const SparseTerm<typename Vec<V>::S>* t, bool& nan) {
+  auto seen = ops::math::is_nan(V(0));  // false
+  for (; op != end; ++op) seen = seen | ops::math::is_nan(sparse_op<V, Strong, N3, NC, NP>(b, op, t));
+  if constexpr (std::is_arithmetic_v<V>) nan = nan || seen;
+  else nan = nan || xsimd::any(seen);
   return t;
 }
 
@@ -354,10 +380,11 @@ const SparseTerm<typename Vec<V>::S>* sparse_run(typename Vec<V>::S* b, const Sp
 // the common shapes have their term loops unrolled, the others loop over
 // counts that stay the same through the run.
 template <class V, bool Strong>
-void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
+bool sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
                    const SparseTerm<typename Vec<V>::S>* terms, std::int64_t lanes) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
+  bool nan = false;
   for (std::int64_t l = 0; l < lanes; l += W) {
     const SparseTerm<T>* t = terms;
     T* b = buf + l;
@@ -365,29 +392,30 @@ void sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_
       const SparseOp* end = op + op->run;
       const bool small = op->n_triple < 16 && op->n_coef < 16 && op->n_plain < 16;
       switch (small ? (op->n_triple * 16 + op->n_coef) * 16 + op->n_plain : -1) {
-        case 0 * 16 + 1: t = sparse_run<V, Strong, 0, 0, 1>(b, op, end, t); break;
-        case 0 * 16 + 2: t = sparse_run<V, Strong, 0, 0, 2>(b, op, end, t); break;
-        case 0 * 16 + 3: t = sparse_run<V, Strong, 0, 0, 3>(b, op, end, t); break;
-        case 0 * 16 + 6: t = sparse_run<V, Strong, 0, 0, 6>(b, op, end, t); break;
-        case 0 * 16 + 8: t = sparse_run<V, Strong, 0, 0, 8>(b, op, end, t); break;
-        case 0 * 16 + 9: t = sparse_run<V, Strong, 0, 0, 9>(b, op, end, t); break;
-        case 0 * 16 + 12: t = sparse_run<V, Strong, 0, 0, 12>(b, op, end, t); break;
-        case 1 * 16 + 0: t = sparse_run<V, Strong, 0, 1, 0>(b, op, end, t); break;
-        case 1 * 16 + 1: t = sparse_run<V, Strong, 0, 1, 1>(b, op, end, t); break;
-        case 1 * 16 + 2: t = sparse_run<V, Strong, 0, 1, 2>(b, op, end, t); break;
-        case 2 * 16 + 0: t = sparse_run<V, Strong, 0, 2, 0>(b, op, end, t); break;
-        case 2 * 16 + 1: t = sparse_run<V, Strong, 0, 2, 1>(b, op, end, t); break;
-        case 3 * 16 + 0: t = sparse_run<V, Strong, 0, 3, 0>(b, op, end, t); break;
-        case 3 * 16 + 3: t = sparse_run<V, Strong, 0, 3, 3>(b, op, end, t); break;
-        case 6 * 16 + 0: t = sparse_run<V, Strong, 0, 6, 0>(b, op, end, t); break;
-        case 6 * 16 + 6: t = sparse_run<V, Strong, 0, 6, 6>(b, op, end, t); break;
-        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 1, 0, 0>(b, op, end, t); break;
-        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 2, 0, 0>(b, op, end, t); break;
-        default: t = sparse_run<V, Strong, -1, -1, -1>(b, op, end, t); break;
+        case 0 * 16 + 1: t = sparse_run<V, Strong, 0, 0, 1>(b, op, end, t, nan); break;
+        case 0 * 16 + 2: t = sparse_run<V, Strong, 0, 0, 2>(b, op, end, t, nan); break;
+        case 0 * 16 + 3: t = sparse_run<V, Strong, 0, 0, 3>(b, op, end, t, nan); break;
+        case 0 * 16 + 6: t = sparse_run<V, Strong, 0, 0, 6>(b, op, end, t, nan); break;
+        case 0 * 16 + 8: t = sparse_run<V, Strong, 0, 0, 8>(b, op, end, t, nan); break;
+        case 0 * 16 + 9: t = sparse_run<V, Strong, 0, 0, 9>(b, op, end, t, nan); break;
+        case 0 * 16 + 12: t = sparse_run<V, Strong, 0, 0, 12>(b, op, end, t, nan); break;
+        case 1 * 16 + 0: t = sparse_run<V, Strong, 0, 1, 0>(b, op, end, t, nan); break;
+        case 1 * 16 + 1: t = sparse_run<V, Strong, 0, 1, 1>(b, op, end, t, nan); break;
+        case 1 * 16 + 2: t = sparse_run<V, Strong, 0, 1, 2>(b, op, end, t, nan); break;
+        case 2 * 16 + 0: t = sparse_run<V, Strong, 0, 2, 0>(b, op, end, t, nan); break;
+        case 2 * 16 + 1: t = sparse_run<V, Strong, 0, 2, 1>(b, op, end, t, nan); break;
+        case 3 * 16 + 0: t = sparse_run<V, Strong, 0, 3, 0>(b, op, end, t, nan); break;
+        case 3 * 16 + 3: t = sparse_run<V, Strong, 0, 3, 3>(b, op, end, t, nan); break;
+        case 6 * 16 + 0: t = sparse_run<V, Strong, 0, 6, 0>(b, op, end, t, nan); break;
+        case 6 * 16 + 6: t = sparse_run<V, Strong, 0, 6, 6>(b, op, end, t, nan); break;
+        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 1, 0, 0>(b, op, end, t, nan); break;
+        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 2, 0, 0>(b, op, end, t, nan); break;
+        default: t = sparse_run<V, Strong, -1, -1, -1>(b, op, end, t, nan); break;
       }
       op = end;
     }
   }
+  return nan;
 }
 
 // Reads a matrix operand at (row i, col j) of batch bt as a vector of lanes.
@@ -975,7 +1003,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   if constexpr (kFusedFma<V>) t.matmul_one_lane = &matmul_one_lane<V, false>;
   t.sparse_linear = &sparse_linear<V, false>;
   t.sparse_linear_strong = &sparse_linear<V, true>;
-  t.strong_multiply = &elementwise<V, ops::math::StrongMultiply, 2, kPrimal>;
+  t.has_nan = &has_nan<V>;
   t.strong_divide = &elementwise<V, ops::math::StrongDivide, 2, kPrimal>;
   t.strong_axpy = &elementwise<V, ops::math::StrongAxpy, 3, kPrimal>;
   t.strong_lincomb = &elementwise<V, ops::math::StrongLincomb, 4, kPrimal>;

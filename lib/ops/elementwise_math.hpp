@@ -274,7 +274,9 @@ struct Lincomb {
 // The linear program's products with strong zeros (see strong_mul): the
 // engine reruns a chunk with these where its answer has a NaN. Each rounds
 // as its plain twin (multiply, divide, axpy, lincomb) wherever no factor is
-// zero, so the rerun changes no other bit.
+// zero, so the rerun changes no other bit. StrongMultiply is also a primal
+// op (in Binary): the optimiser's product of two coefficients of a chain,
+// (x c1) c2 -> x (c1 c2), is 0 where either is, as the chain would be.
 struct StrongMultiply {
   static constexpr std::string_view name = "multiply";
   static constexpr Domain domain = Domain::real;
@@ -310,7 +312,7 @@ using Unary = List<Negative, Abs, Sign, Square, Sqrt, Rsqrt, Reciprocal, Exp, Ex
                    Softplus, Relu, Erf, PowScalar, Identity, RoundToFloat, NonZero, LogicalNot>;
 using Binary = List<Add, Subtract, Multiply, Divide, Pow, Maximum, Minimum, Atan2,
                     SquaredDifference, Less, LessEqual, Greater, GreaterEqual, Equal, NotEqual,
-                    LogicalAnd, LogicalOr, SelectFirst, SelectSecond>;
+                    LogicalAnd, LogicalOr, SelectFirst, SelectSecond, StrongMultiply>;
 using Ternary = List<Where, Axpy>;
 using Quaternary = List<Lincomb>;
 
@@ -339,6 +341,7 @@ inline constexpr int kMultiply = index_of<Multiply, Binary>;
 inline constexpr int kDivide = index_of<Divide, Binary>;
 inline constexpr int kSelectFirst = index_of<SelectFirst, Binary>;
 inline constexpr int kSelectSecond = index_of<SelectSecond, Binary>;
+inline constexpr int kStrongMultiply = index_of<StrongMultiply, Binary>;
 inline constexpr int kAxpy = index_of<Axpy, Ternary>;
 inline constexpr int kLincomb = index_of<Lincomb, Quaternary>;
 

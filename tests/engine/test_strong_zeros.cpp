@@ -150,3 +150,24 @@ TEST_CASE("strong zeros: a layer written straight to the Jacobian rows", "[engin
   };
   for (std::int64_t b : {16, 32}) check_every_mode(f, example, want, b);
 }
+
+TEST_CASE("strong zeros: a computed zero tangent, in the sparse form too", "[engine][strong_zeros]") {
+  // u = x c with a per-example c that is 0 in one element: the tangent
+  // x_dot c is a computed 0 there (not a structural one), and sqrt's partial
+  // at u = 0 is inf. y = (sqrt(u), u): J = (diag(c / (2 sqrt(x c))), diag(c)),
+  // 0 where c = 0. With u read twice, the optimiser keeps the two products
+  // apart and the kernels meet 0 * inf; with u read once, it multiplies the
+  // coefficients first (a strong product of its own).
+  for (const bool twice : {true, false}) {
+    auto f = [twice](const bj::Tensor& x) {
+      std::vector<double> c;
+      for (std::int64_t b = 0; b < x.shape()[0]; ++b) c.insert(c.end(), {0.0, 2.0, 0.5});
+      const bj::Tensor u = x * bj::constant(c, bj::Shape{x.shape()[0], 3}, x.dtype());
+      return twice ? bj::concat({bj::sqrt(u), u}, 1) : bj::sqrt(u);
+    };
+    const double d2 = 0.5 / (2 * std::sqrt(1.5));
+    std::vector<double> want = {0, 0, 0, 0, 0.5, 0, 0, 0, d2};
+    if (twice) want.insert(want.end(), {0, 0, 0, 0, 2, 0, 0, 0, 0.5});
+    for (std::int64_t b : {1, 8, 21}) check_every_mode(f, {1, 2, 3}, want, b);
+  }
+}

@@ -72,6 +72,107 @@ std::string index_str(std::int64_t flat, const Dims& d) {
   return s + "]";
 }
 
+// How large the terms behind each entry can be, per example, in float64:
+// the sum of the absolute values of the terms the chain rule adds up.
+// The tolerances above scale with the largest |entry| of an example's block,
+// which is honest while the entries are about as large as the terms they
+// are summed from. When the terms cancel (cross(c*v, v) is identically 0,
+// its Jacobian a sum of +-c*v terms of size ~1), every computation of the
+// entry is off by rounding of the terms' size, however small the result:
+// float32 forward gives 0, reverse 1.8e-6. So the scale is also at least
+// the largest entry of `jac` (the Jacobian's terms) or `val` (the target's):
+//   jac_k = sum_i |L_ki| jac_i,  jac_0 = I
+//   val_k = |v_k| + sum_i |L_ki| val_i,  val_0 = |x|
+// where L_ki is step k's own Jacobian w.r.t. its input i (batch_jacobian of
+// the step alone, in float64). jac_k is the entrywise bound |J_k| would reach
+// if no term cancelled (jac_k >= |J_k|, equal when none does, so a program
+// without cancellation keeps its tolerance exactly): the first-order bound of
+// the rounding error of J_k, in units of the rounding unit, up to a constant
+// per op. val_k is the same running bound for the values (its |L| val term
+// is how each input's rounding error grows through the step, e.g. exp's
+// condition |u|). This is sharper than the largest Jacobian of any
+// intermediate value: log(exp(5x)) has an intermediate of size e^5 but
+// terms of size 5, and its tolerance stays that of 5.
+// Empty when a step's Jacobian cannot be taken (the checks then keep the
+// block scale alone); a library bug here could loosen the tolerance by the
+// factor it gets the bound wrong, not hide a wrong entry that checks compare.
+struct Bounds {
+  std::vector<double> jac;  // [b, n_y, n_x]
+  std::vector<double> val;  // [b, n_y]
+};
+
+Bounds magnitude_bounds(const Program& p) {
+  const bj::DType t = bj::float64;
+  const std::int64_t b = p.batch, n_x = count(p.source);
+  const Env env = p.env(t);
+  std::vector<bj::Tensor> values{p.source_tensor(t)};
+  std::vector<std::int64_t> sizes{n_x};
+  std::vector<std::vector<double>> jac(1), val(1);  // per value: [b, n, n_x], [b, n]
+  jac[0].assign(static_cast<std::size_t>(b * n_x * n_x), 0.0);
+  for (std::int64_t i = 0; i < b; ++i)
+    for (std::int64_t c = 0; c < n_x; ++c) jac[0][(i * n_x + c) * n_x + c] = 1.0;
+  val[0] = values[0].to_vector<double>();
+  for (double& v : val[0]) v = std::abs(v);
+  bj::JacobianOptions o;
+  o.unconnected_gradients = bj::UnconnectedGradients::zero;
+  for (const Step& s : p.steps) {
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    std::vector<bj::Tensor> flat, in;
+    for (int u : s.inputs) {
+      const bj::Tensor& v = values[static_cast<std::size_t>(u)];
+      const auto data = v.to_vector<double>();
+      flat.push_back(bj::constant(data, bj::Shape({b, sizes[static_cast<std::size_t>(u)]}), t));
+      tape.watch(flat.back());
+    }
+    for (std::size_t j = 0; j < flat.size(); ++j)
+      in.push_back(bj::reshape(flat[j], values[static_cast<std::size_t>(s.inputs[j])].shape()));
+    const bj::Tensor y = s.fn(in, env);
+    const std::int64_t n = count(s.out);
+    const bj::Tensor yf = bj::reshape(y, bj::Shape({b, n}));
+    std::vector<double> jk(static_cast<std::size_t>(b * n * n_x), 0.0), vk = yf.to_vector<double>();
+    for (double& v : vk) v = std::abs(v);
+    for (std::size_t j = 0; j < flat.size(); ++j) {
+      const auto u = static_cast<std::size_t>(s.inputs[j]);
+      const std::int64_t m = sizes[u];
+      const auto l = tape.batch_jacobian(yf, flat[j], o);  // [b, n, m]
+      if (!l) return {};
+      const auto lv = l->to_vector<double>();
+      for (std::int64_t i = 0; i < b; ++i)
+        for (std::int64_t r = 0; r < n; ++r)
+          for (std::int64_t q = 0; q < m; ++q) {
+            const double a = std::abs(lv[(i * n + r) * m + q]);
+            if (a == 0) continue;
+            vk[i * n + r] += a * val[u][i * m + q];
+            for (std::int64_t c = 0; c < n_x; ++c) jk[(i * n + r) * n_x + c] += a * jac[u][(i * m + q) * n_x + c];
+          }
+    }
+    values.push_back(y);
+    sizes.push_back(n);
+    jac.push_back(std::move(jk));
+    val.push_back(std::move(vk));
+  }
+  // Some ops' rules cancel terms that |L| does not show: softmax's JVP is
+  // s * (u' - <s, u'>), whose terms are of size |u'| where its largest s is
+  // ~1, while its L = s(1 - s) is ~0 (float32 forward vs reverse differ by
+  // ~1e-6 on entries of 3e-3 under terms of ~20: program seed
+  // 0xd1259dacc0c10ba9). So every entry's bound is also at least
+  // kIntermediateShare of the largest term bound of any value of the program
+  // for that example: with ad_tol's float32 rel, ~8 rounding units of it.
+  constexpr double kIntermediateShare = 1e-2;
+  auto& out = jac.back();
+  const std::int64_t n_y = sizes.back();
+  for (std::int64_t i = 0; i < b; ++i) {
+    double big = 0;
+    for (std::size_t k = 0; k < jac.size(); ++k) {
+      const std::int64_t blk = sizes[k] * n_x;
+      for (std::int64_t e = i * blk; e < (i + 1) * blk; ++e) big = std::max(big, jac[k][e]);
+    }
+    for (std::int64_t e = i * n_y * n_x; e < (i + 1) * n_y * n_x; ++e)
+      out[e] = std::max(out[e], kIntermediateShare * big);
+  }
+  return {std::move(jac.back()), std::move(val.back())};
+}
+
 class Checker {
  public:
   Checker(const Program& p, Headroom& head) : p_(p), head_(head) {}
@@ -92,8 +193,9 @@ class Checker {
     return "example " + std::to_string(example) + ", J[y" + index_str(e / n_x_, y_) + "][x" +
            index_str(e % n_x_, p_.source) + "]";
   }
+  // bound: magnitude_bounds' entries for got's blocks (empty: none).
   void close(const std::string& check, const std::vector<double>& got, const std::vector<double>& want,
-             std::int64_t per, Tol tol, const std::string& what,
+             std::int64_t per, Tol tol, const std::string& what, const std::vector<double>& bound,
              const std::vector<std::int64_t>& examples = {});
   void same_bits(const std::string& check, const std::vector<double>& got,
                  const std::vector<double>& want, const std::string& what);
@@ -103,7 +205,7 @@ class Checker {
 
 void Checker::close(const std::string& check, const std::vector<double>& got,
                     const std::vector<double>& want, std::int64_t per, Tol tol, const std::string& what,
-                    const std::vector<std::int64_t>& examples) {
+                    const std::vector<double>& bound, const std::vector<std::int64_t>& examples) {
   std::int64_t bad = 0;
   std::ostringstream first;
   first.precision(17);
@@ -114,6 +216,7 @@ void Checker::close(const std::string& check, const std::vector<double>& got,
     for (std::int64_t e = k * per; e < (k + 1) * per; ++e) {
       if (std::isfinite(got[e])) scale = std::max(scale, std::abs(got[e]));
       if (std::isfinite(want[e])) scale = std::max(scale, std::abs(want[e]));
+      if (!bound.empty() && std::isfinite(bound[e])) scale = std::max(scale, bound[e]);
     }
     const double allowed = tol.rel * scale;
     for (std::int64_t e = k * per; e < (k + 1) * per; ++e) {
@@ -185,6 +288,17 @@ void Checker::run() {
   const std::int64_t per = n_y_ * n_x_;
   const std::vector<double> yv = y.to_vector<double>();
 
+  // How large each entry's terms are (magnitude_bounds): the tolerances' scale.
+  phase = "magnitude bounds";
+  Bounds bounds;
+  try {
+    bounds = magnitude_bounds(p_);
+  } catch (const std::exception&) {
+    bounds = {};  // the checks below still run, at the block scale alone
+  }
+  const auto& jac_bound = bounds.jac;
+  const auto& val_bound = bounds.val;
+
   // Both modes in both forms, default options otherwise.
   phase = "batch_jacobian";
   const JacobianMode modes[2] = {JacobianMode::forward, JacobianMode::reverse};
@@ -200,12 +314,25 @@ void Checker::run() {
         fail(std::string("non-finite Jacobian [") + mode_name(modes[m]) + ", " + form_name(s) + "]",
              entry((it - j.begin()) / per, (it - j.begin()) % per, per) + " is " + std::to_string(*it));
     }
-  for (int s = 0; s < 2; ++s)
-    close(std::string("forward vs reverse [") + form_name(s) + "]", base[0][s], base[1][s], per, tol,
-          "got forward, want reverse");
+  // Self-test of the tolerances: BATCHJAC_FUZZ_PERTURB=r scales the largest
+  // |entry| of every example's block of reverse mode by (1 + r) in the copy
+  // "forward vs reverse" compares, a stand-in for a wrong reverse rule: it
+  // must fail wherever r exceeds what the tolerance grants (ad_tol's rel,
+  // times the block's magnitude bound over its largest |entry|).
+  for (int s = 0; s < 2; ++s) {
+    std::vector<double> rev = base[1][s];
+    if (const char* r = std::getenv("BATCHJAC_FUZZ_PERTURB"))
+      for (std::int64_t k = 0; k * per < static_cast<std::int64_t>(rev.size()); ++k) {
+        const auto blk = rev.begin() + k * per;
+        *std::max_element(blk, blk + per, [](double a, double c) { return std::abs(a) < std::abs(c); }) *=
+            1 + std::atof(r);
+      }
+    close(std::string("forward vs reverse [") + form_name(s) + "]", base[0][s], rev, per, tol,
+          "got forward, want reverse", jac_bound);
+  }
   for (int m = 0; m < 2; ++m)
     close(std::string("sparse vs dense [") + mode_name(modes[m]) + "]", base[m][1], base[m][0], per,
-          tol, "got sparse, want dense");
+          tol, "got sparse, want dense", jac_bound);
 
   // Threads, chunking and pfor never change a bit within one mode and form.
   phase = "options";
@@ -289,8 +416,8 @@ void Checker::run() {
     loop_j.insert(loop_j.end(), jv.begin(), jv.end());
     loop_y.insert(loop_y.end(), y1v.begin(), y1v.end());
   }
-  close("per-example jacobian", base[0][0], loop_j, per, tol, "got forward dense, want jacobian of x[i:i+1]");
-  close("per-example values", yv, loop_y, n_y_, tol, "got the batch's target, want x[i:i+1]'s");
+  close("per-example jacobian", base[0][0], loop_j, per, tol, "got forward dense, want jacobian of x[i:i+1]", jac_bound);
+  close("per-example values", yv, loop_y, n_y_, tol, "got the batch's target, want x[i:i+1]'s", val_bound);
 
   // The float64 twin (the same numbers in float64) and central differences of it.
   phase = "float64 twin";
@@ -303,15 +430,15 @@ void Checker::run() {
     bj::JacobianOptions o;
     o.mode = JacobianMode::forward;
     j64 = jac(t64, y64, x64, o, -1);
-    close("float32 vs float64 Jacobian", base[0][0], j64, per, kF32VsF64, "got float32 forward dense, want float64 forward");
-    close("float32 vs float64 values", yv, y64.to_vector<double>(), n_y_, kF32VsF64, "got float32, want float64");
+    close("float32 vs float64 Jacobian", base[0][0], j64, per, kF32VsF64, "got float32 forward dense, want float64 forward", jac_bound);
+    close("float32 vs float64 values", yv, y64.to_vector<double>(), n_y_, kF32VsF64, "got float32, want float64", val_bound);
   }
   phase = "finite differences";
   std::vector<std::int64_t> rows{0, b - 1, b / 2};
   std::sort(rows.begin(), rows.end());
   rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
   if (static_cast<int>(rows.size()) > kFdExamples) rows.resize(kFdExamples);
-  std::vector<double> fd, ad;
+  std::vector<double> fd, ad, fd_bound;
   for (const std::int64_t i : rows) {
     Frozen frozen;
     Env env = p_.env(bj::float64, i);
@@ -334,9 +461,11 @@ void Checker::run() {
     }
     fd.insert(fd.end(), block.begin(), block.end());
     ad.insert(ad.end(), j64.begin() + i * per, j64.begin() + (i + 1) * per);
+    if (!jac_bound.empty())
+      fd_bound.insert(fd_bound.end(), jac_bound.begin() + i * per, jac_bound.begin() + (i + 1) * per);
   }
   close("finite differences", ad, fd, per, kFiniteDifferences,
-        "got float64 forward, want central differences", rows);
+        "got float64 forward, want central differences", fd_bound, rows);
 }
 
 }  // namespace

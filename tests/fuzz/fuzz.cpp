@@ -43,6 +43,11 @@
 // several seeds in parallel (one per core), the asan build's binary, or
 // BATCHJAC_ARCH=sse42|avx2 for the other kernels; --verbose prints each
 // program and, at the end, how close each check came to its tolerance.
+// Tolerances scale with each example's magnitude bound (the size of the
+// terms an entry is summed from, checks.cpp), so cancelling programs hold
+// rounding of their terms' size; BATCHJAC_FUZZ_PERTURB=r (e.g. 1e-3) makes
+// reverse mode's largest entry per example wrong by r, and "forward vs
+// reverse" must then fail: a self-test of the tolerances.
 #include "fuzz/checks.hpp"
 #include "fuzz/program.hpp"
 

@@ -137,13 +137,15 @@ namespace m = batchjac::ops::math;
 // is cast to float32 inside a float64 program, NonZero is cast to boolean
 // (the reshape, stop_gradient and cast rows run them). Binary: SelectFirst
 // and SelectSecond are where() with one branch's derivative zero, made by
-// where's JVP and transpose rules (the where rows below run them). Ternary
+// where's JVP and transpose rules (the where rows below run them);
+// StrongMultiply is the optimiser's product of a chain's coefficients
+// (test_strong_zeros runs it). Ternary
 // Axpy and quaternary Lincomb are fused linear steps of the linear-program
 // optimiser (autodiff/optimize.cpp), which every derivative row runs.
 template <class F>
 constexpr bool internal_only = std::is_same_v<F, m::Identity> || std::is_same_v<F, m::RoundToFloat> ||
                                std::is_same_v<F, m::NonZero> || std::is_same_v<F, m::SelectFirst> ||
-                               std::is_same_v<F, m::SelectSecond> || std::is_same_v<F, m::Axpy> ||
+                               std::is_same_v<F, m::SelectSecond> || std::is_same_v<F, m::StrongMultiply> || std::is_same_v<F, m::Axpy> ||
                                std::is_same_v<F, m::Lincomb>;
 
 template <class Rows>
@@ -174,12 +176,13 @@ constexpr bool kinds_match(const Rows& rows, m::List<Fs...>) {
 }
 
 static_assert(internal_count(m::Unary{}) == 3, "Identity, RoundToFloat and NonZero are internal-only");
-static_assert(internal_count(m::Binary{}) == 2, "SelectFirst and SelectSecond are internal-only");
+static_assert(internal_count(m::Binary{}) == 3,
+              "SelectFirst, SelectSecond and StrongMultiply are internal-only");
 static_assert(static_cast<int>(std::size(kUnaryRows)) == m::Unary::size - 3,
               "every public unary op of ops/elementwise_math.hpp needs exactly one row here");
 static_assert(every_op_has_row(kUnaryRows, m::Unary{}), "a unary op of ops/elementwise_math.hpp has no row");
 static_assert(kinds_match(kUnaryRows, m::Unary{}), "a unary row's kind differs from its op's domain");
-static_assert(static_cast<int>(std::size(kBinaryRows)) == m::Binary::size - 2,
+static_assert(static_cast<int>(std::size(kBinaryRows)) == m::Binary::size - 3,
               "every public binary op of ops/elementwise_math.hpp needs exactly one row here");
 static_assert(every_op_has_row(kBinaryRows, m::Binary{}), "a binary op of ops/elementwise_math.hpp has no row");
 static_assert(kinds_match(kBinaryRows, m::Binary{}), "a binary row's kind differs from its op's domain");

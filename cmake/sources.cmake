@@ -2,7 +2,9 @@
 set(BATCHJAC_SOURCES
   lib/tensor/sizes.cpp
   lib/tensor/shape.cpp
+  lib/tensor/memory.cpp
   lib/tensor/tensor.cpp
+  lib/tensor/deferred.cpp
   lib/tensor/print.cpp
   lib/ops/primitive.cpp
   lib/ops/batching.cpp

@@ -56,7 +56,23 @@ class GradientTape {
   };
   RecordingPause stop_recording();
 
-  // Forgets everything recorded and watched; a used tape becomes usable again.
+  // Ends recording for good, as leaving TF's `with tf.GradientTape() as
+  // tape:` block does: ops run afterwards are not recorded (they are eager),
+  // and what was recorded can still be differentiated. Otherwise a
+  // persistent tape records every op on tensors it tracks for as long as it
+  // lives, and keeps those tensors: call this once the function is recorded
+  // when the tape is kept for repeated Jacobians. A non-persistent tape
+  // ends recording, and releases what it recorded, when it answers its one
+  // call.
+  void end_recording() noexcept;
+  // Whether ops on tensors it tracks are recorded now: false after
+  // end_recording, after a non-persistent tape's answer, and for a tape
+  // created while its thread was exiting. (A live stop_recording guard
+  // pauses it without ending it.)
+  bool recording() const noexcept;
+
+  // Forgets everything recorded and watched; a used or ended tape records
+  // and answers again (TF: leaving and re-entering the tape's block).
   void reset();
 
   bool persistent() const noexcept;
@@ -121,6 +137,10 @@ class GradientTape {
   // tensor), returns the result or nullopt when unconnected.
   std::optional<Tensor> batch_jacobian_impl(const Tensor& target, const Tensor& source,
                                             const Out* out, const JacobianOptions& options);
+
+  // Marks the tape used; a non-persistent one ends recording and lets go of
+  // its records.
+  void answered();
 
   // Shared with the pauses, which must not keep it alive.
   std::shared_ptr<detail::TapeState> state_;

@@ -4,6 +4,7 @@
 #include <batchjac/dtype.hpp>
 #include <batchjac/shape.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
@@ -43,6 +44,7 @@ class Tensor {
 
   explicit Tensor(std::shared_ptr<const detail::TensorImpl> impl) : impl_(std::move(impl)) {}
   const detail::TensorImpl& impl() const noexcept { return *impl_; }
+  const std::shared_ptr<const detail::TensorImpl>& impl_ptr() const noexcept { return impl_; }
 
  private:
   std::shared_ptr<const detail::TensorImpl> impl_;
@@ -87,8 +89,47 @@ Tensor constant(std::span<const double> data, const Shape& shape, DType dtype = 
 Tensor constant(std::span<const float> data, const Shape& shape, DType dtype = float32);
 Tensor constant(const std::vector<double>& data, const Shape& shape, DType dtype = float64);
 Tensor constant(const std::vector<float>& data, const Shape& shape, DType dtype = float32);
+// A tensor over the caller's memory, without a copy (LibTorch's from_blob):
+// float32 over floats, float64 over doubles, row-major. data.size() must
+// equal shape.num_elements() (ValueError otherwise). No call copies it: ops,
+// batch_jacobian and the other derivatives read it in place. The caller
+// keeps the memory alive and unchanged while any tensor still uses it: the
+// view and its copies, tapes that watched or recorded it, and tensors
+// computed from it whose values have not been read yet (deferred values
+// read their inputs when they are computed). Otherwise a later read sees
+// the changed numbers, or reads freed memory (undefined behaviour). Plans
+// kept across calls copy the few shared constants they keep (never the
+// source or a tensor with a batch axis), so they never point into it.
+Tensor view(std::span<const double> data, const Shape& shape);
+Tensor view(std::span<const float> data, const Shape& shape);
 Tensor zeros(const Shape& shape, DType dtype = float64);
 Tensor ones(const Shape& shape, DType dtype = float64);
 Tensor fill(const Shape& shape, double value, DType dtype = float64);
+
+// ---- memory ------------------------------------------------------------------
+// Tensor buffers of 64 KiB or more (results, Jacobians, block buffers) come
+// from a cache: a freed buffer is kept and handed to the next request it
+// fits (at most a quarter larger), so a loop of calls reuses its pages
+// instead of faulting in new ones after its first iteration. Buffers are
+// never zero-filled. The cache holds at most its limit, least recently
+// freed out first: by default 1/8 of physical memory; a buffer larger than
+// the limit is never kept. When the system is out of memory the cache is
+// emptied and the allocation tried again. The environment variable
+// BATCHJAC_MEMORY_CACHE, read at the first allocation, sets the limit in
+// bytes (a K, M or G suffix allowed); 0 or "off" turns caching off, so
+// every buffer goes back to the system at once (for memory checkers; under
+// AddressSanitizer cached buffers are poisoned anyway). Thread-safe.
+struct MemoryCacheStats {
+  std::size_t cached_bytes = 0;   // held, free, in the cache
+  std::size_t cached_buffers = 0;
+  std::size_t limit = 0;
+  std::uint64_t hits = 0;         // requests of 64 KiB or more served from the cache
+  std::uint64_t misses = 0;       // ... and from the system
+};
+MemoryCacheStats memory_cache_stats();
+// Sets the limit (0 turns caching off); frees what no longer fits.
+void set_memory_cache_limit(std::size_t bytes);
+// Frees every cached buffer (buffers in use stay).
+void release_memory_cache();
 
 }  // namespace batchjac

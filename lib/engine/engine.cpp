@@ -61,11 +61,11 @@ tbb::task_arena& arena_for(int threads) {
 // the block working set, whatever the batch size.
 template <class T>
 T* thread_buffer(std::int64_t elements) {
-  thread_local detail::Bytes bytes;
+  thread_local detail::Buffer bytes;
   thread_local std::size_t capacity = 0;
   const std::size_t need = static_cast<std::size_t>(elements) * sizeof(T);
   if (need > capacity) {
-    bytes = detail::allocate_bytes(need);
+    bytes = detail::Buffer::allocate(need);
     capacity = need;
   }
   return reinterpret_cast<T*>(bytes.get());
@@ -432,7 +432,7 @@ class PreparedPlan final : public Prepared {
     std::vector<const void*> data;
     for (const Load& l : plan_.loads) {
       const Tensor& t = l.constant < 0 ? source : program.constants[static_cast<std::size_t>(l.constant)];
-      data.push_back(t.impl().bytes.get());
+      data.push_back(t.impl().bytes());
     }
     if (out_dtype == DType::float32)
       run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), per_example, n_src, options);
@@ -453,7 +453,7 @@ class PreparedPlan final : public Prepared {
     for (const auto& t : p.transposed) n += capacity_bytes(t);
     for (const Tensor& c : p.converted) {
       const bool in_counted = std::any_of(counted.begin(), counted.end(), [&](const Tensor& k) {
-        return k.impl().bytes.get() == c.impl().bytes.get();
+        return k.impl().bytes() == c.impl().bytes();
       });
       if (!in_counted) n += static_cast<std::size_t>(c.num_elements()) * dtype_size(c.dtype());
     }

@@ -63,6 +63,21 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
 // Jacobian entries (all examples) below which `automatic` does not plan both modes.
 constexpr std::int64_t kSmallCall = 4096;
 
+// A kept plan and its key hold the program's shared constants: those over
+// the caller's memory (bj::view) are copied, so that nothing kept points
+// into it. True if any was.
+bool own_shared_views(graph::Program& program) {
+  bool copied = false;
+  for (const graph::Value& v : program.values) {
+    if (v.kind != graph::ValueKind::constant || v.varying) continue;
+    Tensor& c = program.constants[static_cast<std::size_t>(v.constant)];
+    if (!c.impl().is_view()) continue;
+    c = detail::owned(c);
+    copied = true;
+  }
+  return copied;
+}
+
 // Derives the Jacobian program, plans it and runs it into `out`, or runs the
 // plan kept from an earlier call of the same key; false when no derivative
 // flows from the parameter to the result (stop_gradient).
@@ -79,6 +94,7 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
     kept->run(program, source, out, out_dtype, options);
     return true;
   }
+  if (own_shared_views(program)) key = engine::PlanKey(program, options, small_call);
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return false;
   autodiff::optimize(program, jvp);
@@ -117,7 +133,7 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
   std::shared_ptr<detail::TensorImpl> owned;
   if (out == nullptr) {
     owned = detail::new_tensor(out_shape, dtype);
-    out = owned->bytes.get();
+    out = owned->buffer.get();
   }
   const std::size_t bytes = static_cast<std::size_t>(out_shape.num_elements()) * dtype_size(dtype);
   bool connected = program && (program->batch == 0 || differentiate(*program, source, out, dtype, options));
@@ -160,7 +176,7 @@ std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, co
   // Into the caller's memory, an unconnected target is false and zeros.
   auto result = out ? finish(program, source, out_shape, out->data, UnconnectedGradients::none, options)
                     : finish(program, source, out_shape, nullptr, options.unconnected_gradients, options);
-  state_->used = true;
+  answered();
   return result;
 }
 
@@ -193,7 +209,7 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
   auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,
                        options.unconnected_gradients, options);
-  state_->used = true;
+  answered();
   return result;
 }
 
@@ -218,7 +234,7 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   JacobianOptions reverse;
   reverse.mode = JacobianMode::reverse;
   auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse);
-  state_->used = true;
+  answered();
   return result;
 }
 

@@ -126,7 +126,7 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
   words_.shrink_to_fit();  // kept keys hold what they count
   std::uint64_t h = 14695981039346656037ull;
   for (const std::uint64_t x : words_) h = fnv(h, x);
-  for (const Tensor& c : constants_) h = fnv_bytes(h, c.impl().bytes.get(), data_bytes(c));
+  for (const Tensor& c : constants_) h = fnv_bytes(h, c.impl().bytes(), data_bytes(c));
   hash_ = h;
 }
 
@@ -134,8 +134,8 @@ bool PlanKey::operator==(const PlanKey& other) const {
   if (hash_ != other.hash_ || words_ != other.words_) return false;
   // Equal words: the constants have equal shapes and dtypes.
   for (std::size_t i = 0; i < constants_.size(); ++i) {
-    const std::byte* a = constants_[i].impl().bytes.get();
-    const std::byte* b = other.constants_[i].impl().bytes.get();
+    const std::byte* a = constants_[i].impl().bytes();
+    const std::byte* b = other.constants_[i].impl().bytes();
     if (a != b && std::memcmp(a, b, data_bytes(constants_[i])) != 0) return false;
   }
   return true;
@@ -145,7 +145,7 @@ std::size_t PlanKey::bytes() const {
   std::size_t n = words_.capacity() * sizeof(std::uint64_t) + constants_.capacity() * sizeof(Tensor);
   std::unordered_set<const std::byte*> seen;
   for (const Tensor& c : constants_)
-    if (seen.insert(c.impl().bytes.get()).second) n += data_bytes(c);
+    if (seen.insert(c.impl().bytes()).second) n += data_bytes(c);
   return n;
 }
 

@@ -49,4 +49,19 @@ void GradientTape::reset() {
 
 bool GradientTape::persistent() const noexcept { return state_->persistent; }
 
+void GradientTape::end_recording() noexcept { state_->ended = true; }
+
+bool GradientTape::recording() const noexcept { return !state_->ended && state_->registry != nullptr; }
+
+void GradientTape::answered() {
+  state_->used = true;
+  if (state_->persistent) return;
+  // It cannot answer again: nothing more is recorded, and what was goes.
+  state_->ended = true;
+  state_->records.clear();
+  state_->producer.clear();
+  state_->tracked.clear();
+  state_->watched.clear();
+}
+
 }  // namespace batchjac

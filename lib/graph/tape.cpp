@@ -42,17 +42,28 @@ std::size_t live_tapes_of_this_thread() {
   return this_thread.list->tapes.size();
 }
 
+namespace {
+bool tracks(const detail::TapeState& tape, const std::vector<Tensor>& inputs) {
+  return tape.paused == 0 && !tape.ended && std::any_of(inputs.begin(), inputs.end(), [&](const Tensor& t) {
+           return tape.tracked.count(t.id()) != 0;
+         });
+}
+}  // namespace
+
+bool recorded(const std::vector<Tensor>& inputs) {
+  if (exited || !this_thread.list) return false;
+  std::lock_guard<std::mutex> lock(this_thread.list->mutex);
+  return std::any_of(this_thread.list->tapes.begin(), this_thread.list->tapes.end(),
+                     [&](const detail::TapeState* tape) { return tracks(*tape, inputs); });
+}
+
 void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& inputs,
             const Tensor& output) {
   if (exited || !this_thread.list) return;
   // Held while recording: a tape destroyed meanwhile on another thread waits.
   std::lock_guard<std::mutex> lock(this_thread.list->mutex);
   for (detail::TapeState* tape : this_thread.list->tapes) {
-    if (tape->paused > 0) continue;
-    const bool tracks = std::any_of(inputs.begin(), inputs.end(), [&](const Tensor& t) {
-      return tape->tracked.count(t.id()) != 0;
-    });
-    if (!tracks) continue;
+    if (!tracks(*tape, inputs)) continue;
     tape->producer[output.id()] = static_cast<int>(tape->records.size());
     tape->tracked.insert(output.id());
     tape->records.push_back(detail::Record{prim, attrs, inputs, output});

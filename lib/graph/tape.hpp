@@ -37,6 +37,7 @@ struct TapeState {
   bool persistent = false;
   bool used = false;  // a non-persistent tape answered once
   int paused = 0;     // live stop_recording guards
+  bool ended = false; // end_recording was called, or a non-persistent tape answered
   std::vector<Record> records;
   std::unordered_set<std::uint64_t> tracked;         // watched, or output of a record
   std::unordered_map<std::uint64_t, int> producer;   // output id -> record index
@@ -49,6 +50,10 @@ struct TapeState {
 }  // namespace batchjac::detail
 
 namespace batchjac::graph {
+
+// Whether an op on `inputs` is recorded: a live, unpaused tape of this
+// thread tracks one of them.
+bool recorded(const std::vector<Tensor>& inputs);
 
 // Records the op on every live, unpaused tape of this thread that tracks one
 // of its inputs.

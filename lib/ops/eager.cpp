@@ -33,6 +33,27 @@ Tensor evaluate(const Node& node, std::span<const ValueInfo> values, std::vector
   Tensor result = detail::make_tensor(std::move(out));
   return out_info.dtype == t_dtype ? result : detail::convert(result, out_info.dtype);
 }
+
+Tensor evaluate_now(const Node& node, std::span<const ValueInfo> values, const std::vector<Tensor>& inputs) {
+  const ValueInfo& out_info = values.back();
+  if (auto special = eager_override(node, inputs, out_info)) return *special;
+  if (out_info.dtype == DType::float32) return evaluate<float>(node, values, inputs, out_info);
+  return evaluate<double>(node, values, inputs, out_info);
+}
+
+// An op recorded on a tape: computed when first read, by the same kernels
+// as an eager op (the same bits).
+struct DeferredOp final : detail::Deferred {
+  Node node;
+  std::vector<ValueInfo> values;  // the inputs', then the result's
+
+  std::shared_ptr<const detail::TensorImpl> compute() const override {
+    std::vector<Tensor> in;
+    in.reserve(inputs.size());
+    for (const auto& impl : inputs) in.emplace_back(impl);
+    return evaluate_now(node, values, in).impl_ptr();
+  }
+};
 }  // namespace
 
 Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs) {
@@ -44,14 +65,15 @@ Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs) {
   }
   const ValueInfo out_info = infer(node, std::span<const ValueInfo>(values));
   values.push_back(out_info);
-  Tensor out;
-  if (auto special = eager_override(node, inputs, out_info)) {
-    out = *special;
-  } else if (out_info.dtype == DType::float32) {
-    out = evaluate<float>(node, values, inputs, out_info);
-  } else {
-    out = evaluate<double>(node, values, inputs, out_info);
-  }
+  if (!graph::recorded(inputs)) return evaluate_now(node, values, inputs);
+  // Recorded: the shape, dtype and errors are decided; the elements wait
+  // until something reads them (most often nothing: the engine recomputes
+  // them block by block).
+  auto how = std::make_unique<DeferredOp>();
+  how->node = node;
+  how->values = values;
+  for (const Tensor& t : inputs) how->inputs.push_back(t.impl_ptr());
+  Tensor out = detail::make_tensor(detail::new_deferred(out_info.shape, out_info.dtype, std::move(how)));
   graph::record(prim, attrs, inputs, out);
   return out;
 }

@@ -6,6 +6,7 @@
 #include <batchjac/errors.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -14,30 +15,34 @@
 namespace batchjac {
 namespace detail {
 
-void AlignedFree::operator()(std::byte* p) const noexcept { std::free(p); }
-
-Bytes allocate_bytes(std::size_t n) {
-  constexpr std::size_t kAlign = 64;
-  std::size_t rounded = (n + kAlign - 1) / kAlign * kAlign;
-  if (rounded == 0) rounded = kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  return Bytes(static_cast<std::byte*>(p));
+std::uint64_t next_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::shared_ptr<TensorImpl> new_tensor(const Shape& shape, DType dtype) {
-  static std::atomic<std::uint64_t> next_id{1};
   // Ops and factories check their results with their own names first.
   const std::int64_t n = check_tensor_size("tensor", shape, dtype, "a tensor");
   auto impl = std::make_shared<TensorImpl>();
   impl->shape = shape;
   impl->dtype = dtype;
-  impl->bytes = allocate_bytes(static_cast<std::size_t>(n) * dtype_size(dtype));
-  impl->id = next_id.fetch_add(1, std::memory_order_relaxed);
+  impl->buffer = Buffer::allocate(static_cast<std::size_t>(n) * dtype_size(dtype));
+  impl->data_ = impl->buffer.get();
+  impl->id = next_id();
   return impl;
 }
 
-double element_as_double(const TensorImpl& t, std::int64_t i) noexcept {
+std::shared_ptr<TensorImpl> new_view(const void* data, const Shape& shape, DType dtype) {
+  auto impl = std::make_shared<TensorImpl>();
+  impl->shape = shape;
+  impl->dtype = dtype;
+  impl->buffer = Buffer::view(data);
+  impl->data_ = impl->buffer.get();
+  impl->id = next_id();
+  return impl;
+}
+
+double element_as_double(const TensorImpl& t, std::int64_t i) {
   switch (t.dtype) {
     case DType::float32: return t.as<float>()[i];
     case DType::float64: return t.as<double>()[i];
@@ -72,6 +77,14 @@ void store_converted(TensorImpl& out, const TensorImpl& in) {
 Tensor convert(const Tensor& t, DType dtype) {
   auto out = new_tensor(t.shape(), dtype);
   store_converted(*out, t.impl());
+  return make_tensor(std::move(out));
+}
+
+Tensor owned(const Tensor& t) {
+  if (!t.impl().is_view()) return t;
+  auto out = new_tensor(t.shape(), t.dtype());
+  std::memcpy(out->buffer.get(), t.impl().bytes(),
+              static_cast<std::size_t>(t.num_elements()) * dtype_size(t.dtype()));
   return make_tensor(std::move(out));
 }
 
@@ -232,6 +245,24 @@ Tensor constant(const std::vector<double>& data, const Shape& shape, DType dtype
 Tensor constant(const std::vector<float>& data, const Shape& shape, DType dtype) {
   return from_span(std::span<const float>(data), shape, dtype);
 }
+namespace {
+template <class T>
+Tensor view_of(std::span<const T> data, const Shape& shape) {
+  detail::check_tensor_size("view", shape, dtype_of<T>(), "the tensor");
+  if (static_cast<std::int64_t>(data.size()) != shape.num_elements())
+    throw ValueError("view: shape " + shape.to_string() + " needs " +
+                     std::to_string(shape.num_elements()) + " values, got " +
+                     std::to_string(data.size()));
+  // An empty span may have no address; every tensor's elements have one.
+  alignas(64) static const std::byte nothing[64] = {};
+  const void* at = data.empty() ? static_cast<const void*>(nothing) : data.data();
+  return detail::make_tensor(detail::new_view(at, shape, dtype_of<T>()));
+}
+}  // namespace
+
+Tensor view(std::span<const double> data, const Shape& shape) { return view_of(data, shape); }
+Tensor view(std::span<const float> data, const Shape& shape) { return view_of(data, shape); }
+
 namespace {
 Tensor filled(std::string_view op, const Shape& shape, double value, DType dtype) {
   const std::int64_t n = detail::check_tensor_size(op, shape, dtype, "the tensor");

@@ -30,13 +30,19 @@ extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
 #endif
 
 // Bytes the whole process has allocated and not freed.
-std::int64_t allocated_bytes() {
+std::int64_t malloced_bytes() {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   return static_cast<std::int64_t>(__sanitizer_get_current_allocated_bytes());
 #else
   const struct mallinfo2 m = mallinfo2();
   return static_cast<std::int64_t>(m.uordblks + m.hblkhd);
 #endif
+}
+
+// Bytes the whole process has allocated and not freed, less the free
+// buffers batchjac's memory cache keeps.
+std::int64_t allocated_bytes() {
+  return malloced_bytes() - static_cast<std::int64_t>(bj::memory_cache_stats().cached_bytes);
 }
 
 std::vector<double> wave(std::int64_t n, double phase) {

@@ -1,6 +1,8 @@
 // The generic derivative checker (see check.hpp).
 #include "support/check.hpp"
 
+#include "tensor/tensor_impl.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -225,6 +227,19 @@ const std::set<std::string>& covered_ops() {
 
 // ---- the checker ------------------------------------------------------------------
 
+// (e) f recorded returns a deferred value that the Jacobians do not read
+// (call after them); read, it has the bits of f evaluated eagerly.
+void check_deferred(const Case& c, bj::GradientTape& tape, const bj::Tensor& x, const bj::Tensor& y,
+                    const Context& ctx) {
+  if (y.id() != x.id()) CHECK(y.impl().deferred());
+  const bj::Tensor eager = [&] {
+    const auto pause = tape.stop_recording();
+    return c.f(x, ctx);
+  }();
+  CHECK_FALSE(eager.impl().deferred());
+  CHECK(same_bits(y, eager));
+}
+
 void check_float64(const Case& c) {
   const std::int64_t n_x = product(c.example);
   for (const std::int64_t b : c.batches) {
@@ -256,6 +271,7 @@ void check_float64(const Case& c) {
     CHECK(jr_t->shape() == want_shape);
     CHECK(jf_t->dtype() == bj::float64);
     CHECK(jr_t->dtype() == bj::float64);
+    check_deferred(c, tape, x, y, Context(bj::float64, b));
     if (jf_t->shape() != want_shape || jr_t->shape() != want_shape) continue;
     const auto jf = values(*jf_t), jr = values(*jr_t);
 
@@ -345,6 +361,7 @@ void check_float32(const Case& c) {
     REQUIRE(jr.has_value());
     CHECK(jf->dtype() == bj::float32);
     CHECK(jr->dtype() == bj::float32);
+    check_deferred(c, t32, x32, y32, Context(bj::float32, b));
     REQUIRE(jf->shape() == j64->shape());
     REQUIRE(jr->shape() == j64->shape());
 

@@ -114,6 +114,21 @@ class GradientTape {
   bool batch_jacobian_into(const Tensor& target, const Tensor& source, std::span<double> out,
                            const JacobianOptions& options = {});
 
+  // The target's value and its per-example Jacobians in one pass over the
+  // blocks of examples, into caller memory (a Newton step needs both):
+  // value_out holds exactly target.num_elements() elements of the target's
+  // type, jacobian_out as for batch_jacobian_into (of the source's type).
+  // The numbers are those of the two separate calls, bit for bit:
+  // batch_jacobian_into and reading the target. Returns false when target
+  // does not depend on source (jacobian_out is zeros, value_out the value).
+  // Same errors as batch_jacobian_into, for each output.
+  bool value_and_batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                     std::span<float> value_out, std::span<float> jacobian_out,
+                                     const JacobianOptions& options = {});
+  bool value_and_batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                     std::span<double> value_out, std::span<double> jacobian_out,
+                                     const JacobianOptions& options = {});
+
   // Full Jacobian: target [y...] of source [x...] -> [y..., x...]. Any ranks.
   std::optional<Tensor> jacobian(const Tensor& target, const Tensor& source,
                                  const JacobianOptions& options = {});
@@ -136,7 +151,8 @@ class GradientTape {
   // The shared path: validates, differentiates into `*out` (no out: a new
   // tensor), returns the result or nullopt when unconnected.
   std::optional<Tensor> batch_jacobian_impl(const Tensor& target, const Tensor& source,
-                                            const Out* out, const JacobianOptions& options);
+                                            const Out* out, const Out* value_out,
+                                            const JacobianOptions& options);
 
   // Marks the tape used; a non-persistent one ends recording and lets go of
   // its records.

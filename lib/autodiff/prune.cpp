@@ -13,6 +13,7 @@ void prune(graph::Program& program, graph::LinearProgram& lin) {
     kept.push_back(*it);
   }
   lin.nodes.assign(kept.rbegin(), kept.rend());
+  if (program.kept >= 0) live[program.kept] = 1;
   std::vector<ops::Node> primal;
   for (auto it = program.nodes.rbegin(); it != program.nodes.rend(); ++it) {
     if (!live[it->output]) continue;

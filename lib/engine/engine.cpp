@@ -21,6 +21,8 @@
 #include <mutex>
 #include <optional>
 #include <span>
+#include <unordered_set>
+#include <stdexcept>
 #include <vector>
 
 #if defined(__SANITIZE_THREAD__)
@@ -140,8 +142,10 @@ struct Runner {
   std::span<const void* const> load_data;  // per load of the plan: this call's tensor
   std::int64_t batch;
   O* out;
+  const ValueOut* value;     // the result's rows too, or null
   std::int64_t per_example;  // elements of one example's Jacobian
   std::int64_t n_src;        // source elements per example (columns)
+  std::int64_t value_elems;  // the result's elements per example
   bool stream;               // non-temporal stores: the output exceeds the caches
   std::uint64_t call = next_call();
 
@@ -169,6 +173,7 @@ struct Runner {
         const std::int64_t first = blk * L;
         load(ptr, first);
         ops::execute<T>(p.primal_steps, bind);
+        if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
         const auto n_ops = static_cast<std::int64_t>(p.sparse_ops.size());
         if (p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L))
           // A NaN: again, with strong zeros.
@@ -189,6 +194,14 @@ struct Runner {
     // own in its buffer): tasks cost no repeated setup. (Between two tasks
     // of a call, the thread may have run tasks of other calls.)
     const ChunkHeld chunk{call, dir0, dir1 - dir0, buf};
+    if (p.n_dirs == 0) {  // a plan of values only
+      for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+        load(ptr, blk * L);
+        ops::execute<T>(p.primal_steps, bind);
+        store_value(ptr[p.value], blk * L, std::min(L, batch - blk * L));
+      }
+      return;
+    }
     if (one_chunk && !(held == chunk)) {
       start_chunk(ptr, bind, dir0, dir1 - dir0, false);
       held = chunk;
@@ -200,6 +213,7 @@ struct Runner {
       const std::int64_t valid = std::min(L, batch - first);
       load(ptr, first);
       ops::execute<T>(p.primal_steps, bind);
+      if (value && dir0 == 0) store_value(ptr[p.value], first, valid);  // once per block
       for (std::int64_t d0 = dir0; d0 < dir1; d0 += p.max_dirs) {
         const std::int64_t nd = std::min(p.max_dirs, dir1 - d0);
         if (!one_chunk) start_chunk(ptr, bind, d0, nd, false);
@@ -287,6 +301,24 @@ struct Runner {
     if (direct) ops::execute<T>(std::span<const ops::Step<T>>(&last, 1), bind);
     bind.n_dir = 1;
     return direct;
+  }
+
+  // The result's elements of examples first .. first+valid: lanes to rows.
+  void store_value(const T* v, std::int64_t first, std::int64_t valid) const {
+    const std::int64_t L = p.lanes, E = value_elems;
+    auto rows = [&]<class V>(V* dst) {
+      dst += first * E;
+      if constexpr (std::is_same_v<V, T>) {
+        if (valid == L && L == p.table->width && L > 1) {
+          p.table->lanes_to_rows(v, E, L, dst, E, nullptr);
+          return;
+        }
+      }
+      for (std::int64_t l = 0; l < valid; ++l)
+        for (std::int64_t e = 0; e < E; ++e) dst[l * E + e] = static_cast<V>(v[e * L + l]);
+    };
+    if (value->dtype == DType::float32) rows(static_cast<float*>(value->data));
+    else rows(static_cast<double*>(value->data));
   }
 
   // n rounded up to whole vectors.
@@ -381,15 +413,16 @@ BATCHJAC_NO_TSAN Bounds bounds_of(const tbb::blocked_range2d<std::int64_t>& r) {
 
 template <class T, class O>
 void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::int64_t batch, O* out,
-               std::int64_t per_example, std::int64_t n_src, const JacobianOptions& options) {
+               const ValueOut* value, std::int64_t per_example, std::int64_t n_src,
+               std::int64_t value_elems, const JacobianOptions& options) {
   constexpr std::int64_t kStreamBytes = 8 << 20;
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
-  Runner<T, O> runner{p, load_data, batch, out, per_example, n_src, stream};
+  Runner<T, O> runner{p, load_data, batch, out, value, per_example, n_src, value_elems, stream};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
                                       : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
-  const std::int64_t n_chunks = (p.n_dirs + chunk - 1) / chunk;
+  const std::int64_t n_chunks = std::max<std::int64_t>(1, (p.n_dirs + chunk - 1) / chunk);
   // More threads than the machine runs would only take turns on it, and
   // each count keeps an arena for good: max_threads is clamped.
   const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
@@ -425,20 +458,26 @@ class PreparedPlan final : public Prepared {
   explicit PreparedPlan(Plan<T> plan) : plan_(std::move(plan)) {}
 
   void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
-           const JacobianOptions& options) const override {
+           const JacobianOptions& options, const ValueOut* value) const override {
     const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
     const std::int64_t per_example = n_src * program.info(program.result).shape.num_elements();
-    if (per_example == 0 || program.batch == 0) return;
+    const std::int64_t value_elems =
+        plan_.value >= 0 ? program.info(plan_.value).shape.num_elements() : 0;
+    if (value && plan_.value < 0) throw std::logic_error("engine: the plan does not keep the value");
+    // A plan with no directions still computes a value asked for.
+    const bool values = value && plan_.n_dirs == 0 && value_elems > 0;
+    if (program.batch == 0 || (per_example == 0 && !values)) return;
     std::vector<const void*> data;
     for (const Load& l : plan_.loads) {
       const Tensor& t = l.constant < 0 ? source : program.constants[static_cast<std::size_t>(l.constant)];
       data.push_back(t.impl().bytes());
     }
     if (out_dtype == DType::float32)
-      run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), per_example, n_src, options);
+      run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), value, per_example, n_src,
+                          value_elems, options);
     else
-      run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), per_example, n_src,
-                           options);
+      run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), value, per_example,
+                           n_src, value_elems, options);
   }
 
   std::size_t bytes(std::span<const Tensor> counted) const override {
@@ -451,12 +490,10 @@ class PreparedPlan final : public Prepared {
                     capacity_bytes(p.transposed);
     for (const auto& map : p.maps) n += sizeof(map) + capacity_bytes(map);
     for (const auto& t : p.transposed) n += capacity_bytes(t);
-    for (const Tensor& c : p.converted) {
-      const bool in_counted = std::any_of(counted.begin(), counted.end(), [&](const Tensor& k) {
-        return k.impl().bytes() == c.impl().bytes();
-      });
-      if (!in_counted) n += static_cast<std::size_t>(c.num_elements()) * dtype_size(c.dtype());
-    }
+    std::unordered_set<const std::byte*> in_key;  // a long program has as many constants as ops
+    for (const Tensor& k : counted) in_key.insert(k.impl().bytes());
+    for (const Tensor& c : p.converted)
+      if (!in_key.count(c.impl().bytes())) n += static_cast<std::size_t>(c.num_elements()) * dtype_size(c.dtype());
     return n;
   }
 
@@ -494,13 +531,24 @@ std::size_t task_arenas() {
   return all.by_threads.size();
 }
 
+namespace {
+// One compute type for the whole program: float64 if any value is.
+bool wide(const graph::Program& program) {
+  return std::any_of(program.values.begin(), program.values.end(),
+                     [](const graph::Value& v) { return v.info.dtype == DType::float64; });
+}
+}  // namespace
+
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options) {
-  // One compute type for the whole program: float64 if any value is.
-  bool wide = false;
-  for (const auto& v : candidates.front().program->values) wide = wide || v.info.dtype == DType::float64;
-  if (wide) return prepare_with<double>(candidates, options);
+  if (wide(*candidates.front().program)) return prepare_with<double>(candidates, options);
   return prepare_with<float>(candidates, options);
+}
+
+std::unique_ptr<const Prepared> prepare_value(const graph::Program& program) {
+  const graph::LinearProgram none;  // no input: the kept value alone
+  const Candidate c{&program, &none, JacobianMode::forward};
+  return prepare(std::span<const Candidate>(&c, 1), JacobianOptions{});
 }
 
 }  // namespace batchjac::engine

@@ -22,6 +22,13 @@ struct Candidate {
   JacobianMode mode = JacobianMode::forward;
 };
 
+// Where a call writes the program's kept value: program.batch rows of its
+// elements, of type `dtype` (float or double).
+struct ValueOut {
+  void* data = nullptr;
+  DType dtype = DType::float64;
+};
+
 // A plan ready to run: it holds no pointer to a call's per-example data, so
 // it runs any call whose program has the same key (engine/plan_cache.hpp).
 class Prepared {
@@ -30,9 +37,11 @@ class Prepared {
   // Runs the plan on `program`'s batch and per-example constants, `source`
   // the parameter's values: `out` receives program.batch Jacobians of
   // (target elements x source elements) each, row-major, of type
-  // `out_dtype` (float or double).
+  // `out_dtype` (float or double), and `value` (if given; the program must
+  // have a kept value) that value, in the same pass over the blocks. A plan of values
+  // only writes `value` alone (`out` is unused).
   virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
-                   const JacobianOptions& options) const = 0;
+                   const JacobianOptions& options, const ValueOut* value = nullptr) const = 0;
   // Memory the plan holds, in bytes: its steps, maps and terms, copies it
   // made of shared constants, and the constants it keeps, except buffers of
   // `counted` (a plan cache key's, counted there).
@@ -44,6 +53,8 @@ class Prepared {
 // cannot beat the best before it.
 std::unique_ptr<const Prepared> prepare(std::span<const Candidate> candidates,
                                         const JacobianOptions& options);
+// A plan that computes the program's kept value alone, block by block.
+std::unique_ptr<const Prepared> prepare_value(const graph::Program& program);
 
 // The most threads a call uses: the hardware threads this process may run
 // on (tbb::info::default_concurrency()). A larger max_threads is clamped to it.

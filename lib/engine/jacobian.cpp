@@ -63,26 +63,11 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
 // Jacobian entries (all examples) below which `automatic` does not plan both modes.
 constexpr std::int64_t kSmallCall = 4096;
 
-// A kept plan and its key hold the program's shared constants: those over
-// the caller's memory (bj::view) are copied, so that nothing kept points
-// into it. True if any was.
-bool own_shared_views(graph::Program& program) {
-  bool copied = false;
-  for (const graph::Value& v : program.values) {
-    if (v.kind != graph::ValueKind::constant || v.varying) continue;
-    Tensor& c = program.constants[static_cast<std::size_t>(v.constant)];
-    if (!c.impl().is_view()) continue;
-    c = detail::owned(c);
-    copied = true;
-  }
-  return copied;
-}
-
 // Derives the Jacobian program, plans it and runs it into `out`, or runs the
 // plan kept from an earlier call of the same key; false when no derivative
 // flows from the parameter to the result (stop_gradient).
 bool differentiate(graph::Program& program, const Tensor& source, void* out, DType out_dtype,
-                   const JacobianOptions& options) {
+                   const JacobianOptions& options, const engine::ValueOut* value) {
   // automatic: the engine plans both and runs the cheaper, unless the call
   // is so small that planning twice would cost more than either runs: then
   // one pass per element of the smaller side.
@@ -91,10 +76,10 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   const bool small_call = program.batch * n_in * n_out <= kSmallCall;
   engine::PlanKey key(program, options, small_call);
   if (const std::shared_ptr<const engine::Prepared> kept = engine::find_plan(key)) {
-    kept->run(program, source, out, out_dtype, options);
+    kept->run(program, source, out, out_dtype, options, value);
     return true;
   }
-  if (own_shared_views(program)) key = engine::PlanKey(program, options, small_call);
+  if (engine::own_shared_views(program)) key = engine::PlanKey(program, options, small_call);
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return false;
   autodiff::optimize(program, jvp);
@@ -119,25 +104,53 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
     const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
     return engine::prepare(both, options);
   }();
-  plan->run(program, source, out, out_dtype, options);
+  plan->run(program, source, out, out_dtype, options, value);
   engine::keep_plan(std::move(key), std::move(plan));
   return true;
 }
 
+// Where the target's value goes, if a call wants it: the caller's memory
+// (value_and_batch_jacobian_into), or, for a call that returns a new tensor
+// while the target is still unread (deferred), the target itself.
+struct TargetValue {
+  const Tensor& target;
+  int id = -1;                              // the target's value in the program
+  const engine::ValueOut* into = nullptr;  // the caller's memory
+};
+
 // Runs a sliced program (or none: unconnected) into `out`, or into a new
 // tensor of out_shape when out is null. nullopt: unconnected under `none`.
+// The target's value is written in the same pass over the blocks.
 std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tensor& source,
                              const Shape& out_shape, void* out, UnconnectedGradients unconnected,
-                             const JacobianOptions& options) {
+                             const JacobianOptions& options, const TargetValue& target) {
   const DType dtype = source.dtype();
-  std::shared_ptr<detail::TensorImpl> owned;
+  std::shared_ptr<detail::TensorImpl> owned, filled;
   if (out == nullptr) {
     owned = detail::new_tensor(out_shape, dtype);
     out = owned->buffer.get();
   }
+  engine::ValueOut value;
+  if (program && program->batch > 0 && target.id >= 0) {
+    if (target.into) {
+      value = *target.into;
+    } else if (owned && target.target.impl().deferred()) {
+      filled = detail::new_tensor(target.target.shape(), target.target.dtype());
+      value = {filled->buffer.get(), target.target.dtype()};
+    }
+    if (value.data) program->kept = target.id;
+  }
   const std::size_t bytes = static_cast<std::size_t>(out_shape.num_elements()) * dtype_size(dtype);
-  bool connected = program && (program->batch == 0 || differentiate(*program, source, out, dtype, options));
+  const bool connected =
+      program && (program->batch == 0 ||
+                  differentiate(*program, source, out, dtype, options, value.data ? &value : nullptr));
   if (!connected || program->batch == 0) std::memset(out, 0, bytes);
+  const bool value_written = connected && value.data && program->batch > 0;
+  if (value_written && filled) target.target.impl().fulfil(std::move(filled));
+  if (target.into && !value_written) {  // no pass ran: the target's own value
+    const std::size_t n = static_cast<std::size_t>(target.target.num_elements()) * dtype_size(target.target.dtype());
+    if (n > 0) std::memcpy(target.into->data, target.target.impl().bytes(), n);
+  }
   if (!connected && unconnected == UnconnectedGradients::none) return std::nullopt;
   if (!owned) return Tensor();  // written into the caller's memory
   return detail::make_tensor(std::move(owned));
@@ -146,9 +159,10 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
 }  // namespace
 
 std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, const Tensor& source,
-                                                        const Out* out, const JacobianOptions& options) {
-  constexpr const char* fn = "batch_jacobian";
-  check_options(fn, options);
+                                                        const Out* out, const Out* value_out,
+                                                        const JacobianOptions& options) {
+  const std::string fn = value_out ? "value_and_batch_jacobian_into" : out ? "batch_jacobian_into" : "batch_jacobian";
+  check_options(fn.c_str(), options);
   if (target.rank() < 2 || source.rank() < 2)
     throw ValueError(std::string(fn) + ": target and source must have rank >= 2 ([batch, ...]), got " +
                      "target " + target.shape().to_string() + " and source " +
@@ -157,44 +171,64 @@ std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, co
     throw ValueError(std::string(fn) + ": the first dimensions of target and source must match, got " +
                      "target " + target.shape().to_string() + " and source " +
                      source.shape().to_string());
-  check_float(fn, "source", source);
-  check_float(fn, "target", target);
+  check_float(fn.c_str(), "source", source);
+  check_float(fn.c_str(), "target", target);
   const Shape out_shape = concat_shapes(target.shape(), source.shape(), 1);
   detail::check_tensor_size(fn, out_shape, source.dtype(), "the Jacobian");  // before slicing
-  if (out != nullptr) {
-    if (out->dtype != source.dtype())
-      throw ValueError(std::string(fn) + "_into: the output must have the source's type (" +
-                       std::string(dtype_name(source.dtype())) + "), got " +
-                       std::string(dtype_name(out->dtype)));
-    if (out->size != static_cast<std::size_t>(out_shape.num_elements()))
-      throw ValueError(std::string(fn) + "_into: the output needs " +
-                       std::to_string(out_shape.num_elements()) + " elements for shape " +
-                       out_shape.to_string() + ", got " + std::to_string(out->size));
-  }
-  check_unused(fn, *state_);
+  auto check_out = [&](const Out& o, const char* what, const Tensor& like, const Shape& shape) {
+    if (o.dtype != like.dtype())
+      throw ValueError(fn + ": the " + what + " must have the " + (&like == &source ? "source" : "target") +
+                       "'s type (" + std::string(dtype_name(like.dtype())) + "), got " +
+                       std::string(dtype_name(o.dtype)));
+    if (o.size != static_cast<std::size_t>(shape.num_elements()))
+      throw ValueError(fn + ": the " + what + " needs " + std::to_string(shape.num_elements()) +
+                       " elements for shape " + shape.to_string() + ", got " + std::to_string(o.size));
+  };
+  if (out != nullptr) check_out(*out, value_out ? "Jacobian output" : "output", source, out_shape);
+  if (value_out != nullptr) check_out(*value_out, "value output", target, target.shape());
+  check_unused(fn.c_str(), *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, true);
+  const engine::ValueOut into_value = value_out ? engine::ValueOut{value_out->data, value_out->dtype}
+                                                : engine::ValueOut{};
+  const TargetValue value{target, program ? program->result : -1, value_out ? &into_value : nullptr};
   // Into the caller's memory, an unconnected target is false and zeros.
-  auto result = out ? finish(program, source, out_shape, out->data, UnconnectedGradients::none, options)
-                    : finish(program, source, out_shape, nullptr, options.unconnected_gradients, options);
+  auto result = out ? finish(program, source, out_shape, out->data, UnconnectedGradients::none, options, value)
+                    : finish(program, source, out_shape, nullptr, options.unconnected_gradients, options, value);
   answered();
   return result;
 }
 
 std::optional<Tensor> GradientTape::batch_jacobian(const Tensor& target, const Tensor& source,
                                                    const JacobianOptions& options) {
-  return batch_jacobian_impl(target, source, nullptr, options);
+  return batch_jacobian_impl(target, source, nullptr, nullptr, options);
 }
 
 bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
                                        std::span<float> out, const JacobianOptions& options) {
   const Out into{out.data(), out.size(), float32};
-  return batch_jacobian_impl(target, source, &into, options).has_value();
+  return batch_jacobian_impl(target, source, &into, nullptr, options).has_value();
 }
 
 bool GradientTape::batch_jacobian_into(const Tensor& target, const Tensor& source,
                                        std::span<double> out, const JacobianOptions& options) {
   const Out into{out.data(), out.size(), float64};
-  return batch_jacobian_impl(target, source, &into, options).has_value();
+  return batch_jacobian_impl(target, source, &into, nullptr, options).has_value();
+}
+
+bool GradientTape::value_and_batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                                 std::span<float> value_out, std::span<float> jacobian_out,
+                                                 const JacobianOptions& options) {
+  const Out value{value_out.data(), value_out.size(), float32};
+  const Out into{jacobian_out.data(), jacobian_out.size(), float32};
+  return batch_jacobian_impl(target, source, &into, &value, options).has_value();
+}
+
+bool GradientTape::value_and_batch_jacobian_into(const Tensor& target, const Tensor& source,
+                                                 std::span<double> value_out, std::span<double> jacobian_out,
+                                                 const JacobianOptions& options) {
+  const Out value{value_out.data(), value_out.size(), float64};
+  const Out into{jacobian_out.data(), jacobian_out.size(), float64};
+  return batch_jacobian_impl(target, source, &into, &value, options).has_value();
 }
 
 std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor& source,
@@ -208,7 +242,8 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   check_unused(fn, *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
   auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,
-                       options.unconnected_gradients, options);
+                       options.unconnected_gradients, options,
+                       TargetValue{target, program ? program->result : -1});
   answered();
   return result;
 }
@@ -221,6 +256,7 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   check_float(fn, "target", target);
   check_unused(fn, *state_);
   std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
+  const int target_value = program ? program->result : -1;
   if (program) {
     // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
     const Shape ts = program->info(program->result).shape;
@@ -233,7 +269,8 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   }
   JacobianOptions reverse;
   reverse.mode = JacobianMode::reverse;
-  auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse);
+  auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse,
+                       TargetValue{target, target_value});
   answered();
   return result;
 }

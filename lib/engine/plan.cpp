@@ -284,6 +284,7 @@ void forward_gathers(Plan<T>& p, const graph::Program& program) {
   std::vector<char> pinned(n, 0);
   std::vector<std::vector<std::size_t>> gather_readers(n);
   pinned[program.result] = 1;
+  if (program.kept >= 0) pinned[program.kept] = 1;
   for (std::size_t i = 0; i < p.primal_steps.size(); ++i) {
     const auto& s = p.primal_steps[i];
     for (int k = 0; k < s.n_in; ++k) {
@@ -368,6 +369,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
                                  double cost_to_beat) {
   Plan<T> p;
   p.mode = mode;
+  const bool value_only = lin.input < 0;
+  p.value = program.kept;
   // Per-example programs put examples in SIMD lanes; a whole-tensor Jacobian
   // (one "example") runs with one lane.
   p.table = program.batched ? &kernels::simd_kernels<T>() : &kernels::scalar_kernels<T>();
@@ -389,7 +392,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   const std::vector<ops::Step<T>> all_linear = p.linear_steps;
   std::vector<char> invariant(n_values, 0);  // the same numbers in every lane
   {  // Hoist the steps whose inputs are all example-independent.
-    invariant[p.seed] = 1;
+    if (!value_only) invariant[p.seed] = 1;
     for (std::size_t v = 0; v < n_values; ++v)
       if (program.values[v].kind == graph::ValueKind::constant && !program.values[v].varying)
         invariant[v] = 1;
@@ -404,8 +407,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     }
     p.linear_steps = std::move(rest);
   }
-  p.n_dirs = infos[p.seed].shape.num_elements();
-  p.answer_elems = infos[p.answer].shape.num_elements();
+  p.n_dirs = value_only ? 0 : infos[p.seed].shape.num_elements();
+  p.answer_elems = value_only ? 0 : infos[p.answer].shape.num_elements();
   {
     std::vector<char> is_linear(n_values, 0);
     for (std::size_t v = 0; v < n_values; ++v)
@@ -415,7 +418,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
 
   const double primal_cost = steps_cost(p.primal_steps);
   std::optional<SparseProgram> sparse;
-  if (const int force = sparse_override(); force != 0) {
+  if (const int force = sparse_override(); force != 0 && !value_only) {
     const double dense = steps_cost(p.linear_steps) * double(p.n_dirs);
     double limit = force == 1 ? 1e8 : 0.5 * dense / kSparseTermCost;
     // Nor more terms than could still beat the other mode (twice that: the
@@ -444,7 +447,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
 
   // Values the steps touch.
   std::vector<char> used(n_values, 0);
-  used[p.seed] = used[p.answer] = p.sparse ? 0 : 1;
+  if (!value_only) used[p.seed] = used[p.answer] = p.sparse ? 0 : 1;
+  if (p.value >= 0) used[p.value] = 1;
   for (const auto* steps : {&p.primal_steps, &p.invariant_steps, &p.linear_steps})
     for (const auto& s : *steps) {
       used[s.out] = 1;
@@ -475,7 +479,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
       for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
         if (v >= 0) coefficient[v] = 1;
   const std::int64_t primal_pool = share_by_liveness<T>(
-      p.primal_steps, infos, -1,
+      p.primal_steps, infos, p.value,  // the value, if kept, lives to the end
       [&](int v) { return program.values[v].kind == graph::ValueKind::primal && !coefficient[v]; },
       primal_slot);
   std::int64_t fixed_elems = 0;  // seed and hoisted linear values, per direction

@@ -51,7 +51,10 @@ struct Plan {
   std::int64_t buffer_size = 0;     // elements of T per task
   std::int64_t n_dirs = 0;          // all directions: source or target elements
   std::int64_t answer_elems = 0;    // elements of the answer per direction
-  int seed = -1, answer = -1;
+  int seed = -1, answer = -1;     // -1: a plan of values only
+  // The program's kept value (the target's), stored per block when a call
+  // asks for it (-1: the plan does not keep one).
+  int value = -1;
   JacobianMode mode = JacobianMode::forward;
   // The sparse form (engine/sparse.hpp), used instead of the linear steps
   // when it is much cheaper: per block, ones fill `ones_offset`, the ops
@@ -80,7 +83,9 @@ struct Plan {
 
 // The plan of one mode; nullopt as soon as its cost cannot come below
 // cost_to_beat (the other mode's plan, under automatic): the rest of it is
-// not built.
+// not built. The program's `kept` value, if any, lives to the end of the
+// primal steps, for calls that want it written out too. A linear program
+// with no input (lin.input < 0) makes a plan of the kept value alone.
 template <class T>
 std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::LinearProgram& lin,
                                  JacobianMode mode, const JacobianOptions& options,

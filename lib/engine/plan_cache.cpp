@@ -76,8 +76,10 @@ Cache& cache() {
 
 }  // namespace
 
-PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call) {
+PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call,
+                 bool values_only) {
   Writer w{words_};
+  w.put(std::int64_t{values_only});
   w.put(static_cast<std::int64_t>(options.mode));
   w.put(options.parallel_iterations.value_or(-1));
   w.put(std::int64_t{options.experimental_use_pfor});
@@ -86,6 +88,7 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
   w.put(std::int64_t{program.batched});
   w.put(std::int64_t{program.parameter});
   w.put(std::int64_t{program.result});
+  w.put(std::int64_t{program.kept});
   w.put(static_cast<std::int64_t>(program.values.size()));
   for (const graph::Value& v : program.values) {
     w.put(static_cast<std::int64_t>(v.kind) | std::int64_t{v.varying} << 8 |
@@ -139,6 +142,18 @@ bool PlanKey::operator==(const PlanKey& other) const {
     if (a != b && std::memcmp(a, b, data_bytes(constants_[i])) != 0) return false;
   }
   return true;
+}
+
+bool own_shared_views(graph::Program& program) {
+  bool copied = false;
+  for (const graph::Value& v : program.values) {
+    if (v.kind != graph::ValueKind::constant || v.varying) continue;
+    Tensor& c = program.constants[static_cast<std::size_t>(v.constant)];
+    if (!c.impl().is_view()) continue;
+    c = detail::owned(c);
+    copied = true;
+  }
+  return copied;
 }
 
 std::size_t PlanKey::bytes() const {

@@ -27,7 +27,9 @@ namespace batchjac::engine {
 // a kept plan usually holds the same buffers, so they are kept once.
 class PlanKey {
  public:
-  PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call);
+  // `values_only`: the key of a plan of the kept value alone (prepare_value).
+  PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call,
+          bool values_only = false);
   bool operator==(const PlanKey& other) const;
   std::uint64_t hash() const { return hash_; }
   // The shared constants, in the order the words describe them.
@@ -40,6 +42,11 @@ class PlanKey {
   std::vector<Tensor> constants_;
   std::uint64_t hash_ = 0;
 };
+
+// A kept plan and its key hold the program's shared constants: those over
+// the caller's memory (bj::view) are replaced by copies, so that nothing
+// kept points into it. True if any was (a key made before is stale).
+bool own_shared_views(graph::Program& program);
 
 // The plan kept for `key`, or null. Thread-safe.
 std::shared_ptr<const Prepared> find_plan(const PlanKey& key);

@@ -38,6 +38,10 @@ struct Program {
   std::vector<ops::Node> nodes;  // primal, in evaluation order
   int parameter = -1;
   int result = -1;
+  // A primal value a call also wants written out (the target's, for
+  // value_and_batch_jacobian_into or a deferred target), or -1. Pruning
+  // keeps it; plans keep it live and store it per block.
+  int kept = -1;
   std::int64_t batch = 1;  // examples (1 for jacobian/gradient)
   bool batched = false;    // shapes are per example
 

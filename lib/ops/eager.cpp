@@ -2,6 +2,7 @@
 // tensors' own buffers.
 #include "ops/eager.hpp"
 
+#include "engine/values.hpp"
 #include "graph/tape.hpp"
 #include "ops/lowering.hpp"
 #include "ops/op_list.hpp"
@@ -41,20 +42,19 @@ Tensor evaluate_now(const Node& node, std::span<const ValueInfo> values, const s
   return evaluate<double>(node, values, inputs, out_info);
 }
 
-// An op recorded on a tape: computed when first read, by the same kernels
-// as an eager op (the same bits).
-struct DeferredOp final : detail::Deferred {
-  Node node;
-  std::vector<ValueInfo> values;  // the inputs', then the result's
-
-  std::shared_ptr<const detail::TensorImpl> compute() const override {
-    std::vector<Tensor> in;
-    in.reserve(inputs.size());
-    for (const auto& impl : inputs) in.emplace_back(impl);
-    return evaluate_now(node, values, in).impl_ptr();
-  }
-};
 }  // namespace
+
+std::shared_ptr<const detail::TensorImpl> DeferredOp::compute_all(
+    const std::shared_ptr<const detail::TensorImpl>& self) const {
+  return engine::compute_value(Tensor(self), *this);
+}
+
+std::shared_ptr<const detail::TensorImpl> DeferredOp::compute() const {
+  std::vector<Tensor> in;
+  in.reserve(inputs.size());
+  for (const auto& impl : inputs) in.emplace_back(impl);
+  return evaluate_now(node, values, in).impl_ptr();
+}
 
 Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs) {
   std::vector<ValueInfo> values;

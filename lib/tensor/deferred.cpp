@@ -48,17 +48,44 @@ void TensorImpl::pending_inputs(std::vector<std::shared_ptr<const TensorImpl>>& 
     if (in->deferred()) out.push_back(in);
 }
 
-void TensorImpl::compute_one() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (ready_.load(std::memory_order_relaxed)) return;  // another thread did
-  value_ = pending_->compute();
+void TensorImpl::set_value(std::shared_ptr<const TensorImpl> value) const {
+  value_ = std::move(value);
   data_ = value_->bytes();
   ready_.store(true, std::memory_order_release);
   const std::unique_ptr<Deferred> done = std::move(pending_);  // its inputs may go
 }
 
+void TensorImpl::compute_one() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (ready_.load(std::memory_order_relaxed)) return;  // another thread did
+  set_value(pending_->compute());
+}
+
+bool TensorImpl::compute_whole() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (ready_.load(std::memory_order_relaxed)) return true;
+  // Not owned: the caller of bytes() holds this tensor while it is computed.
+  const std::shared_ptr<const TensorImpl> self(std::shared_ptr<const TensorImpl>(), this);
+  std::shared_ptr<const TensorImpl> value = pending_->compute_all(self);
+  if (!value) return false;
+  set_value(std::move(value));
+  return true;
+}
+
+void TensorImpl::fulfil(std::shared_ptr<const TensorImpl> value) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!ready_.load(std::memory_order_relaxed)) set_value(std::move(value));
+}
+
 const std::byte* TensorImpl::compute() const {
-  // The deferred values this one needs, inputs before the values that use
+  // In one pass, when its op can (the engine: no intermediate is computed).
+  if (compute_whole()) return data_;
+  // Otherwise its deferred inputs, each in one pass where it can (a
+  // reduction over the batch axis, or a comparison, of a batch of values),
+  std::vector<std::shared_ptr<const TensorImpl>> direct;
+  pending_inputs(direct);
+  for (const auto& in : direct) in->compute_whole();
+  // then op by op: the deferred values this one needs, inputs before the values that use
   // them, found without recursion (a chain of ops may be long). Each is
   // held: another thread may compute one meanwhile and release its inputs.
   std::vector<std::shared_ptr<const TensorImpl>> order, inputs;

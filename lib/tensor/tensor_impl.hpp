@@ -19,10 +19,15 @@ namespace batchjac::detail {
 
 struct TensorImpl;
 
-// How a deferred value is computed: by `compute`, once its inputs are ready.
+// How a deferred value is computed: with every deferred value it needs in
+// one pass (`compute_all`, the engine's block pass), or else by `compute`,
+// once its inputs are ready.
 struct Deferred {
   std::vector<std::shared_ptr<const TensorImpl>> inputs;
   virtual ~Deferred() = default;
+  // The value of `self` (whose Deferred this is), computed without
+  // computing the deferred values it needs; null when it cannot be.
+  virtual std::shared_ptr<const TensorImpl> compute_all(const std::shared_ptr<const TensorImpl>& self) const = 0;
   virtual std::shared_ptr<const TensorImpl> compute() const = 0;
 };
 
@@ -50,6 +55,19 @@ struct TensorImpl {
   template <class T>
   T* as_mutable() noexcept { return reinterpret_cast<T*>(buffer.get()); }
 
+  // Gives a deferred tensor `value` (ready, of its shape and dtype),
+  // computed elsewhere: by the block pass of a Jacobian. A tensor that has
+  // its value keeps it.
+  void fulfil(std::shared_ptr<const TensorImpl> value) const;
+
+  // Calls f(the Deferred, or null once the value is computed) under the
+  // tensor's lock.
+  template <class F>
+  void visit_pending(F&& f) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    f(pending_.get());
+  }
+
   // Whether the elements are yet to be computed.
   bool deferred() const noexcept { return !ready_.load(std::memory_order_acquire); }
   bool is_view() const noexcept { return buffer.is_view(); }
@@ -59,7 +77,9 @@ struct TensorImpl {
   friend std::shared_ptr<TensorImpl> new_view(const void*, const Shape&, DType);
   friend std::shared_ptr<TensorImpl> new_deferred(const Shape&, DType, std::unique_ptr<Deferred>);
   const std::byte* compute() const;
+  bool compute_whole() const;
   void compute_one() const;
+  void set_value(std::shared_ptr<const TensorImpl> value) const;  // under mutex_
   void pending_inputs(std::vector<std::shared_ptr<const TensorImpl>>& out) const;
 
   mutable std::atomic<bool> ready_{true};

@@ -94,6 +94,9 @@ TEST_CASE("cast: derivative rows", "[ops][misc]") {
   };
   check::check_case(c);
   c.name = "cast(square(cast(x, float32)), source dtype) * x";
+  // The engine computes a program with float64 values in float64: square
+  // of a float32 is not rounded to float32 there (README: deferred values).
+  c.value_tol = 16 * std::numeric_limits<float>::epsilon();
   c.f = [](const bj::Tensor& x, const Context&) {
     return bj::cast(bj::square(bj::cast(x, bj::float32)), x.dtype()) * x;
   };

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -227,17 +228,33 @@ const std::set<std::string>& covered_ops() {
 
 // ---- the checker ------------------------------------------------------------------
 
-// (e) f recorded returns a deferred value that the Jacobians do not read
-// (call after them); read, it has the bits of f evaluated eagerly.
+// (e) f recorded returns at once, a deferred value, which the Jacobians
+// write in their pass over the blocks (call after them); read, it equals f
+// evaluated eagerly to the documented accuracy (README: the engine's SIMD
+// math against the scalar kernels' libm).
 void check_deferred(const Case& c, bj::GradientTape& tape, const bj::Tensor& x, const bj::Tensor& y,
                     const Context& ctx) {
-  if (y.id() != x.id()) CHECK(y.impl().deferred());
   const bj::Tensor eager = [&] {
     const auto pause = tape.stop_recording();
     return c.f(x, ctx);
   }();
   CHECK_FALSE(eager.impl().deferred());
-  CHECK(same_bits(y, eager));
+  if (y.id() != x.id()) CHECK_FALSE(y.impl().deferred());  // written by the Jacobians' pass
+  const double eps = x.dtype() == bj::float32 ? std::numeric_limits<float>::epsilon()
+                                              : std::numeric_limits<double>::epsilon();
+  const double tol = c.value_tol > 0 ? c.value_tol : 16 * eps;
+  const auto a = y.to_vector<double>(), b = eager.to_vector<double>();
+  REQUIRE(a.size() == b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i]) || std::isinf(b[i])) {
+      CHECK(same_bits(bj::constant(a[i]), bj::constant(b[i])));
+      continue;
+    }
+    worst = std::max(worst, std::abs(a[i] - b[i]) / (1 + std::abs(b[i])));
+  }
+  INFO("deferred vs eager: max |a - b| / (1 + |b|) = " << worst);
+  CHECK(worst <= tol);
 }
 
 void check_float64(const Case& c) {
@@ -252,6 +269,7 @@ void check_float64(const Case& c) {
     bj::GradientTape tape(bj::TapeOptions{.persistent = true});
     tape.watch(x);
     const bj::Tensor y = c.f(x, Context(bj::float64, b));
+    if (y.id() != x.id()) CHECK(y.impl().deferred());
     REQUIRE(y.rank() >= 2);
     REQUIRE(y.shape()[0] == b);
     CHECK(y.dtype() == bj::float64);
@@ -353,6 +371,7 @@ void check_float32(const Case& c) {
     bj::GradientTape t32(bj::TapeOptions{.persistent = true});
     t32.watch(x32);
     const bj::Tensor y32 = c.f(x32, Context(bj::float32, b));
+    if (y32.id() != x32.id()) CHECK(y32.impl().deferred());
     CHECK(y32.dtype() == bj::float32);
     REQUIRE(y32.shape() == y64.shape());
     const auto jf = t32.batch_jacobian(y32, x32, fwd);

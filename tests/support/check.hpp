@@ -72,6 +72,9 @@ struct Case {
   double fd_tol = 1e-6;   // relative to max(1, max |J| of the example)
   double tol = 1e-12;     // (a), (c), (d): relative to max |J| of the example
   double f32_tol = 2e-4;  // float32 vs float64, relative to max |J| of the example
+  // Deferred (engine) values vs eager ones, |a - b| / (1 + |b|); 0: 16
+  // machine epsilons of the source's dtype.
+  double value_tol = 0;
   // Around the AVX-512 lane counts: L - 1, L, 3L + 1 for L = 8 (double), and
   // 2, 4, 16 for narrower SIMD and float32.
   std::vector<std::int64_t> batches{1, 2, 4, 7, 8, 16, 25};

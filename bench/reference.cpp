@@ -364,6 +364,19 @@ template void layernorm_gelu_jacobian_ref<double>(const LayerNormParams<double>&
 
 // ---- W10 ------------------------------------------------------------------------------------
 
+namespace {
+// d = p_k - p_l and r = |d|; g(r) = 24 (2 r^-14 - r^-8), the force over the distance.
+double lj_pair(const double* p, int k, int l, double* d) {
+  double r2 = 0;
+  for (int e = 0; e < 3; ++e) {
+    d[e] = p[3 * k + e] - p[3 * l + e];
+    r2 += d[e] * d[e];
+  }
+  return std::sqrt(r2);
+}
+double lj_g(double r) { return 24 * (2 * std::pow(r, -14) - std::pow(r, -8)); }
+}  // namespace
+
 void lj_ref(const double* x, std::int64_t b, double* y) {
   using namespace w10;
   for (std::int64_t i = 0; i < b; ++i) {
@@ -372,13 +385,8 @@ void lj_ref(const double* x, std::int64_t b, double* y) {
       double force[3] = {};
       for (int l = 0; l < atoms; ++l) {
         if (l == k) continue;
-        double d[3], r2 = 0;
-        for (int e = 0; e < 3; ++e) {
-          d[e] = p[3 * k + e] - p[3 * l + e];
-          r2 += d[e] * d[e];
-        }
-        const double r = std::sqrt(r2);
-        const double g = 24 * (2 * std::pow(r, -14) - std::pow(r, -8));
+        double d[3];
+        const double g = lj_g(lj_pair(p, k, l, d));
         for (int e = 0; e < 3; ++e) force[e] += g * d[e];
       }
       for (int e = 0; e < 3; ++e) y[i * m + 3 * k + e] = force[e];
@@ -395,14 +403,10 @@ void lj_jacobian_ref(const double* x, std::int64_t b, double* jac) {
     for (int k = 0; k < atoms; ++k) {
       for (int l = 0; l < atoms; ++l) {
         if (l == k) continue;
-        double d[3], r2 = 0;
-        for (int e = 0; e < 3; ++e) {
-          d[e] = p[3 * k + e] - p[3 * l + e];
-          r2 += d[e] * d[e];
-        }
-        const double r = std::sqrt(r2);
+        double d[3];
+        const double r = lj_pair(p, k, l, d);
         // d(g(r) d)/dp_k = g I + g'(r) d (d/r)^T; d/dp_l is its negative.
-        const double g = 24 * (2 * std::pow(r, -14) - std::pow(r, -8));
+        const double g = lj_g(r);
         const double dg = 24 * (-28 * std::pow(r, -15) + 8 * std::pow(r, -9));
         for (int u = 0; u < 3; ++u) {
           for (int v = 0; v < 3; ++v) {

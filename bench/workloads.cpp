@@ -13,16 +13,24 @@ bj::Tensor tensor(const std::vector<T>& data, bj::Shape shape) {
                       dtype_of<T>());
 }
 
+// A workload whose analytic kernel needs nothing but x.
+std::shared_ptr<Workload<double>> plain(std::string name, std::int64_t b, int n, int m,
+                                        AlignedVector<double> x,
+                                        void (*jacobian)(const double*, std::int64_t, double*)) {
+  auto w = std::make_shared<Workload<double>>();
+  w->name = std::move(name);
+  w->batch = b;
+  w->n = n;
+  w->m = m;
+  w->x = std::move(x);
+  w->jacobian = jacobian;
+  return w;
+}
+
 }  // namespace
 
 std::shared_ptr<const Workload<double>> make_square(std::int64_t b) {
-  auto w = std::make_shared<Workload<double>>();
-  w->name = "W1 f64";
-  w->batch = b;
-  w->n = w1::n;
-  w->m = w1::m;
-  w->x = default_inputs<double>(b, w1::n);
-  w->jacobian = square_jacobian;
+  auto w = plain("W1 f64", b, w1::n, w1::m, default_inputs<double>(b, w1::n), square_jacobian);
   w->forward = [](const bj::Tensor& x) { return x * x; };
   return w;
 }
@@ -95,13 +103,7 @@ bj::Tensor kinetics_forward(const bj::Tensor& x) {
 }  // namespace
 
 std::shared_ptr<const Workload<double>> make_kinetics(std::int64_t b) {
-  auto w = std::make_shared<Workload<double>>();
-  w->name = "W3 f64";
-  w->batch = b;
-  w->n = w3::n;
-  w->m = w3::m;
-  w->x = kinetics_inputs(b);
-  w->jacobian = kinetics_jacobian;
+  auto w = plain("W3 f64", b, w3::n, w3::m, kinetics_inputs(b), kinetics_jacobian);
   w->forward = kinetics_forward;
   return w;
 }
@@ -178,20 +180,6 @@ bj::Tensor rk4_forward(const bj::Tensor& x) {
   const bj::Tensor k3 = rk4_rhs(x + (dt / 2) * k2);
   const bj::Tensor k4 = rk4_rhs(x + dt * k3);
   return x + (dt / 6) * (k1 + 2.0 * k2 + 2.0 * k3 + k4);
-}
-
-// A workload whose analytic kernel needs nothing but x.
-std::shared_ptr<Workload<double>> plain(std::string name, std::int64_t b, int n, int m,
-                                        AlignedVector<double> x,
-                                        void (*jacobian)(const double*, std::int64_t, double*)) {
-  auto w = std::make_shared<Workload<double>>();
-  w->name = std::move(name);
-  w->batch = b;
-  w->n = n;
-  w->m = m;
-  w->x = std::move(x);
-  w->jacobian = jacobian;
-  return w;
 }
 
 }  // namespace

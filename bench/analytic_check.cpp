@@ -68,24 +68,41 @@ std::vector<T> run_fast(Kernel&& kernel, const T* x, std::int64_t b, int n, int 
   return std::vector<T>(jac, jac + b * m * n);
 }
 
-template <class T>
-void check_mlp(const std::vector<std::int64_t>& sizes) {
-  const char* name = sizeof(T) == 8 ? "W2 f64" : "W2 f32";
-  const MlpWeights<T> w = mlp_weights<T>();
-  auto fast = [&](const T* x, std::int64_t b, T* jac) { mlp_jacobian(w, x, b, jac); };
+// The fast kernel against the scalar reference at each batch size, with the
+// output aligned (the streaming path) and unaligned, on 1 and 2 threads.
+// inputs(b) -> AlignedVector<T>; fast and ref: (x, b, jac).
+template <class T, class Inputs, class Fast, class Ref>
+void check_fast(const std::string& name, Inputs&& inputs, Fast&& fast, Ref&& ref, int n, int m,
+                const std::vector<std::int64_t>& sizes, double tol) {
   for (std::int64_t b : sizes) {
-    const AlignedVector<T> x = default_inputs<T>(b, w2::n);
-    std::vector<T> ref(static_cast<std::size_t>(b * w2::m * w2::n));
-    mlp_jacobian_ref(w, x.data(), b, ref.data());
+    const AlignedVector<T> x = inputs(b);
+    std::vector<T> want(static_cast<std::size_t>(b * m * n));
+    ref(x.data(), b, want.data());
     for (int offset : {0, 1}) {
       for (int threads : {1, 2}) {
-        const auto got = run_fast<T>(fast, x.data(), b, w2::n, w2::m, offset, threads);
-        report(std::string(name) + " fast vs ref, b=" + std::to_string(b) +
+        const auto got = run_fast<T>(fast, x.data(), b, n, m, offset, threads);
+        report(name + " fast vs ref, b=" + std::to_string(b) +
                    (offset ? " unaligned" : " aligned") + ", threads=" + std::to_string(threads),
-               rel_error(got, ref), tolerance<T>());
+               rel_error(got, want), tol);
       }
     }
   }
+}
+
+// A Jacobian (fast kernel or reference, of b = 1000 examples) against central
+// differences of the double-precision forward function f(x_i, y_i).
+template <class T, class F>
+void check_fd(const std::string& what, F&& f, const AlignedVector<T>& x, int n, int m,
+              const std::vector<T>& jac, double tol) {
+  const std::vector<double> x64(x.begin(), x.end()), jac64(jac.begin(), jac.end());
+  const auto b = static_cast<std::int64_t>(x.size()) / n;
+  report(what + " vs central differences", fd_error(f, x64.data(), b, n, m, jac64.data()), tol);
+}
+
+template <class T, class Kernel>
+std::vector<T> jacobian_of(Kernel&& kernel, const AlignedVector<T>& x, int n, int m) {
+  const auto b = static_cast<std::int64_t>(x.size()) / n;
+  return run_fast<T>(kernel, x.data(), b, n, m, 0, 1);
 }
 
 template <class F>
@@ -121,12 +138,22 @@ void time_fast() {
   };
   mlp(0.0f);
   mlp(0.0);
-  {
-    const auto x = kinetics_inputs(w3::batch);
-    AlignedVector<double> jac(static_cast<std::size_t>(w3::batch * w3::m * w3::n));
-    std::printf("  W3 kinetics f64 b=%-6lld %8.2f ms\n", static_cast<long long>(w3::batch),
-                median_ms([&] { kinetics_jacobian(x.data(), w3::batch, jac.data()); }));
-  }
+  auto time_one = [](const char* name, auto x, std::int64_t b, int n, int m, auto kernel) {
+    using T = typename decltype(x)::value_type;
+    AlignedVector<T> jac(static_cast<std::size_t>(b * m * n));
+    std::printf("  %-15s b=%-6lld %8.2f ms\n", name, static_cast<long long>(b),
+                median_ms([&] { kernel(x.data(), b, jac.data()); }));
+  };
+  time_one("W3 kinetics f64", kinetics_inputs(w3::batch), w3::batch, w3::n, w3::m,
+           kinetics_jacobian);
+  time_one("W8 neohookean", neohookean_inputs(w8::batch), w8::batch, w8::n, w8::m,
+           neohookean_jacobian);
+  const auto params = layernorm_params<float>();
+  time_one("W9 ln-gelu f32", layernorm_inputs<float>(w9::batch), w9::batch, w9::n, w9::m,
+           [&](const float* x, std::int64_t b, float* j) { layernorm_gelu_jacobian(params, x, b, j); });
+  time_one("W10 lj8", lj_inputs(w10::batch), w10::batch, w10::n, w10::m, lj_jacobian);
+  time_one("W11 rk4", default_inputs<double>(w11::batch, w11::n), w11::batch, w11::n, w11::m,
+           rk4_jacobian);
 }
 
 }  // namespace
@@ -140,75 +167,115 @@ int main(int argc, char** argv) {
     report("seed: x*x at [[1,2],[3,4]] ref", rel_error(jac, want), 1e-15);
   }
 
-  // ---- the references against central differences (double)
+  // ---- references, then the fast kernels, against central differences (b = 1000)
+  // Step h = 1e-5 max(1, |x|): truncation h^2 |f'''| / 6 and rounding ~1e-11 |f|
+  // stay below 1e-7 relative for these smooth functions; W10's r^-14 terms have
+  // third derivatives of ~1e5 at r ~ 1, so it gets 1e-6 (6e-8 measured; its exact Jacobian is
+  // checked to 1e-10 against the reference below). W9's fast kernel is float32,
+  // so it is held to the float32 tolerance against the double forward function.
+  constexpr std::int64_t fd_b = 1000;
   {
-    constexpr std::int64_t b = 1000;
-    const auto x = default_inputs<double>(b, w1::n);
-    std::vector<double> jac(b * w1::m * w1::n);
-    square_jacobian_ref(x.data(), b, w1::n, jac.data());
-    report("W1 ref vs central differences",
-           fd_error([](const double* xi, double* y) { square_ref(xi, 1, w1::n, y); }, x.data(), b,
-                    w1::n, w1::m, jac.data()),
-           1e-7);
+    const auto x = default_inputs<double>(fd_b, w1::n);
+    auto f = [](const double* xi, double* y) { square_ref(xi, 1, w1::n, y); };
+    std::vector<double> jac(fd_b * w1::m * w1::n);
+    square_jacobian_ref(x.data(), fd_b, w1::n, jac.data());
+    check_fd("W1 ref", f, x, w1::n, w1::m, jac, 1e-7);
   }
   {
-    constexpr std::int64_t b = 1000;
     const auto w = mlp_weights<double>();
-    const auto x = default_inputs<double>(b, w2::n);
-    std::vector<double> jac(b * w2::m * w2::n);
-    mlp_jacobian_ref(w, x.data(), b, jac.data());
-    report("W2 ref vs central differences",
-           fd_error([&](const double* xi, double* y) { mlp_ref(w, xi, 1, y); }, x.data(), b,
-                    w2::n, w2::m, jac.data()),
-           1e-7);
+    const auto x = default_inputs<double>(fd_b, w2::n);
+    auto f = [&](const double* xi, double* y) { mlp_ref(w, xi, 1, y); };
+    std::vector<double> jac(fd_b * w2::m * w2::n);
+    mlp_jacobian_ref(w, x.data(), fd_b, jac.data());
+    check_fd("W2 ref", f, x, w2::n, w2::m, jac, 1e-7);
   }
   {
-    constexpr std::int64_t b = 1000;
-    const auto x = kinetics_inputs(b);
-    std::vector<double> jac(b * w3::m * w3::n);
-    kinetics_jacobian_ref(x.data(), b, jac.data());
-    report("W3 ref vs central differences",
-           fd_error([](const double* xi, double* y) { kinetics_ref(xi, 1, y); }, x.data(), b,
-                    w3::n, w3::m, jac.data()),
-           1e-7);
+    const auto x = kinetics_inputs(fd_b);
+    auto f = [](const double* xi, double* y) { kinetics_ref(xi, 1, y); };
+    std::vector<double> jac(fd_b * w3::m * w3::n);
+    kinetics_jacobian_ref(x.data(), fd_b, jac.data());
+    check_fd("W3 ref", f, x, w3::n, w3::m, jac, 1e-7);
+  }
+  {
+    using namespace w8;
+    const auto x = neohookean_inputs(fd_b);
+    auto f = [](const double* xi, double* y) { neohookean_ref(xi, 1, y); };
+    std::vector<double> jac(fd_b * m * n);
+    neohookean_jacobian_ref(x.data(), fd_b, jac.data());
+    check_fd("W8 ref", f, x, n, m, jac, 1e-7);
+    check_fd("W8 fast", f, x, n, m, jacobian_of<double>(neohookean_jacobian, x, n, m), 1e-7);
+  }
+  {
+    using namespace w9;
+    const auto p32 = layernorm_params<float>();
+    const LayerNormParams<double> p64{{p32.gamma.begin(), p32.gamma.end()},
+                                      {p32.beta.begin(), p32.beta.end()}};
+    auto f = [&](const double* xi, double* y) { layernorm_gelu_ref(p64, xi, 1, y); };
+    const auto x64 = layernorm_inputs<double>(fd_b);
+    std::vector<double> jac(fd_b * m * n);
+    layernorm_gelu_jacobian_ref(p64, x64.data(), fd_b, jac.data());
+    check_fd("W9 ref (double)", f, x64, n, m, jac, 1e-7);
+    const auto x = layernorm_inputs<float>(fd_b);
+    auto fast = [&](const float* xi, std::int64_t b, float* j) {
+      layernorm_gelu_jacobian(p32, xi, b, j);
+    };
+    check_fd("W9 fast (float32)", f, x, n, m, jacobian_of<float>(fast, x, n, m),
+             tolerance<float>());
+  }
+  {
+    using namespace w10;
+    const auto x = lj_inputs(fd_b);
+    auto f = [](const double* xi, double* y) { lj_ref(xi, 1, y); };
+    std::vector<double> jac(fd_b * m * n);
+    lj_jacobian_ref(x.data(), fd_b, jac.data());
+    check_fd("W10 ref", f, x, n, m, jac, 1e-6);
+    check_fd("W10 fast", f, x, n, m, jacobian_of<double>(lj_jacobian, x, n, m), 1e-6);
+  }
+  {
+    using namespace w11;
+    const auto x = default_inputs<double>(fd_b, n);
+    auto f = [](const double* xi, double* y) { rk4_ref(xi, 1, y); };
+    std::vector<double> jac(fd_b * m * n);
+    rk4_jacobian_ref(x.data(), fd_b, jac.data());
+    check_fd("W11 ref", f, x, n, m, jac, 1e-7);
+    check_fd("W11 fast", f, x, n, m, jacobian_of<double>(rk4_jacobian, x, n, m), 1e-7);
   }
 
   // ---- the fast kernels against the references: benchmark sizes and tails
+  using Sizes = std::vector<std::int64_t>;
+  check_fast<double>(
+      "W1", [](std::int64_t b) { return default_inputs<double>(b, w1::n); }, square_jacobian,
+      [](const double* x, std::int64_t b, double* j) { square_jacobian_ref(x, b, w1::n, j); },
+      w1::n, w1::m, Sizes{w1::batch, 1, 7, 133}, 1e-15);
+  auto check_mlp = [](auto zero) {
+    using T = decltype(zero);
+    const MlpWeights<T> w = mlp_weights<T>();
+    check_fast<T>(
+        sizeof(T) == 8 ? "W2 f64" : "W2 f32",
+        [](std::int64_t b) { return default_inputs<T>(b, w2::n); },
+        [&](const T* x, std::int64_t b, T* j) { mlp_jacobian(w, x, b, j); },
+        [&](const T* x, std::int64_t b, T* j) { mlp_jacobian_ref(w, x, b, j); }, w2::n, w2::m,
+        Sizes{w2::batch, 1024, 1, 3, 129}, tolerance<T>());
+  };
+  check_mlp(0.0f);
+  check_mlp(0.0);
+  check_fast<double>("W3", kinetics_inputs, kinetics_jacobian, kinetics_jacobian_ref, w3::n,
+                     w3::m, Sizes{w3::batch, 1024, 1, 7, 9, 1003}, 1e-10);
+  check_fast<double>("W8", neohookean_inputs, neohookean_jacobian, neohookean_jacobian_ref, w8::n,
+                     w8::m, Sizes{w8::batch, 1, 7, 9, 1003}, 1e-10);
   {
-    for (std::int64_t b : {w1::batch, std::int64_t{1}, std::int64_t{7}, std::int64_t{133}}) {
-      const auto x = default_inputs<double>(b, w1::n);
-      std::vector<double> ref(static_cast<std::size_t>(b * w1::m * w1::n));
-      square_jacobian_ref(x.data(), b, w1::n, ref.data());
-      for (int offset : {0, 1}) {
-        for (int threads : {1, 2}) {
-          const auto got =
-              run_fast<double>(square_jacobian, x.data(), b, w1::n, w1::m, offset, threads);
-          report("W1 fast vs ref, b=" + std::to_string(b) + (offset ? " unaligned" : " aligned") +
-                     ", threads=" + std::to_string(threads),
-                 rel_error(got, ref), 1e-15);
-        }
-      }
-    }
+    const auto p = layernorm_params<float>();
+    check_fast<float>(
+        "W9 f32", layernorm_inputs<float>,
+        [&](const float* x, std::int64_t b, float* j) { layernorm_gelu_jacobian(p, x, b, j); },
+        [&](const float* x, std::int64_t b, float* j) { layernorm_gelu_jacobian_ref(p, x, b, j); },
+        w9::n, w9::m, Sizes{w9::batch, 1, 3, 129}, tolerance<float>());
   }
-  check_mlp<float>({w2::batch, 1, 3, 129});
-  check_mlp<double>({w2::batch, 1, 3, 129});
-  {
-    for (std::int64_t b : {w3::batch, std::int64_t{1}, std::int64_t{7}, std::int64_t{9},
-                           std::int64_t{1003}}) {
-      const auto x = kinetics_inputs(b);
-      std::vector<double> ref(static_cast<std::size_t>(b * w3::m * w3::n));
-      kinetics_jacobian_ref(x.data(), b, ref.data());
-      for (int offset : {0, 1}) {
-        for (int threads : {1, 2}) {
-          const auto got =
-              run_fast<double>(kinetics_jacobian, x.data(), b, w3::n, w3::m, offset, threads);
-          report("W3 fast vs ref, b=" + std::to_string(b) + (offset ? " unaligned" : " aligned") +
-                     ", threads=" + std::to_string(threads),
-                 rel_error(got, ref), 1e-10);
-        }
-      }
-    }
-  }
+  check_fast<double>("W10", lj_inputs, lj_jacobian, lj_jacobian_ref, w10::n, w10::m,
+                     Sizes{w10::batch, 1, 7, 9, 1003}, 1e-10);
+  check_fast<double>(
+      "W11", [](std::int64_t b) { return default_inputs<double>(b, w11::n); }, rk4_jacobian,
+      rk4_jacobian_ref, w11::n, w11::m, Sizes{w11::batch, 1, 7, 9, 1003}, 1e-10);
 
   if (argc > 1 && std::strcmp(argv[1], "--time") == 0) time_fast();
 

@@ -4,10 +4,14 @@
 // checked against the analytic one before it is timed. The run ends with a
 // table of medians and ratios to the analytic baseline.
 //
+// Rows: the analytic baseline; the engine alone (batch_jacobian_into on a kept
+// tape, one row per mode); the whole user call ("batchjac/call"). Each row
+// also counts minor page faults per iteration.
+//
 // Names: <workload>/<mode>/t:<threads>, e.g. "W2 f64/batchjac/forward/t:2";
 // sweep points "W2 f64 sweep/b:4096/analytic/t:1" (plot.py reads these).
-#include "analytic.hpp"
 #include "summary.hpp"
+#include "workloads.hpp"
 
 #include <batchjac/batchjac.hpp>
 #include <benchmark/benchmark.h>
@@ -25,139 +29,14 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
-namespace bj = batchjac;
 using namespace bjbench;
 
 namespace {
 
 int all_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
-
-// ---- workloads --------------------------------------------------------------------------------
-
-template <class T>
-constexpr bj::DType dtype_of() {
-  return sizeof(T) == sizeof(double) ? bj::float64 : bj::float32;
-}
-
-// One workload at one batch size: its inputs, its fast analytic Jacobian on a
-// slice of the batch, and its function written with batchjac's ops.
-template <class T>
-struct Workload {
-  std::string name;
-  std::int64_t batch;
-  int n, m;
-  AlignedVector<T> x;                                          // [batch][n]
-  std::function<void(const T*, std::int64_t, T*)> jacobian;   // (x, b, J) for a slice
-  std::function<bj::Tensor(const bj::Tensor&)> forward;       // x [b, n] -> y [b, m]
-  std::int64_t grain = 64;  // slice bounds for split_batch (W3 streams 8-example lines)
-
-  bj::Tensor source() const {
-    return bj::constant(std::span<const T>(x.data(), x.size()), bj::Shape{batch, n},
-                        dtype_of<T>());
-  }
-  // The analytic Jacobian on `threads` threads.
-  void analytic(int threads, T* jac) const {
-    split_batch(batch, threads, grain, [&](std::int64_t begin, std::int64_t end) {
-      jacobian(x.data() + begin * n, end - begin, jac + begin * m * n);
-    });
-  }
-};
-
-template <class T>
-bj::Tensor tensor(const std::vector<T>& data, bj::Shape shape) {
-  return bj::constant(std::span<const T>(data.data(), data.size()), std::move(shape),
-                      dtype_of<T>());
-}
-
-std::shared_ptr<const Workload<double>> make_square(std::int64_t b) {
-  auto w = std::make_shared<Workload<double>>();
-  w->name = "W1 f64";
-  w->batch = b;
-  w->n = w1::n;
-  w->m = w1::m;
-  w->x = default_inputs<double>(b, w1::n);
-  w->jacobian = square_jacobian;
-  w->forward = [](const bj::Tensor& x) { return x * x; };
-  return w;
-}
-
-// y = matmul(tanh(matmul(x, W1^T) + c1), W2^T) + c2, with the transposed
-// weights as [in, out] constants, as a TF user would write the layer.
-template <class T>
-std::shared_ptr<const Workload<T>> make_mlp(std::int64_t b, std::string name) {
-  using namespace w2;
-  auto w = std::make_shared<Workload<T>>();
-  w->name = std::move(name);
-  w->batch = b;
-  w->n = n;
-  w->m = m;
-  w->x = default_inputs<T>(b, n);
-  const auto weights = std::make_shared<const MlpWeights<T>>(mlp_weights<T>());
-  w->jacobian = [weights](const T* x, std::int64_t count, T* jac) {
-    mlp_jacobian(*weights, x, count, jac);
-  };
-  std::vector<T> w1t(n * h), w2t(h * m);
-  for (int k = 0; k < h; ++k) {
-    for (int j = 0; j < n; ++j) w1t[j * h + k] = weights->w1[k * n + j];
-    for (int r = 0; r < m; ++r) w2t[k * m + r] = weights->w2[r * h + k];
-  }
-  w->forward = [weights, w1t, w2t](const bj::Tensor& x) {
-    const bj::Tensor a = bj::tanh(bj::matmul(x, tensor(w1t, {n, h})) + tensor(weights->c1, {h}));
-    return bj::matmul(a, tensor(w2t, {h, m})) + tensor(weights->c2, {m});
-  };
-  return w;
-}
-
-#ifdef BATCHJAC_BENCH_W3
-// W3 as a user would write it with TF's ops: per-reaction rate constants as
-// [1, nr] rows broadcast against T [b, 1], species picked with gather, the
-// stoichiometry as a constant matrix.
-bj::Tensor kinetics_forward(const bj::Tensor& x) {
-  using namespace w3;
-  const KineticsMechanism& k = kinetics_mechanism();
-  auto row = [](auto const& values) {
-    const std::vector<double> v(values.begin(), values.end());
-    return tensor(v, {1, static_cast<std::int64_t>(v.size())});
-  };
-  auto indices = [](auto const& species) {
-    return std::vector<std::int64_t>(species.begin(), species.end());
-  };
-  std::vector<double> nu(nr * ns, 0.0);  // [nr, ns]: wdot = q nu
-  for (int r = 0; r < nr; ++r) {
-    nu[r * ns + k.reactant_a[r]] -= 1;
-    nu[r * ns + k.reactant_b[r]] -= 1;
-    nu[r * ns + k.product_c[r]] += 1;
-    nu[r * ns + k.product_d[r]] += 1;
-  }
-  const bj::Tensor t = bj::slice(x, {0, 0}, {-1, 1});   // [b, 1]
-  const bj::Tensor c = bj::slice(x, {0, 1}, {-1, ns});  // [b, ns]
-  // kf = A T^beta exp(-Ea / T), written exp(beta log T - Ea (1 / T)) since beta varies by
-  // reaction; 1 / T once per example, as the analytic kernel does.
-  const bj::Tensor kf = row(k.prefactor) *
-                        bj::exp(row(k.temp_exponent) * bj::log(t) - row(k.activation) * bj::reciprocal(t));
-  const bj::Tensor kr = kf * row(k.reverse_ratio);
-  const bj::Tensor q =
-      kf * bj::gather(c, indices(k.reactant_a), 1) * bj::gather(c, indices(k.reactant_b), 1) -
-      kr * bj::gather(c, indices(k.product_c), 1) * bj::gather(c, indices(k.product_d), 1);
-  const bj::Tensor wdot = bj::matmul(q, tensor(nu, {nr, ns}));                     // [b, ns]
-  const bj::Tensor dt = -bj::reduce_sum(wdot * row(k.enthalpy), {1}, /*keepdims=*/true);  // [b, 1]
-  return bj::concat({dt, wdot}, 1);
-}
-
-std::shared_ptr<const Workload<double>> make_kinetics(std::int64_t b) {
-  auto w = std::make_shared<Workload<double>>();
-  w->name = "W3 f64";
-  w->batch = b;
-  w->n = w3::n;
-  w->m = w3::m;
-  w->x = kinetics_inputs(b);
-  w->jacobian = kinetics_jacobian;
-  w->forward = kinetics_forward;
-  return w;
-}
-#endif
 
 // ---- benchmark bodies ---------------------------------------------------------------------------
 
@@ -167,15 +46,32 @@ void set_rate(benchmark::State& state, std::int64_t batch) {
       benchmark::Counter::kIsRate);
 }
 
+// Minor page faults of the process (all its threads) so far.
+long minor_faults() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+// "faults/call": minor faults per iteration of the timed loop that began when
+// minor_faults() was `before`. A loop that reuses its memory shows ~0; one that
+// maps a fresh output per call shows its size in pages.
+void set_faults(benchmark::State& state, long before) {
+  state.counters[kFaultsCounter] = benchmark::Counter(
+      static_cast<double>(minor_faults() - before) / static_cast<double>(state.iterations()));
+}
+
 template <class T>
 void bm_analytic(benchmark::State& state, const Workload<T>& w, int threads) {
   AlignedVector<T> jac(static_cast<std::size_t>(w.batch * w.m * w.n));  // allocated once
   w.analytic(threads, jac.data());                                       // warm-up, page-in
+  const long faults = minor_faults();
   for (auto _ : state) {
     w.analytic(threads, jac.data());
     benchmark::DoNotOptimize(jac.data());
     benchmark::ClobberMemory();
   }
+  set_faults(state, faults);
   set_rate(state, w.batch);
 }
 
@@ -225,6 +121,7 @@ void bm_batchjac(benchmark::State& state, const Workload<T>& w, bj::JacobianOpti
     }
     AlignedVector<T> jac(static_cast<std::size_t>(w.batch * w.m * w.n));
     tape.batch_jacobian_into(y, x, std::span<T>(jac.data(), jac.size()), options);  // page-in
+    const long faults = minor_faults();
     if (record) {
       for (auto _ : state) {
         bj::GradientTape step;
@@ -235,14 +132,45 @@ void bm_batchjac(benchmark::State& state, const Workload<T>& w, bj::JacobianOpti
         benchmark::DoNotOptimize(jac.data());
         benchmark::ClobberMemory();
       }
-      set_rate(state, w.batch);
+    } else {
+      for (auto _ : state) {
+        tape.batch_jacobian_into(y, x, std::span<T>(jac.data(), jac.size()), options);
+        benchmark::DoNotOptimize(jac.data());
+        benchmark::ClobberMemory();
+      }
+    }
+    set_faults(state, faults);
+    set_rate(state, w.batch);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// The whole call a user's code makes each time it needs the Jacobians
+// (workloads.hpp's `call`): the source from the user's array, a new tape, the
+// function recorded, batch_jacobian returning a new tensor, dropped at the end
+// of the iteration. Default options but max_threads, which sets the row's
+// thread count as in the engine rows. The first call is checked against the
+// analytic Jacobian; each run starts with one untimed call.
+template <class T>
+void bm_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options,
+             Check& check) {
+  try {
+    if (!check.done) {
+      check.error = verify(w, call(w, options));
+      check.done = true;
+    }
+    if (!check.error.empty()) {
+      state.SkipWithError(check.error.c_str());
       return;
     }
+    call(w, options);  // warm-up: the kept plan, the allocator's pools
+    const long faults = minor_faults();
     for (auto _ : state) {
-      tape.batch_jacobian_into(y, x, std::span<T>(jac.data(), jac.size()), options);
-      benchmark::DoNotOptimize(jac.data());
-      benchmark::ClobberMemory();
+      std::optional<bj::Tensor> jac = call(w, options);
+      benchmark::DoNotOptimize(jac);
     }
+    set_faults(state, faults);
     set_rate(state, w.batch);
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -265,6 +193,7 @@ void bm_seed(benchmark::State& state, bool record, bj::JacobianOptions options) 
       state.SkipWithError("wrong seed Jacobian");
       return;
     }
+    const long faults = minor_faults();
     if (record) {
       for (auto _ : state) {
         bj::GradientTape g;
@@ -280,6 +209,7 @@ void bm_seed(benchmark::State& state, bool record, bj::JacobianOptions options) 
         benchmark::DoNotOptimize(j);
       }
     }
+    set_faults(state, faults);
     set_rate(state, 2);
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
@@ -337,9 +267,11 @@ constexpr std::pair<const char*, bj::JacobianMode> kModes[] = {
     {"batchjac/reverse", bj::JacobianMode::reverse},
 };
 
-// analytic + the three modes, at each thread count.
+// analytic, the engine in the three modes and (with_call) the whole call, at
+// each thread count.
 template <class T>
-void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workload) {
+void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workload,
+                  bool with_call = true) {
   for (int threads : thread_counts()) {
     add({workload, "analytic", threads, workload},
         [w, threads](benchmark::State& s) { bm_analytic(s, *w, threads); });
@@ -348,14 +280,23 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
           [w, options = options_for(mode, threads), check = std::make_shared<Check>()](
               benchmark::State& s) { bm_batchjac(s, *w, options, *check); });
     }
+    if (!with_call) continue;
+    add({workload, "batchjac/call", threads, workload},
+        [w, options = options_for(bj::JacobianMode::automatic, threads),
+         check = std::make_shared<Check>()](benchmark::State& s) {
+          bm_call(s, *w, options, *check);
+        });
   }
 }
 
 void register_all() {
   add_workload(make_square(w1::batch), "W1 f64");
-  add_workload(make_mlp<float>(w2::batch, "W2 f32"), "W2 f32");
-  const auto mlp64 = make_mlp<double>(w2::batch, "W2 f64");
+  add_workload(make_mlp<float>(w2::batch), "W2 f32");
+  const auto mlp64 = make_mlp<double>(w2::batch);
   add_workload(mlp64, "W2 f64");
+  // The size of a solver's step: what a call costs beside the work.
+  add_workload(make_mlp<float>(1024), "W2 f32 b=1024");
+  add_workload(make_mlp<double>(1024), "W2 f64 b=1024");
 #ifdef BATCHJAC_BENCH_W3
   add_workload(make_kinetics(w3::batch), "W3 f64");
   // A call of a size an implicit solver makes per step: what planning costs
@@ -367,6 +308,10 @@ void register_all() {
       [w = kinetics_1024, options = options_for(bj::JacobianMode::automatic, 1),
        check = std::make_shared<Check>()](benchmark::State& s) { bm_batchjac(s, *w, options, *check, true); });
 #endif
+  add_workload(make_neohookean(w8::batch), "W8 f64");
+  add_workload(make_layernorm_gelu(w9::batch), "W9 f32");
+  add_workload(make_lj(w10::batch), "W10 f64");
+  add_workload(make_rk4(w11::batch), "W11 f64");
 
   for (int threads : thread_counts()) {
     for (bool record : {true, false}) {
@@ -408,7 +353,7 @@ void register_all() {
   // Batch-size sweep for the plot (plot.py).
   for (std::int64_t b = 256; b <= 65536; b *= 2) {
     const std::string workload = "W2 f64 sweep/b:" + std::to_string(b);
-    add_workload(b == w2::batch ? mlp64 : make_mlp<double>(b, "W2 f64"), workload);
+    add_workload(b == w2::batch ? mlp64 : make_mlp<double>(b), workload, /*with_call=*/false);
   }
 }
 

@@ -147,6 +147,7 @@ struct Runner {
   std::int64_t n_src;        // source elements per example (columns)
   std::int64_t value_elems;  // the result's elements per example
   bool stream;               // non-temporal stores: the output exceeds the caches
+  bool value_stream;         // ... and for the value's rows
   std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
@@ -182,7 +183,7 @@ struct Runner {
         store(buf + p.sparse_out, first, std::min(L, batch - first), 0, per_example / n_src, staging,
               false, n_src);
       }
-      if (stream) kernels::stream_fence();
+      if (stream || value_stream) kernels::stream_fence();
       return;
     }
     // One chunk of directions per task (the usual case): the seed and the
@@ -200,6 +201,7 @@ struct Runner {
         ops::execute<T>(p.primal_steps, bind);
         store_value(ptr[p.value], blk * L, std::min(L, batch - blk * L));
       }
+      if (value_stream) kernels::stream_fence();
       return;
     }
     if (one_chunk && !(held == chunk)) {
@@ -231,7 +233,7 @@ struct Runner {
         if (nan && one_chunk) start_chunk(ptr, bind, d0, nd, false);
       }
     }
-    if (stream) kernels::stream_fence();
+    if (stream || value_stream) kernels::stream_fence();
   }
 
   void load(const std::vector<T*>& ptr, std::int64_t first) const {
@@ -310,7 +312,10 @@ struct Runner {
       dst += first * E;
       if constexpr (std::is_same_v<V, T>) {
         if (valid == L && L == p.table->width && L > 1) {
-          p.table->lanes_to_rows(v, E, L, dst, E, nullptr);
+          // Whole aligned rows stream when the value exceeds the caches.
+          const bool aligned = E % L == 0 && reinterpret_cast<std::uintptr_t>(dst) % (L * sizeof(T)) == 0;
+          (value_stream && aligned ? p.table->lanes_to_rows_stream : p.table->lanes_to_rows)(v, E, L, dst, E,
+                                                                                          nullptr);
           return;
         }
       }
@@ -417,7 +422,10 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
                std::int64_t value_elems, const JacobianOptions& options) {
   constexpr std::int64_t kStreamBytes = 8 << 20;
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
-  Runner<T, O> runner{p, load_data, batch, out, value, per_example, n_src, value_elems, stream};
+  // The value's lines would not stay in the caches past a streamed Jacobian either.
+  const bool value_stream =
+      value && (stream || batch * value_elems * std::int64_t(dtype_size(value->dtype)) > kStreamBytes);
+  Runner<T, O> runner{p, load_data, batch, out, value, per_example, n_src, value_elems, stream, value_stream};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
@@ -479,6 +487,9 @@ class PreparedPlan final : public Prepared {
       run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), value, per_example,
                            n_src, value_elems, options);
   }
+
+  double cost() const override { return plan_.cost; }
+  bool keeps_value() const override { return plan_.value >= 0; }
 
   std::size_t bytes(std::span<const Tensor> counted) const override {
     const Plan<T>& p = plan_;

@@ -42,6 +42,10 @@ class Prepared {
   // only writes `value` alone (`out` is unused).
   virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
                    const JacobianOptions& options, const ValueOut* value = nullptr) const = 0;
+  // Its estimated work per block (vector operations).
+  virtual double cost() const = 0;
+  // Whether it writes the program's kept value when asked.
+  virtual bool keeps_value() const = 0;
   // Memory the plan holds, in bytes: its steps, maps and terms, copies it
   // made of shared constants, and the constants it keeps, except buffers of
   // `counted` (a plan cache key's, counted there).

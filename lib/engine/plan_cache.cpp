@@ -77,9 +77,9 @@ Cache& cache() {
 }  // namespace
 
 PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call,
-                 bool values_only) {
+                 bool values_only, bool value_optional) {
   Writer w{words_};
-  w.put(std::int64_t{values_only});
+  w.put(std::int64_t{values_only} | std::int64_t{value_optional} << 1);
   w.put(static_cast<std::int64_t>(options.mode));
   w.put(options.parallel_iterations.value_or(-1));
   w.put(std::int64_t{options.experimental_use_pfor});

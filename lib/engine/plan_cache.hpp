@@ -27,9 +27,10 @@ namespace batchjac::engine {
 // a kept plan usually holds the same buffers, so they are kept once.
 class PlanKey {
  public:
-  // `values_only`: the key of a plan of the kept value alone (prepare_value).
+  // `values_only`: the key of a plan of the kept value alone (prepare_value);
+  // `value_optional`: of a Jacobian plan that keeps the value if it is cheap.
   PlanKey(const graph::Program& program, const JacobianOptions& options, bool small_call,
-          bool values_only = false);
+          bool values_only = false, bool value_optional = false);
   bool operator==(const PlanKey& other) const;
   std::uint64_t hash() const { return hash_; }
   // The shared constants, in the order the words describe them.

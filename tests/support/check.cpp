@@ -229,9 +229,9 @@ const std::set<std::string>& covered_ops() {
 // ---- the checker ------------------------------------------------------------------
 
 // (e) f recorded returns at once, a deferred value, which the Jacobians
-// write in their pass over the blocks (call after them); read, it equals f
-// evaluated eagerly to the documented accuracy (README: the engine's SIMD
-// math against the scalar kernels' libm).
+// may write in their pass over the blocks (call after them); read, it
+// equals f evaluated eagerly to the documented accuracy (README: the
+// engine's SIMD math against the scalar kernels' libm).
 void check_deferred(const Case& c, bj::GradientTape& tape, const bj::Tensor& x, const bj::Tensor& y,
                     const Context& ctx) {
   const bj::Tensor eager = [&] {
@@ -239,7 +239,6 @@ void check_deferred(const Case& c, bj::GradientTape& tape, const bj::Tensor& x, 
     return c.f(x, ctx);
   }();
   CHECK_FALSE(eager.impl().deferred());
-  if (y.id() != x.id()) CHECK_FALSE(y.impl().deferred());  // written by the Jacobians' pass
   const double eps = x.dtype() == bj::float32 ? std::numeric_limits<float>::epsilon()
                                               : std::numeric_limits<double>::epsilon();
   const double tol = c.value_tol > 0 ? c.value_tol : 16 * eps;

@@ -177,6 +177,27 @@ void bm_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions 
   }
 }
 
+// Recording alone: the source from the user's array, a new tape, the
+// function recorded, nothing read, all dropped. Values are deferred, so this
+// should not grow with the batch.
+template <class T>
+void bm_record(benchmark::State& state, const Workload<T>& w) {
+  try {
+    const long faults = minor_faults();
+    for (auto _ : state) {
+      bj::GradientTape tape;
+      const bj::Tensor x = w.source();
+      tape.watch(x);
+      const bj::Tensor y = w.forward(x);
+      benchmark::DoNotOptimize(y.id());
+    }
+    set_faults(state, faults);
+    set_rate(state, w.batch);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
 // The seed's literal call, b = n = 2, float32. `record`: the whole snippet
 // (constant, tape, watch, x * x, batch_jacobian) per iteration; otherwise only
 // batch_jacobian on a persistent tape: small-call overhead.
@@ -286,6 +307,9 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
          check = std::make_shared<Check>()](benchmark::State& s) {
           bm_call(s, *w, options, *check);
         });
+    if (threads == 1)  // recording runs on the caller's thread
+      add({workload, "batchjac/record", threads, workload},
+          [w](benchmark::State& s) { bm_record(s, *w); }, benchmark::kMicrosecond);
   }
 }
 

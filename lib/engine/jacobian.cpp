@@ -65,9 +65,9 @@ constexpr std::int64_t kSmallCall = 4096;
 
 // At most this much more estimated work per block (steps and stores) lets a
 // call that returns a new tensor write the unread target's value in its
-// pass too. (Measured: a value that adds 10% by the estimate, W11's, adds
-// 16% to the time.)
-constexpr double kFillWork = 1.05;
+// pass too. The estimate leaves out each step's own overhead: values that
+// add 10% (W11) and 3.4% (W8) by it added 16% and 11-17% to the time.
+constexpr double kFillWork = 1.02;
 
 // Derives the Jacobian program of `program` (changed: linear nodes are
 // added, unused ones pruned) and plans it; null when no derivative flows

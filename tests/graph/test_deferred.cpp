@@ -88,7 +88,8 @@ TEST_CASE("batch_jacobian writes an unread target's value in its pass when it is
           "[graph][deferred]") {
   for (bj::DType dtype : {bj::float32, bj::float64}) {
     INFO("dtype " << bj::dtype_name(dtype));
-    const std::int64_t b = 19, n = 6;
+    // Wide enough that the Jacobian's work dwarfs storing the value.
+    const std::int64_t b = 19, n = 32;
     const bj::Tensor x = source(b, n, dtype);
     std::vector<double> w(static_cast<std::size_t>(n * n));
     for (std::size_t i = 0; i < w.size(); ++i) w[i] = std::cos(0.3 * double(i));

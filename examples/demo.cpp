@@ -117,10 +117,11 @@ bool run_mlp(int repetitions) {
   const bj::Tensor c2 = bj::constant(p.c2, bj::Shape{m});
 
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});
-  const bj::Tensor x = bj::constant(p.x, bj::Shape{b, n});
+  const bj::Tensor x = bj::view(p.x, bj::Shape{b, n});  // the array itself, no copy
   tape.watch(x);
   const bj::Tensor a = bj::tanh(bj::matmul(x, w1t) + c1);
-  const bj::Tensor y = bj::matmul(a, w2t) + c2;
+  const bj::Tensor y = bj::matmul(a, w2t) + c2;  // deferred: nothing computed yet
+  tape.end_recording();  // the tape is kept for the calls below: record nothing more
 
   std::printf("W2 mlp: float64, b=%lld, n=%lld, h=%lld, m=%lld; batch_jacobian(y, x) -> [%lld, %lld, %lld]\n",
               (long long)b, (long long)n, (long long)h, (long long)m, (long long)b, (long long)m,

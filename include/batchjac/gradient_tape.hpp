@@ -116,10 +116,12 @@ class GradientTape {
 
   // The target's value and its per-example Jacobians in one pass over the
   // blocks of examples, into caller memory (a Newton step needs both):
-  // value_out holds exactly target.num_elements() elements of the target's
-  // type, jacobian_out as for batch_jacobian_into (of the source's type).
+  // value_out holds exactly target.num_elements() elements, jacobian_out as
+  // for batch_jacobian_into; both of the source's type, which the target
+  // must have too (ValueError otherwise: cast the target first).
   // The numbers are those of the two separate calls, bit for bit:
-  // batch_jacobian_into and reading the target. Returns false when target
+  // batch_jacobian_into and reading the target (when the engine computes
+  // that read: a float target with a batch axis no op mixes; see README). Returns false when target
   // does not depend on source (jacobian_out is zeros, value_out the value).
   // Same errors as batch_jacobian_into, for each output.
   bool value_and_batch_jacobian_into(const Tensor& target, const Tensor& source,

@@ -115,8 +115,10 @@ Tensor fill(const Shape& shape, double value, DType dtype = float64);
 // freed out first: by default 1/8 of physical memory; a buffer larger than
 // the limit is never kept. When the system is out of memory the cache is
 // emptied and the allocation tried again. The environment variable
-// BATCHJAC_MEMORY_CACHE, read at the first allocation, sets the limit in
-// bytes (a K, M or G suffix allowed); 0 or "off" turns caching off, so
+// BATCHJAC_MEMORY_CACHE, read once (at the first buffer of 64 KiB or more,
+// or the first call below), sets the limit in bytes (digits, then K, M or
+// G allowed; anything else is ignored with a warning on stderr); 0 or
+// "off" turns caching off, so
 // every buffer goes back to the system at once (for memory checkers; under
 // AddressSanitizer cached buffers are poisoned anyway). Thread-safe.
 struct MemoryCacheStats {

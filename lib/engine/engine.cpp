@@ -148,6 +148,7 @@ struct Runner {
   std::int64_t value_elems;  // the result's elements per example
   bool stream;               // non-temporal stores: the output exceeds the caches
   bool value_stream;         // ... and for the value's rows
+  bool values_only;          // a value is asked for, and there is no Jacobian entry to write
   std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
@@ -165,6 +166,16 @@ struct Runner {
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
     ops::Binding<T> bind{ptr, p.dir_stride, p.varying, 1, L};
     ChunkHeld& held = held_chunk();
+    if (values_only) {  // the value alone: no direction, or no Jacobian entry
+      held = {};        // the buffer no longer holds any chunk's seed
+      for (std::int64_t blk = blk0; blk < blk1; ++blk) {
+        load(ptr, blk * L);
+        ops::execute<T>(p.primal_steps, bind);
+        store_value(ptr[p.value], blk * L, std::min(L, batch - blk * L));
+      }
+      if (value_stream) kernels::stream_fence();
+      return;
+    }
     if (p.sparse) {  // every direction of a block in one pass
       held = {};
       std::fill_n(buf + p.ones_offset, L, T(1));
@@ -195,15 +206,6 @@ struct Runner {
     // own in its buffer): tasks cost no repeated setup. (Between two tasks
     // of a call, the thread may have run tasks of other calls.)
     const ChunkHeld chunk{call, dir0, dir1 - dir0, buf};
-    if (p.n_dirs == 0) {  // a plan of values only
-      for (std::int64_t blk = blk0; blk < blk1; ++blk) {
-        load(ptr, blk * L);
-        ops::execute<T>(p.primal_steps, bind);
-        store_value(ptr[p.value], blk * L, std::min(L, batch - blk * L));
-      }
-      if (value_stream) kernels::stream_fence();
-      return;
-    }
     if (one_chunk && !(held == chunk)) {
       start_chunk(ptr, bind, dir0, dir1 - dir0, false);
       held = chunk;
@@ -419,18 +421,19 @@ BATCHJAC_NO_TSAN Bounds bounds_of(const tbb::blocked_range2d<std::int64_t>& r) {
 template <class T, class O>
 void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::int64_t batch, O* out,
                const ValueOut* value, std::int64_t per_example, std::int64_t n_src,
-               std::int64_t value_elems, const JacobianOptions& options) {
+               std::int64_t value_elems, bool values_only, const JacobianOptions& options) {
   constexpr std::int64_t kStreamBytes = 8 << 20;
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
   // The value's lines would not stay in the caches past a streamed Jacobian either.
   const bool value_stream =
       value && (stream || batch * value_elems * std::int64_t(dtype_size(value->dtype)) > kStreamBytes);
-  Runner<T, O> runner{p, load_data, batch, out, value, per_example, n_src, value_elems, stream, value_stream};
+  Runner<T, O> runner{p,       load_data, batch,  out,          value,      per_example,
+                      n_src,   value_elems, stream, value_stream, values_only};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
                                       : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
-  const std::int64_t n_chunks = std::max<std::int64_t>(1, (p.n_dirs + chunk - 1) / chunk);
+  const std::int64_t n_chunks = values_only ? 1 : std::max<std::int64_t>(1, (p.n_dirs + chunk - 1) / chunk);
   // More threads than the machine runs would only take turns on it, and
   // each count keeps an arena for good: max_threads is clamped.
   const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
@@ -472,9 +475,10 @@ class PreparedPlan final : public Prepared {
     const std::int64_t value_elems =
         plan_.value >= 0 ? program.info(plan_.value).shape.num_elements() : 0;
     if (value && plan_.value < 0) throw std::logic_error("engine: the plan does not keep the value");
-    // A plan with no directions still computes a value asked for.
-    const bool values = value && plan_.n_dirs == 0 && value_elems > 0;
-    if (program.batch == 0 || (per_example == 0 && !values)) return;
+    // A plan with no directions (or a Jacobian with no entries: a source or
+    // target of no elements) still computes a value asked for.
+    const bool values_only = value && value_elems > 0 && (plan_.n_dirs == 0 || per_example == 0);
+    if (program.batch == 0 || (per_example == 0 && !values_only)) return;
     std::vector<const void*> data;
     for (const Load& l : plan_.loads) {
       const Tensor& t = l.constant < 0 ? source : program.constants[static_cast<std::size_t>(l.constant)];
@@ -482,10 +486,10 @@ class PreparedPlan final : public Prepared {
     }
     if (out_dtype == DType::float32)
       run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), value, per_example, n_src,
-                          value_elems, options);
+                          value_elems, values_only, options);
     else
       run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), value, per_example,
-                           n_src, value_elems, options);
+                           n_src, value_elems, values_only, options);
   }
 
   double cost() const override { return plan_.cost; }

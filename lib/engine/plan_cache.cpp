@@ -69,9 +69,11 @@ struct Cache {
   PlanCacheStats stats;
 };
 
+// Never destroyed: a deferred value read by a static object's destructor
+// may still look a plan up.
 Cache& cache() {
-  static Cache c;
-  return c;
+  static Cache* c = new Cache;
+  return *c;
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 
 #include <batchjac/errors.hpp>
 
+#include <tbb/task_arena.h>
+
 #include <optional>
 #include <unordered_set>
 #include <utility>
@@ -76,21 +78,24 @@ std::shared_ptr<const detail::TensorImpl> compute_value(const Tensor& root, cons
   detail::TapeState tape;
   std::vector<Tensor> leaves;
   if (!collect(root, how, tape, leaves)) return nullptr;
-  // The parameter: the first float tensor with root's batch axis.
+  // The parameter: the first float tensor with root's batch axis from which
+  // root's program keeps examples apart. (Any such choice computes the same
+  // ops with the same kernels; the others are per-example constants.)
   const Tensor* source = nullptr;
-  for (const Tensor& leaf : leaves)
-    if (is_floating(leaf.dtype()) && leaf.rank() >= 1 && leaf.shape()[0] == root.shape()[0]) {
+  std::optional<graph::Program> program;
+  for (const Tensor& leaf : leaves) {
+    if (!is_floating(leaf.dtype()) || leaf.rank() < 1 || leaf.shape()[0] != root.shape()[0]) continue;
+    try {
+      program = graph::slice(tape, root, leaf, true);
+    } catch (const ValueError&) {
+      continue;  // an op mixes examples along this leaf's first axis
+    }
+    if (program) {
       source = &leaf;
       break;
     }
-  if (source == nullptr) return nullptr;
-  std::optional<graph::Program> program;
-  try {
-    program = graph::slice(tape, root, *source, true);
-  } catch (const ValueError&) {
-    return nullptr;  // an op mixes examples: evaluated op by op
   }
-  if (!program) return nullptr;
+  if (source == nullptr) return nullptr;  // evaluated op by op
   program->kept = program->result;
   auto out = detail::new_tensor(root.shape(), root.dtype());
   const ValueOut value{out->buffer.get(), root.dtype()};
@@ -102,7 +107,10 @@ std::shared_ptr<const detail::TensorImpl> compute_value(const Tensor& root, cons
     plan = prepare_value(*program);
     keep_plan(std::move(key), plan);
   }
-  plan->run(*program, *source, nullptr, source->dtype(), options, &value);
+  // The caller holds root's lock: while this thread waits for the pass's
+  // tasks it must not pick up one of its caller's, which may read root.
+  tbb::this_task_arena::isolate(
+      [&] { plan->run(*program, *source, nullptr, source->dtype(), options, &value); });
   return out;
 }
 

@@ -49,7 +49,15 @@ void GradientTape::reset() {
 
 bool GradientTape::persistent() const noexcept { return state_->persistent; }
 
-void GradientTape::end_recording() noexcept { state_->ended = true; }
+void GradientTape::end_recording() noexcept {
+  // Ops of the creator thread read `ended` under its list's lock.
+  if (state_->registry) {
+    const std::lock_guard<std::mutex> lock(state_->registry->mutex);
+    state_->ended = true;
+  } else {
+    state_->ended = true;
+  }
+}
 
 bool GradientTape::recording() const noexcept { return !state_->ended && state_->registry != nullptr; }
 

@@ -10,9 +10,9 @@
 
 namespace batchjac::ops {
 
-// Evaluates prim on `inputs` now (the primitive's own lowering, lanes = 1),
-// records it on every live tape of this thread that tracks an input, and
-// returns the result.
+// Applies prim to `inputs`. If a live tape of this thread tracks an input,
+// records it on every such tape and returns a deferred result (DeferredOp);
+// otherwise evaluates it now (the primitive's own lowering, lanes = 1).
 Tensor apply(Prim prim, const Attrs& attrs, std::vector<Tensor> inputs);
 
 // The value of an op recorded on a tape (apply returns it deferred): on

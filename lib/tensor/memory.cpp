@@ -15,18 +15,24 @@
 #include <batchjac/errors.hpp>
 #include <batchjac/tensor.hpp>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <list>
 #include <map>
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
-// A cached block is poisoned: a use after the tensor is gone is still reported.
+// A cached block is poisoned: a use after its tensor is gone is reported
+// while the block waits in the cache (not once it is handed out again; the
+// asan test preset turns the cache off, BATCHJAC_MEMORY_CACHE=0).
 #define BATCHJAC_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define BATCHJAC_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #else
@@ -51,13 +57,16 @@ std::size_t limit_from_environment(std::size_t fallback) {
   const char* text = std::getenv("BATCHJAC_MEMORY_CACHE");
   if (text == nullptr || *text == '\0') return fallback;
   if (std::strcmp(text, "off") == 0) return 0;
+  // Digits, then at most one of K, M, G: nothing else (no sign, no space).
   char* end = nullptr;
-  const unsigned long long n = std::strtoull(text, &end, 10);
+  errno = 0;
+  const unsigned long long n = std::isdigit(static_cast<unsigned char>(*text)) ? std::strtoull(text, &end, 10) : 0;
   std::size_t scale = 1;
-  if (*end == 'K' || *end == 'k') scale = std::size_t{1} << 10;
-  else if (*end == 'M' || *end == 'm') scale = std::size_t{1} << 20;
-  else if (*end == 'G' || *end == 'g') scale = std::size_t{1} << 30;
-  if (end == text || (scale != 1 && *++end != '\0') || (scale == 1 && *end != '\0')) {
+  if (end != nullptr && (*end == 'K' || *end == 'k')) scale = std::size_t{1} << 10;
+  else if (end != nullptr && (*end == 'M' || *end == 'm')) scale = std::size_t{1} << 20;
+  else if (end != nullptr && (*end == 'G' || *end == 'g')) scale = std::size_t{1} << 30;
+  if (end == nullptr || errno == ERANGE || n > std::numeric_limits<std::size_t>::max() / scale ||
+      (scale != 1 && *++end != '\0') || (scale == 1 && *end != '\0')) {
     std::fprintf(stderr,
                  "batchjac: ignoring BATCHJAC_MEMORY_CACHE=%s (expected off, or bytes such as "
                  "0, 512M or 2G)\n",
@@ -72,37 +81,50 @@ class BlockCache {
   BlockCache()
       : limit_(limit_from_environment(static_cast<std::size_t>(max_tensor_bytes()) / 8)) {}
 
-  std::byte* take(std::size_t bytes) {
+  // The smallest cached block of at least `bytes` (at most a quarter
+  // more), with its size; {nullptr, 0} if none fits.
+  std::pair<std::byte*, std::size_t> take(std::size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     const auto fit = by_size_.lower_bound(bytes);
     if (fit == by_size_.end() || fit->first > bytes + bytes / 4) {
       ++misses_;
-      return nullptr;
+      return {nullptr, 0};
     }
     ++hits_;
-    std::byte* p = fit->second->data;
-    cached_ -= fit->first;
+    const Block block = *fit->second;
+    cached_ -= block.bytes;
     order_.erase(fit->second);
     by_size_.erase(fit);
-    BATCHJAC_UNPOISON(p, bytes);
-    return p;
+    BATCHJAC_UNPOISON(block.data, block.bytes);
+    return {block.data, block.bytes};
   }
 
-  // Keeps the block, or frees it if the cache cannot hold it.
-  void give(std::byte* p, std::size_t bytes) {
+  // Keeps the block, or frees it if the cache cannot hold it. Never
+  // throws (it runs in destructors): without memory for its own
+  // bookkeeping it frees the block.
+  void give(std::byte* p, std::size_t bytes) noexcept {
     std::list<Block> evicted;
+    bool kept = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (bytes > limit_) {
-        std::free(p);
-        return;
+      if (bytes <= limit_) {
+        try {
+          order_.push_front({p, bytes});
+          try {
+            by_size_.emplace(bytes, order_.begin());
+          } catch (...) {
+            order_.pop_front();
+            throw;
+          }
+          kept = true;
+          cached_ += bytes;
+          BATCHJAC_POISON(p, bytes);
+          shrink_to(limit_, evicted);
+        } catch (...) {
+        }
       }
-      BATCHJAC_POISON(p, bytes);
-      order_.push_front({p, bytes});
-      by_size_.emplace(bytes, order_.begin());
-      cached_ += bytes;
-      shrink_to(limit_, evicted);
     }
+    if (!kept) std::free(p);
     free_all(evicted);  // outside the lock
   }
 
@@ -183,7 +205,8 @@ Buffer Buffer::allocate(std::size_t bytes) {
   }
   // Whole pages: blocks of nearby sizes are interchangeable.
   const std::size_t rounded = (bytes + kPage - 1) / kPage * kPage;
-  if (std::byte* p = cache().take(rounded)) return Buffer(p, rounded);
+  // A cached block keeps its own size: it goes back as large as it is.
+  if (const auto [p, size] = cache().take(rounded); p != nullptr) return Buffer(p, size);
   std::byte* p = system_allocate(rounded);
   if (p == nullptr) {  // the cache's blocks may be what is missing
     cache().release();

@@ -8,9 +8,11 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <thread>
 #include <vector>
 
 namespace bj = batchjac;
@@ -271,4 +273,94 @@ TEST_CASE("lanes_to_packed_rows(_stream): a block's rows of any length, packed f
   each(k::simd_kernels<double>());
   each(k::simd_kernels<float>());
   each(k::scalar_kernels<double>());
+}
+
+namespace {
+// value_and_batch_jacobian_into of `program`: its value is reading the
+// target alone, its Jacobian batch_jacobian_into's, bit for bit, under
+// options `o`.
+template <class T>
+void check_value_and_into(std::int64_t b, const bj::JacobianOptions& o) {
+  std::mt19937_64 rng(static_cast<std::uint64_t>(b) + 11);
+  const bj::Tensor x = check::random_tensor(rng, {b, 5}, -1, 1, sizeof(T) == 8 ? bj::float64 : bj::float32);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x), z = program(x);
+  std::vector<T> value(static_cast<std::size_t>(b * 6), T(-7)), jac(static_cast<std::size_t>(b * 30), T(-7));
+  std::vector<T> alone(jac.size());
+  CHECK(tape.value_and_batch_jacobian_into(y, x, value, jac, o));
+  CHECK(tape.batch_jacobian_into(z, x, alone, o));
+  CHECK(jac == alone);
+  const auto read = z.to_vector<T>();  // computed on its own
+  CHECK(value == read);
+}
+}  // namespace
+
+TEST_CASE("value_and_batch_jacobian_into: every option, the reads' bits", "[engine][into][value]") {
+  for (std::int64_t b : {0, 1, 9, 40}) {
+    for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse, bj::JacobianMode::automatic}) {
+      for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1},
+                                             std::optional<std::int64_t>{4}}) {
+        for (std::optional<int> threads : {std::optional<int>{1}, std::optional<int>{2}}) {
+          for (bool pfor : {true, false}) {
+            INFO("batch " << b << ", mode " << static_cast<int>(mode) << ", parallel_iterations "
+                          << pi.value_or(0) << ", threads " << threads.value_or(0) << ", pfor " << pfor);
+            bj::JacobianOptions o;
+            o.mode = mode;
+            o.parallel_iterations = pi;
+            o.max_threads = threads;
+            o.experimental_use_pfor = pfor;
+            check_value_and_into<double>(b, o);
+            check_value_and_into<float>(b, o);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("value_and_batch_jacobian_into: a source of no elements still gives the value",
+          "[engine][into][value]") {
+  const bj::Tensor x = bj::zeros({6, 0});
+  std::mt19937_64 rng(3);
+  const bj::Tensor c = check::random_tensor(rng, {6, 2}, -1, 1);
+  for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const bj::Tensor y = bj::exp(c) + bj::reduce_sum(x, {1}, true);  // [6, 2]
+    bj::JacobianOptions o;
+    o.mode = mode;
+    std::vector<double> value(12, -1.0);
+    std::vector<double> jac;  // 6 x 2 x 0
+    tape.value_and_batch_jacobian_into(y, x, value, jac, o);
+    const auto pause = tape.stop_recording();
+    const auto want = (bj::exp(c) + bj::reduce_sum(x, {1}, true)).to_vector<double>();
+    for (std::size_t i = 0; i < value.size(); ++i)
+      CHECK(value[i] == Approx(want[i]).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("a Jacobian beside values computed on other threads keeps its bits", "[engine][value]") {
+  // Tasks of a Jacobian and of deferred values share the arena's workers;
+  // a worker between them must not reuse a chunk's seed a value pass overwrote.
+  std::mt19937_64 rng(21);
+  const bj::Tensor x = check::random_tensor(rng, {256, 5}, -1, 1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = program(x);
+  tape.end_recording();
+  const bj::Tensor want = *tape.batch_jacobian(y, x);
+  std::atomic<bool> stop{false};
+  std::thread values([&] {
+    while (!stop) {
+      bj::GradientTape t;
+      t.watch(x);
+      (void)bj::tanh(program(x) * 2.0).to_vector<double>();
+    }
+  });
+  bool same = true;
+  for (int i = 0; i < 40; ++i) same = same && check::same_bits(*tape.batch_jacobian(y, x), want);
+  stop = true;
+  values.join();
+  CHECK(same);
 }

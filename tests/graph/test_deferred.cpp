@@ -7,8 +7,13 @@
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
+#include <tbb/global_control.h>
+#include <tbb/parallel_for.h>
+#include <tbb/partitioner.h>
+#include <tbb/task_arena.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <optional>
 #include <sstream>
@@ -244,6 +249,10 @@ TEST_CASE("end_recording: later ops are eager, the recording still answers", "[g
   tape.watch(x);
   const bj::Tensor y = bj::exp(x);
   CHECK(tape.recording());
+  {
+    const auto pause = tape.stop_recording();
+    CHECK(tape.recording());  // paused, not ended
+  }
   tape.end_recording();
   CHECK_FALSE(tape.recording());
   const bj::Tensor z = bj::exp(x);
@@ -327,4 +336,52 @@ TEST_CASE("a value the engine cannot compute whole is computed op by op", "[grap
   CHECK(total.at({}) == Approx(bj::reduce_sum(eager).at({})).epsilon(1e-14));
   CHECK_FALSE(deferred(y));  // computed whole, for the sum
   CHECK(mask.to_vector<bool>() == bj::greater(eager, bj::constant(2.5)).to_vector<bool>());
+}
+
+TEST_CASE("jacobian and gradient leave the target's value right", "[graph][deferred]") {
+  for (bj::DType dtype : {bj::float32, bj::float64}) {
+    INFO("dtype " << bj::dtype_name(dtype));
+    const bj::Tensor x = source(5, 3, dtype);
+    const bj::Tensor eager = bj::tanh(x) * 3.0;
+    for (int which = 0; which < 2; ++which) {
+      bj::GradientTape tape;
+      tape.watch(x);
+      const bj::Tensor y = bj::tanh(x) * 3.0;  // tanh's derivative reads tanh: the value may be written
+      const auto d = which == 0 ? tape.jacobian(y, x) : tape.gradient(y, x);
+      REQUIRE(d.has_value());
+      CHECK(close(y, eager));
+      // d/dx 3 tanh(x) = 3 (1 - tanh^2): the gradient of the sum, or the Jacobian's diagonal.
+      const double got = which == 0 ? d->at({2, 1, 2, 1}) : d->at({2, 1});
+      const double t = std::tanh(x.at({2, 1}));
+      CHECK(got == Approx(3 * (1 - t * t)).epsilon(dtype == bj::float32 ? 1e-5 : 1e-12));
+    }
+  }
+}
+
+TEST_CASE("deferred values read inside TBB tasks", "[graph][deferred]") {
+  // The pass that computes a value holds its lock while it waits for its
+  // own tasks; it must not pick up a task of its reader meanwhile.
+  const bj::Tensor x = source(4096, 8);
+  const bj::Tensor eager = f(x);
+  for (int round = 0; round < 5; ++round) {
+    bj::GradientTape tape;
+    tape.watch(x);
+    const bj::Tensor y = f(x);
+    std::atomic<int> wrong{0};
+    // More threads than cores: while one waits for the pass, others steal
+    // its tasks, and it would run a reader's task in their place.
+    tbb::global_control threads(tbb::global_control::max_allowed_parallelism, 8);
+    tbb::task_arena arena(8);
+    arena.execute([&] {
+      tbb::parallel_for(0, 64, [&](int i) {
+        if (i % 4 != 0) {  // other work keeps threads free to steal the pass's tasks
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+          return;
+        }
+        const double got = y.at({i * 61, i % 8});
+        if (!(std::abs(got - eager.at({i * 61, i % 8})) <= 1e-14 * (1 + std::abs(got)))) ++wrong;
+      }, tbb::simple_partitioner());
+    });
+    CHECK(wrong == 0);
+  }
 }

@@ -61,6 +61,19 @@ TEST_CASE("a freed buffer is handed to the next request it fits", "[tensor][memo
   CHECK(bj::memory_cache_stats().cached_buffers == 0);
 }
 
+TEST_CASE("a larger cached block goes back at its own size", "[tensor][memory]") {
+  const LimitGuard guard;
+  bj::set_memory_cache_limit(std::size_t{64} << 20);
+  bj::release_memory_cache();
+  const std::size_t big = std::size_t{5} << 18;  // 1.25 MiB
+  { const bj::Tensor a = bj::zeros({static_cast<std::int64_t>(big / 8)}); }
+  REQUIRE(bj::memory_cache_stats().cached_bytes == big);
+  { const bj::Tensor b = bj::zeros({1 << 17}); }  // 1 MiB: takes the 1.25 MiB block
+  CHECK(bj::memory_cache_stats().cached_bytes == big);
+  CHECK(bj::memory_cache_stats().cached_buffers == 1);
+  bj::release_memory_cache();
+}
+
 TEST_CASE("small buffers are not cached", "[tensor][memory]") {
   const LimitGuard guard;
   bj::release_memory_cache();
@@ -125,6 +138,8 @@ TEST_CASE("BATCHJAC_MEMORY_CACHE sets the limit", "[tensor][memory]") {
   if (text == nullptr) CHECK(limit == std::min(physical, std::size_t{1} << 47) / 8);
   else if (std::string(text) == "0" || std::string(text) == "off") CHECK(limit == 0);
   else if (std::string(text) == "3M") CHECK(limit == std::size_t{3} << 20);
+  else if (std::string(text) == "-1" || std::string(text) == "12X" || std::string(text) == "99999999999G")
+    CHECK(limit == std::min(physical, std::size_t{1} << 47) / 8);  // ignored, with a warning
   else FAIL("unexpected BATCHJAC_MEMORY_CACHE=" << text);
 }
 

@@ -361,6 +361,12 @@ TEST_CASE("jacobian and gradient leave the target's value right", "[graph][defer
 TEST_CASE("deferred values read inside TBB tasks", "[graph][deferred]") {
   // The pass that computes a value holds its lock while it waits for its
   // own tasks; it must not pick up a task of its reader meanwhile.
+#if defined(__SANITIZE_THREAD__)
+  // Debian's oneTBB is not instrumented: ThreadSanitizer cannot see this
+  // test's own parallel_for join (the engine annotates its own), and
+  // reports the tape's release after it as a race.
+  return;
+#endif
   const bj::Tensor x = source(4096, 8);
   const bj::Tensor eager = f(x);
   for (int round = 0; round < 5; ++round) {

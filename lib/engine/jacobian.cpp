@@ -65,8 +65,9 @@ constexpr std::int64_t kSmallCall = 4096;
 
 // At most this much more estimated work per block (steps and stores) lets a
 // call that returns a new tensor write the unread target's value in its
-// pass too. The estimate leaves out each step's own overhead: values that
-// add 10% (W11) and 3.4% (W8) by it added 16% and 11-17% to the time.
+// pass too. The estimate leaves out each step's own overhead, so a value
+// made of a few small elementwise steps costs several times what it says
+// (measured: 3-10% by the estimate was 11-17% of the time).
 constexpr double kFillWork = 1.02;
 
 // Derives the Jacobian program of `program` (changed: linear nodes are

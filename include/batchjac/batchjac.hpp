@@ -4,6 +4,7 @@
 
 #include <batchjac/dtype.hpp>
 #include <batchjac/errors.hpp>
+#include <batchjac/function.hpp>
 #include <batchjac/gradient_tape.hpp>
 #include <batchjac/jacobian_options.hpp>
 #include <batchjac/ops.hpp>

@@ -468,7 +468,7 @@ class PreparedPlan final : public Prepared {
  public:
   explicit PreparedPlan(Plan<T> plan) : plan_(std::move(plan)) {}
 
-  void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+  void run(const graph::Program& program, const Binding& call, void* out, DType out_dtype,
            const JacobianOptions& options, const ValueOut* value) const override {
     const std::int64_t n_src = program.info(program.parameter).shape.num_elements();
     const std::int64_t per_example = n_src * program.info(program.result).shape.num_elements();
@@ -478,17 +478,17 @@ class PreparedPlan final : public Prepared {
     // A plan with no directions (or a Jacobian with no entries: a source or
     // target of no elements) still computes a value asked for.
     const bool values_only = value && value_elems > 0 && (plan_.n_dirs == 0 || per_example == 0);
-    if (program.batch == 0 || (per_example == 0 && !values_only)) return;
+    if (call.batch == 0 || (per_example == 0 && !values_only)) return;
     std::vector<const void*> data;
     for (const Load& l : plan_.loads) {
-      const Tensor& t = l.constant < 0 ? source : program.constants[static_cast<std::size_t>(l.constant)];
+      const Tensor& t = l.constant < 0 ? *call.source : call.constants[static_cast<std::size_t>(l.constant)];
       data.push_back(t.impl().bytes());
     }
     if (out_dtype == DType::float32)
-      run_typed<T, float>(plan_, data, program.batch, static_cast<float*>(out), value, per_example, n_src,
+      run_typed<T, float>(plan_, data, call.batch, static_cast<float*>(out), value, per_example, n_src,
                           value_elems, values_only, options);
     else
-      run_typed<T, double>(plan_, data, program.batch, static_cast<double*>(out), value, per_example,
+      run_typed<T, double>(plan_, data, call.batch, static_cast<double*>(out), value, per_example,
                            n_src, value_elems, values_only, options);
   }
 

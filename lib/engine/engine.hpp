@@ -29,19 +29,34 @@ struct ValueOut {
   DType dtype = DType::float64;
 };
 
+// A call's data for a plan: its batch size, the parameter's rows and the
+// program's constants (per-example ones [batch, ...]), in the program's
+// order. A program's own (program.batch, program.constants) is one; a
+// traced function binds the caller's arrays instead (bj::trace).
+struct Binding {
+  std::int64_t batch = 0;
+  const Tensor* source = nullptr;
+  std::span<const Tensor> constants;
+};
+
 // A plan ready to run: it holds no pointer to a call's per-example data, so
 // it runs any call whose program has the same key (engine/plan_cache.hpp).
 class Prepared {
  public:
   virtual ~Prepared() = default;
-  // Runs the plan on `program`'s batch and per-example constants, `source`
-  // the parameter's values: `out` receives program.batch Jacobians of
-  // (target elements x source elements) each, row-major, of type
-  // `out_dtype` (float or double), and `value` (if given; the program must
-  // have a kept value) that value, in the same pass over the blocks. A plan of values
-  // only writes `value` alone (`out` is unused).
-  virtual void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+  // Runs the plan on a call's data (`program` gives only the shapes):
+  // `out` receives call.batch Jacobians of (target elements x source
+  // elements) each, row-major, of type `out_dtype` (float or double), and
+  // `value` (if given; the program must have a kept value) that value, in
+  // the same pass over the blocks. A plan of values only writes `value`
+  // alone (`out` is unused).
+  virtual void run(const graph::Program& program, const Binding& call, void* out, DType out_dtype,
                    const JacobianOptions& options, const ValueOut* value = nullptr) const = 0;
+  // The same, on `program`'s own batch and constants, `source` the parameter's values.
+  void run(const graph::Program& program, const Tensor& source, void* out, DType out_dtype,
+           const JacobianOptions& options, const ValueOut* value = nullptr) const {
+    run(program, Binding{program.batch, &source, program.constants}, out, out_dtype, options, value);
+  }
   // Its estimated work per block (vector operations).
   virtual double cost() const = 0;
   // Whether it writes the program's kept value when asked.

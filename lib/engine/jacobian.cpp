@@ -2,6 +2,7 @@
 // tape, derive the JVP/VJP program, run the engine.
 #include "autodiff/autodiff.hpp"
 #include "engine/engine.hpp"
+#include "engine/jacobian.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
@@ -14,9 +15,7 @@
 #include <cstring>
 #include <string>
 
-namespace batchjac {
-
-namespace {
+namespace batchjac::engine {
 
 // Enum values are checked: a cast integer would otherwise pick a behaviour silently.
 void check_unconnected(const char* fn, UnconnectedGradients u) {
@@ -47,6 +46,44 @@ void check_float(const char* fn, const char* what, const Tensor& t) {
                      t.shape().to_string() + " (it has no derivative)");
 }
 
+std::shared_ptr<const Prepared> plan_jacobian(graph::Program& program, const JacobianOptions& options,
+                                              bool small_call) {
+  const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
+  const std::int64_t n_out = program.info(program.result).shape.num_elements();
+  graph::LinearProgram jvp = autodiff::linearize(program);
+  if (jvp.output < 0) return nullptr;
+  autodiff::optimize(program, jvp);
+  auto only = [&](graph::LinearProgram& lin, JacobianMode mode) {
+    autodiff::prune(program, lin);
+    const Candidate c{&program, &lin, mode};
+    return prepare({&c, 1}, options);
+  };
+  if (options.mode == JacobianMode::forward) return only(jvp, JacobianMode::forward);
+  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
+  autodiff::optimize(program, vjp);
+  if (options.mode == JacobianMode::reverse) return only(vjp, JacobianMode::reverse);
+  if (small_call) return n_in <= n_out ? only(jvp, JacobianMode::forward) : only(vjp, JacobianMode::reverse);
+  // The likelier winner is planned first: the other stops planning as soon
+  // as it cannot cost less. (Equal costs keep the first.)
+  graph::Program forward_program = program;
+  autodiff::prune(forward_program, jvp);
+  autodiff::prune(program, vjp);
+  const Candidate forward{&forward_program, &jvp, JacobianMode::forward};
+  const Candidate reverse{&program, &vjp, JacobianMode::reverse};
+  const Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
+  return prepare(both, options);
+}
+
+}  // namespace batchjac::engine
+
+namespace batchjac {
+
+using engine::check_float;
+using engine::check_options;
+using engine::check_unconnected;
+
+namespace {
+
 void check_unused(const char* fn, const detail::TapeState& s) {
   if (s.used && !s.persistent)
     throw RuntimeError(std::string(fn) +
@@ -60,46 +97,12 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
   return Shape(d);
 }
 
-// Jacobian entries (all examples) below which `automatic` does not plan both modes.
-constexpr std::int64_t kSmallCall = 4096;
-
 // At most this much more estimated work per block (steps and stores) lets a
 // call that returns a new tensor write the unread target's value in its
 // pass too. The estimate leaves out each step's own overhead, so a value
 // made of a few small elementwise steps costs several times what it says
 // (measured: 3-10% by the estimate was 11-17% of the time).
 constexpr double kFillWork = 1.02;
-
-// Derives the Jacobian program of `program` (changed: linear nodes are
-// added, unused ones pruned) and plans it; null when no derivative flows
-// from the parameter to the result (stop_gradient).
-std::shared_ptr<const engine::Prepared> plan_jacobian(graph::Program& program, const JacobianOptions& options,
-                                                      bool small_call) {
-  const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
-  const std::int64_t n_out = program.info(program.result).shape.num_elements();
-  graph::LinearProgram jvp = autodiff::linearize(program);
-  if (jvp.output < 0) return nullptr;
-  autodiff::optimize(program, jvp);
-  auto only = [&](graph::LinearProgram& lin, JacobianMode mode) {
-    autodiff::prune(program, lin);
-    const engine::Candidate c{&program, &lin, mode};
-    return engine::prepare({&c, 1}, options);
-  };
-  if (options.mode == JacobianMode::forward) return only(jvp, JacobianMode::forward);
-  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
-  autodiff::optimize(program, vjp);
-  if (options.mode == JacobianMode::reverse) return only(vjp, JacobianMode::reverse);
-  if (small_call) return n_in <= n_out ? only(jvp, JacobianMode::forward) : only(vjp, JacobianMode::reverse);
-  // The likelier winner is planned first: the other stops planning as soon
-  // as it cannot cost less. (Equal costs keep the first.)
-  graph::Program forward_program = program;
-  autodiff::prune(forward_program, jvp);
-  autodiff::prune(program, vjp);
-  const engine::Candidate forward{&forward_program, &jvp, JacobianMode::forward};
-  const engine::Candidate reverse{&program, &vjp, JacobianMode::reverse};
-  const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
-  return engine::prepare(both, options);
-}
 
 // Plans the Jacobian (or runs the plan kept from an earlier call of the
 // same key) into `out`; false when no derivative flows. With `value`, the
@@ -114,7 +117,7 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   // one pass per element of the smaller side.
   const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
   const std::int64_t n_out = program.info(program.result).shape.num_elements();
-  const bool small_call = program.batch * n_in * n_out <= kSmallCall;
+  const bool small_call = engine::small_call(program, program.batch);
   engine::PlanKey key(program, options, small_call, false, fill_optional);
   auto run = [&](const engine::Prepared& plan, const graph::Program& with) {
     *value_written = value && plan.keeps_value();
@@ -127,11 +130,11 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   if (engine::own_shared_views(program)) key = engine::PlanKey(program, options, small_call, false, fill_optional);
   graph::Program without = program;  // planned without the value, when it is optional
   without.kept = -1;
-  std::shared_ptr<const engine::Prepared> plan = plan_jacobian(program, options, small_call);
+  std::shared_ptr<const engine::Prepared> plan = engine::plan_jacobian(program, options, small_call);
   if (!plan) return false;
   const graph::Program* planned = &program;
   if (value && fill_optional) {
-    std::shared_ptr<const engine::Prepared> alone = plan_jacobian(without, options, small_call);
+    std::shared_ptr<const engine::Prepared> alone = engine::plan_jacobian(without, options, small_call);
     // Each example stores its Jacobian entries, and with the value its elements.
     const double stores = double(n_in * n_out);
     const double value_stores = double(program.info(program.kept).shape.num_elements());

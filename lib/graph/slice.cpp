@@ -70,9 +70,10 @@ struct Builder {
 }  // namespace
 
 std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
-                             const Tensor& source, bool batched) {
+                             const Tensor& source, bool batched, const Tensor* input) {
   // Which recorded outputs depend on the source (records are in execution order).
   std::unordered_set<std::uint64_t> depends{source.id()};
+  if (input) depends.insert(input->id());
   for (const auto& r : tape.records) {
     if (r.output.id() == source.id()) continue;
     for (const auto& in : r.inputs)
@@ -89,7 +90,7 @@ std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target
   while (!stack.empty()) {
     const std::uint64_t id = stack.back();
     stack.pop_back();
-    if (id == source.id()) continue;
+    if (id == source.id() || (input && id == input->id())) continue;
     auto it = tape.producer.find(id);
     if (it == tape.producer.end() || needed[it->second]) continue;
     needed[it->second] = 1;
@@ -103,6 +104,7 @@ std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target
   const Shape param = batched ? ops::drop_batch_axis(source.shape()) : source.shape();
   b.program.parameter = b.program.add_value({param, source.dtype()}, ValueKind::parameter, true);
   b.computed[source.id()] = b.program.parameter;
+  if (input) b.computed[input->id()] = b.constant(*input, ops::drop_batch_axis(input->shape()), true);
   for (std::size_t i = 0; i < tape.records.size(); ++i)
     if (needed[i]) b.add(tape.records[i]);
   b.program.result = b.computed.at(target.id());

@@ -30,6 +30,7 @@ set(BATCHJAC_SOURCES
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp
   lib/engine/function.cpp
+  lib/engine/scalar.cpp
   lib/engine/values.cpp
   lib/kernels/dispatch.cpp
   lib/kernels/kernels_sse42.cpp

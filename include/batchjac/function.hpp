@@ -22,9 +22,19 @@ struct TensorSpec {
   DType dtype = DType::float64;
 };
 
+class Function;
+
 namespace detail {
 struct FunctionState;
-}
+// A traced function's estimated work per example (vector operations, by
+// its plan under `options`) and the number of ops it computes
+// (bj::scalar_function's cost model).
+struct TracedCost {
+  double per_example = 0;
+  std::int64_t ops = 0;
+};
+TracedCost traced_cost(const Function& f, const JacobianOptions& options);
+}  // namespace detail
 
 // A traced function x [b, x...] -> y [b, y...] (optionally with a second,
 // per-example input `aux` [b, a...] it is not differentiated against: a
@@ -81,6 +91,7 @@ class Function {
   explicit Function(std::shared_ptr<const detail::FunctionState> state) : state_(std::move(state)) {}
 
  private:
+  friend detail::TracedCost detail::traced_cost(const Function& f, const JacobianOptions& options);
   std::shared_ptr<const detail::FunctionState> state_;
 };
 

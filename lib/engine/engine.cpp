@@ -6,6 +6,7 @@
 
 #include <batchjac/errors.hpp>
 
+#include <tbb/blocked_range.h>
 #include <tbb/blocked_range2d.h>
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
@@ -493,6 +494,7 @@ class PreparedPlan final : public Prepared {
   }
 
   double cost() const override { return plan_.cost; }
+  std::int64_t lanes() const override { return plan_.lanes; }
   bool keeps_value() const override { return plan_.value >= 0; }
 
   std::size_t bytes(std::span<const Tensor> counted) const override {
@@ -534,6 +536,42 @@ std::unique_ptr<const Prepared> prepare_with(std::span<const Candidate> candidat
 }
 
 }  // namespace
+
+}  // namespace batchjac::engine
+
+namespace batchjac::detail {
+
+// bj::scalar_function's compiled path: its blocks on the engine's threads.
+void parallel_ranges(std::int64_t n, const JacobianOptions& options,
+                     void (*body)(void*, std::int64_t, std::int64_t), void* context) {
+  using engine::arena_for;
+  using engine::max_concurrency;
+  if (n <= 0) return;
+  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
+                                          : tbb::this_task_arena::max_concurrency();
+  if (threads == 1 || n == 1) {
+    body(context, 0, n);
+    return;
+  }
+  [[maybe_unused]] char fork = 0, join = 0;
+  auto run = [&] {
+    BATCHJAC_TSAN_RELEASE(&fork);
+    tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, 1),
+                      [&](const tbb::blocked_range<std::int64_t>& range) BATCHJAC_NO_TSAN {
+                        BATCHJAC_TSAN_ACQUIRE(&fork);
+                        const std::int64_t begin = range.begin(), end = range.end();
+                        body(context, begin, end);
+                        BATCHJAC_TSAN_RELEASE(&join);
+                      });
+    BATCHJAC_TSAN_ACQUIRE(&join);
+  };
+  if (options.max_threads) arena_for(threads).execute(run);
+  else run();
+}
+
+}  // namespace batchjac::detail
+
+namespace batchjac::engine {
 
 int max_concurrency() {
   static const int n = tbb::info::default_concurrency();

@@ -57,8 +57,9 @@ class Prepared {
            const JacobianOptions& options, const ValueOut* value = nullptr) const {
     run(program, Binding{program.batch, &source, program.constants}, out, out_dtype, options, value);
   }
-  // Its estimated work per block (vector operations).
+  // Its estimated work per block (vector operations), and the examples in a block.
   virtual double cost() const = 0;
+  virtual std::int64_t lanes() const = 0;
   // Whether it writes the program's kept value when asked.
   virtual bool keeps_value() const = 0;
   // Memory the plan holds, in bytes: its steps, maps and terms, copies it

@@ -443,3 +443,25 @@ const std::optional<TensorSpec>& Function::aux_spec() const { return state_->aux
 const TensorSpec& Function::output_spec() const { return state_->out_spec; }
 
 }  // namespace batchjac
+
+namespace batchjac::detail {
+
+TracedCost traced_cost(const Function& f, const JacobianOptions& options) {
+  engine::check_options("scalar_function", options);
+  const FunctionState& s = *f.state_;
+  if (!s.computed) return {};
+  const Traced& t = *s.first;
+  // A full-sized call's plan (not a small call's): the cost of the calls that matter.
+  const SlotKey key{Want::jacobian, options.mode, options.parallel_iterations.value_or(-1),
+                    options.experimental_use_pfor, false, engine::sparse_override()};
+  TracedCost c;
+  for (const ops::Node& n : t.program.nodes)  // the arithmetic, not moving elements in or out
+    if (n.prim != ops::Prim::index_map && n.prim != ops::Prim::concat) ++c.ops;
+  const std::shared_ptr<const engine::Prepared> plan = t.plan(key, options);
+  if (!plan) return c;
+  const double entries = double(s.n_x * s.n_y);
+  c.per_example = plan->cost() / double(plan->lanes()) + entries / double(plan->lanes());
+  return c;
+}
+
+}  // namespace batchjac::detail

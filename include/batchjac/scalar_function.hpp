@@ -1,0 +1,633 @@
+// bj::scalar_function: per-example Jacobians of scalar templated code, the
+// functors Ceres's AutoDiffCostFunction takes:
+//
+//   struct F { template <class T> void operator()(const T* x, T* y) const; };
+//
+// Two paths run them. Compiled: the functor instantiated with bj::Dual, a
+// forward-mode dual number whose value and tangents are xsimd batches with
+// one example in each SIMD lane, so the caller's compiler emits straight-line
+// SIMD code over a block of examples. Traced: the functor instantiated with
+// bj::TracedScalar, which records the program once (bj::trace), so reverse
+// mode, the sparse form and every JacobianOptions apply.
+//
+// This header includes xsimd (the compiled path is instantiated in the
+// caller's translation unit): the lane width is that of the instruction set
+// the caller compiles for (xsimd::default_arch: build with -march=native, or
+// -mavx2 / -mavx512f, for wide lanes).
+//
+// Write math unqualified (`using std::exp; exp(x[0])`) or as bj::exp, and
+// per-example branches as bj::select(mask, a, b): comparisons of Dual or
+// TracedScalar values give per-lane masks, which do not convert to bool.
+#pragma once
+
+#include <batchjac/errors.hpp>
+#include <batchjac/function.hpp>
+#include <batchjac/ops.hpp>
+
+#include <xsimd/xsimd.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace batchjac {
+
+// ============================================================================
+// Dual: the compiled path's number. v holds one example's value per lane;
+// d[k] the derivative along direction k (a source element), per lane.
+// ============================================================================
+template <class T, int D, class Arch = xsimd::default_arch>
+struct Dual {
+  using batch_type = xsimd::batch<T, Arch>;
+  using mask_type = xsimd::batch_bool<T, Arch>;
+  static constexpr int directions = D;
+
+  batch_type v;
+  std::array<batch_type, D> d;
+
+  Dual() : Dual(0.0) {}
+  // A constant (no derivative): `T(2)`, `T y = 0;` in the functor.
+  Dual(double c) : v(static_cast<T>(c)) { d.fill(batch_type(T(0))); }  // NOLINT: implicit by design
+  Dual(batch_type value, const std::array<batch_type, D>& tangents) : v(value), d(tangents) {}
+
+  Dual& operator+=(const Dual& b) { return *this = *this + b; }
+  Dual& operator-=(const Dual& b) { return *this = *this - b; }
+  Dual& operator*=(const Dual& b) { return *this = *this * b; }
+  Dual& operator/=(const Dual& b) { return *this = *this / b; }
+  Dual& operator+=(double b) { return *this = *this + b; }
+  Dual& operator-=(double b) { return *this = *this - b; }
+  Dual& operator*=(double b) { return *this = *this * b; }
+  Dual& operator/=(double b) { return *this = *this / b; }
+
+  // ---- arithmetic (hidden friends: found for Dual operands only) ----
+  friend Dual operator+(const Dual& a) { return a; }
+  friend Dual operator-(const Dual& a) {
+    Dual r(-a.v);
+    for (int k = 0; k < D; ++k) r.d[k] = -a.d[k];
+    return r;
+  }
+  friend Dual operator+(const Dual& a, const Dual& b) {
+    Dual r(a.v + b.v);
+    for (int k = 0; k < D; ++k) r.d[k] = a.d[k] + b.d[k];
+    return r;
+  }
+  friend Dual operator-(const Dual& a, const Dual& b) {
+    Dual r(a.v - b.v);
+    for (int k = 0; k < D; ++k) r.d[k] = a.d[k] - b.d[k];
+    return r;
+  }
+  friend Dual operator*(const Dual& a, const Dual& b) {
+    Dual r(a.v * b.v);
+    for (int k = 0; k < D; ++k) r.d[k] = xsimd::fma(a.d[k], b.v, a.v * b.d[k]);
+    return r;
+  }
+  friend Dual operator/(const Dual& a, const Dual& b) {
+    const batch_type inv = batch_type(T(1)) / b.v;
+    Dual r(a.v * inv);
+    for (int k = 0; k < D; ++k) r.d[k] = xsimd::fnma(r.v, b.d[k], a.d[k]) * inv;
+    return r;
+  }
+  friend Dual operator+(const Dual& a, double b) { return a.with_value(a.v + batch_type(T(b))); }
+  friend Dual operator+(double a, const Dual& b) { return b.with_value(batch_type(T(a)) + b.v); }
+  friend Dual operator-(const Dual& a, double b) { return a.with_value(a.v - batch_type(T(b))); }
+  friend Dual operator-(double a, const Dual& b) { return -b + a; }
+  friend Dual operator*(const Dual& a, double b) { return a.scaled(a.v * batch_type(T(b)), batch_type(T(b))); }
+  friend Dual operator*(double a, const Dual& b) { return b * a; }
+  friend Dual operator/(const Dual& a, double b) {
+    const batch_type inv = batch_type(T(1)) / batch_type(T(b));
+    Dual r(a.v / batch_type(T(b)));
+    for (int k = 0; k < D; ++k) r.d[k] = a.d[k] * inv;
+    return r;
+  }
+  friend Dual operator/(double a, const Dual& b) { return Dual(a) / b; }
+
+  // ---- comparisons: per-lane masks of the values ----
+  friend mask_type operator<(const Dual& a, const Dual& b) { return a.v < b.v; }
+  friend mask_type operator<=(const Dual& a, const Dual& b) { return a.v <= b.v; }
+  friend mask_type operator>(const Dual& a, const Dual& b) { return a.v > b.v; }
+  friend mask_type operator>=(const Dual& a, const Dual& b) { return a.v >= b.v; }
+  friend mask_type operator==(const Dual& a, const Dual& b) { return a.v == b.v; }
+  friend mask_type operator!=(const Dual& a, const Dual& b) { return a.v != b.v; }
+  friend mask_type operator<(const Dual& a, double b) { return a.v < batch_type(T(b)); }
+  friend mask_type operator<=(const Dual& a, double b) { return a.v <= batch_type(T(b)); }
+  friend mask_type operator>(const Dual& a, double b) { return a.v > batch_type(T(b)); }
+  friend mask_type operator>=(const Dual& a, double b) { return a.v >= batch_type(T(b)); }
+  friend mask_type operator<(double a, const Dual& b) { return batch_type(T(a)) < b.v; }
+  friend mask_type operator<=(double a, const Dual& b) { return batch_type(T(a)) <= b.v; }
+  friend mask_type operator>(double a, const Dual& b) { return batch_type(T(a)) > b.v; }
+  friend mask_type operator>=(double a, const Dual& b) { return batch_type(T(a)) >= b.v; }
+
+  // value v, the tangents scaled by p (a chain-rule step f'(a) da).
+  Dual scaled(batch_type value, batch_type p) const {
+    Dual r(value);
+    for (int k = 0; k < D; ++k) r.d[k] = p * d[k];
+    return r;
+  }
+  // The same where the partial p may be infinite or NaN: a zero tangent
+  // stays zero (the library's strong zeros), so sqrt(x) at x = 0 gives 0
+  // along every direction x does not move in.
+  Dual scaled_strong(batch_type value, batch_type p) const {
+    Dual r(value);
+    const batch_type zero(T(0));
+    for (int k = 0; k < D; ++k) r.d[k] = xsimd::select(d[k] == zero, zero, p * d[k]);
+    return r;
+  }
+  Dual with_value(batch_type value) const { return Dual(value, d); }
+
+ private:
+  explicit Dual(batch_type value) : v(value) {}
+};
+
+template <class T, int D, class A>
+Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
+  Dual<T, D, A> r(xsimd::select(m, a.v, b.v), a.d);
+  for (int k = 0; k < D; ++k) r.d[k] = xsimd::select(m, a.d[k], b.d[k]);
+  return r;
+}
+template <class T, int D, class A>
+Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D, A>& a, double b) {
+  return select(m, a, Dual<T, D, A>(b));
+}
+template <class T, int D, class A>
+Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, double a, const Dual<T, D, A>& b) {
+  return select(m, Dual<T, D, A>(a), b);
+}
+// For the functor instantiated with plain numbers (the caller's own checks).
+template <class T>
+  requires std::is_arithmetic_v<T>
+T select(bool m, T a, T b) {
+  return m ? a : b;
+}
+template <class T>
+  requires std::is_arithmetic_v<T>
+T square(T x) {
+  return x * x;
+}
+
+// ---- math: value and partial per lane (the partials as the tensor ops' rules) ----
+#define BATCHJAC_DUAL_UNARY(name, value_expr, partial_expr, scale)         \
+  template <class T, int D, class A>                                        \
+  Dual<T, D, A> name(const Dual<T, D, A>& a) {                              \
+    using B = typename Dual<T, D, A>::batch_type;                           \
+    const B x = a.v;                                                        \
+    const B y = value_expr;                                                 \
+    (void)y;                                                                \
+    return a.scale(y, partial_expr);                                        \
+  }
+BATCHJAC_DUAL_UNARY(exp, xsimd::exp(x), y, scaled)
+BATCHJAC_DUAL_UNARY(expm1, xsimd::expm1(x), y + B(T(1)), scaled)
+BATCHJAC_DUAL_UNARY(log, xsimd::log(x), B(T(1)) / x, scaled_strong)
+BATCHJAC_DUAL_UNARY(log1p, xsimd::log1p(x), B(T(1)) / (B(T(1)) + x), scaled_strong)
+BATCHJAC_DUAL_UNARY(sqrt, xsimd::sqrt(x), B(T(0.5)) / y, scaled_strong)
+BATCHJAC_DUAL_UNARY(sin, xsimd::sin(x), xsimd::cos(x), scaled)
+BATCHJAC_DUAL_UNARY(cos, xsimd::cos(x), -xsimd::sin(x), scaled)
+BATCHJAC_DUAL_UNARY(tan, xsimd::tan(x), xsimd::fma(y, y, B(T(1))), scaled)
+BATCHJAC_DUAL_UNARY(asin, xsimd::asin(x), B(T(1)) / xsimd::sqrt(xsimd::fnma(x, x, B(T(1)))), scaled_strong)
+BATCHJAC_DUAL_UNARY(acos, xsimd::acos(x), B(T(-1)) / xsimd::sqrt(xsimd::fnma(x, x, B(T(1)))), scaled_strong)
+BATCHJAC_DUAL_UNARY(atan, xsimd::atan(x), B(T(1)) / xsimd::fma(x, x, B(T(1))), scaled)
+BATCHJAC_DUAL_UNARY(sinh, xsimd::sinh(x), xsimd::cosh(x), scaled)
+BATCHJAC_DUAL_UNARY(cosh, xsimd::cosh(x), xsimd::sinh(x), scaled)
+BATCHJAC_DUAL_UNARY(tanh, xsimd::tanh(x), xsimd::fnma(y, y, B(T(1))), scaled)
+BATCHJAC_DUAL_UNARY(asinh, xsimd::asinh(x), B(T(1)) / xsimd::sqrt(xsimd::fma(x, x, B(T(1)))), scaled)
+BATCHJAC_DUAL_UNARY(acosh, xsimd::acosh(x), B(T(1)) / xsimd::sqrt(xsimd::fms(x, x, B(T(1)))), scaled_strong)
+BATCHJAC_DUAL_UNARY(atanh, xsimd::atanh(x), B(T(1)) / xsimd::fnma(x, x, B(T(1))), scaled_strong)
+BATCHJAC_DUAL_UNARY(erf, xsimd::erf(x), B(T(1.1283791670955126)) * xsimd::exp(-(x * x)), scaled)
+// |x|: derivative sign(x), 0 at 0.
+BATCHJAC_DUAL_UNARY(abs, xsimd::abs(x), xsimd::sign(x), scaled)
+BATCHJAC_DUAL_UNARY(fabs, xsimd::abs(x), xsimd::sign(x), scaled)
+#undef BATCHJAC_DUAL_UNARY
+
+template <class T, int D, class A>
+Dual<T, D, A> square(const Dual<T, D, A>& a) {
+  return a * a;
+}
+// x^p: d/dx = p x^(p-1); p = 0 gives 0 everywhere.
+template <class T, int D, class A>
+Dual<T, D, A> pow(const Dual<T, D, A>& a, double p) {
+  using B = typename Dual<T, D, A>::batch_type;
+  const B y = xsimd::pow(a.v, B(T(p)));
+  if (p == 0) {
+    Dual<T, D, A> r(0.0);
+    r.v = y;
+    return r;
+  }
+  return a.scaled_strong(y, B(T(p)) * xsimd::pow(a.v, B(T(p - 1))));
+}
+// a^b: d/da = b a^(b-1); d/db = a^b log(a), taken as 0 where a <= 0 (TF).
+template <class T, int D, class A>
+Dual<T, D, A> pow(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
+  using B = typename Dual<T, D, A>::batch_type;
+  const B zero(T(0));
+  const B y = xsimd::pow(a.v, b.v);
+  const B pa = b.v * xsimd::pow(a.v, b.v - B(T(1)));
+  const B pb = xsimd::select(a.v > zero, y * xsimd::log(a.v), zero);
+  Dual<T, D, A> r = a.scaled_strong(y, pa);
+  const Dual<T, D, A> rb = b.scaled_strong(y, pb);
+  for (int k = 0; k < D; ++k) r.d[k] = r.d[k] + rb.d[k];
+  return r;
+}
+template <class T, int D, class A>
+Dual<T, D, A> pow(double a, const Dual<T, D, A>& b) {
+  using B = typename Dual<T, D, A>::batch_type;
+  const B y = xsimd::pow(B(T(a)), b.v);
+  return b.scaled_strong(y, a > 0 ? y * B(T(std::log(static_cast<T>(a)))) : B(T(0)));
+}
+// atan2(y, x): d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2).
+template <class T, int D, class A>
+Dual<T, D, A> atan2(const Dual<T, D, A>& y, const Dual<T, D, A>& x) {
+  using B = typename Dual<T, D, A>::batch_type;
+  const B inv = B(T(1)) / xsimd::fma(x.v, x.v, y.v * y.v);
+  Dual<T, D, A> r = y.scaled_strong(xsimd::atan2(y.v, x.v), x.v * inv);
+  const Dual<T, D, A> rx = x.scaled_strong(r.v, -y.v * inv);
+  for (int k = 0; k < D; ++k) r.d[k] = r.d[k] + rx.d[k];
+  return r;
+}
+template <class T, int D, class A>
+Dual<T, D, A> atan2(const Dual<T, D, A>& y, double x) {
+  return atan2(y, Dual<T, D, A>(x));
+}
+template <class T, int D, class A>
+Dual<T, D, A> atan2(double y, const Dual<T, D, A>& x) {
+  return atan2(Dual<T, D, A>(y), x);
+}
+// The larger (smaller) operand and its derivative; ties take b's (TF's maximum).
+template <class T, int D, class A>
+Dual<T, D, A> fmax(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
+  return select(a > b, a, b);
+}
+template <class T, int D, class A>
+Dual<T, D, A> fmin(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
+  return select(a < b, a, b);
+}
+
+// ============================================================================
+// TracedScalar: the traced path's number, one per-example scalar of the
+// program being recorded ([b, 1]), or a C++ constant.
+// ============================================================================
+class TracedMask;
+
+class TracedScalar {
+ public:
+  TracedScalar() = default;
+  TracedScalar(double c) : c_(c) {}  // NOLINT: constants in the functor
+  explicit TracedScalar(Tensor t) : t_(std::move(t)) {}
+  bool is_constant() const { return !t_.has_value(); }
+  double constant() const { return c_; }
+  // The recorded value [b, 1] (only when !is_constant()).
+  const Tensor& tensor() const { return *t_; }
+
+  TracedScalar& operator+=(const TracedScalar& b);
+  TracedScalar& operator-=(const TracedScalar& b);
+  TracedScalar& operator*=(const TracedScalar& b);
+  TracedScalar& operator/=(const TracedScalar& b);
+
+ private:
+  std::optional<Tensor> t_;
+  double c_ = 0;
+};
+
+// A per-example condition: a boolean [b, 1], or a C++ constant.
+class TracedMask {
+ public:
+  TracedMask(bool c) : c_(c) {}  // NOLINT
+  explicit TracedMask(Tensor t) : t_(std::move(t)) {}
+  bool is_constant() const { return !t_.has_value(); }
+  bool constant() const { return c_; }
+  const Tensor& tensor() const { return *t_; }
+
+ private:
+  std::optional<Tensor> t_;
+  bool c_ = false;
+};
+
+TracedScalar operator+(const TracedScalar& a);
+TracedScalar operator-(const TracedScalar& a);
+TracedScalar operator+(const TracedScalar& a, const TracedScalar& b);
+TracedScalar operator-(const TracedScalar& a, const TracedScalar& b);
+TracedScalar operator*(const TracedScalar& a, const TracedScalar& b);
+TracedScalar operator/(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator<(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator<=(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator>(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator>=(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator==(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator!=(const TracedScalar& a, const TracedScalar& b);
+TracedMask operator&&(const TracedMask& a, const TracedMask& b);
+TracedMask operator||(const TracedMask& a, const TracedMask& b);
+TracedMask operator!(const TracedMask& a);
+TracedMask operator&(const TracedMask& a, const TracedMask& b);
+TracedMask operator|(const TracedMask& a, const TracedMask& b);
+TracedScalar select(const TracedMask& m, const TracedScalar& a, const TracedScalar& b);
+
+TracedScalar exp(const TracedScalar& x);
+TracedScalar expm1(const TracedScalar& x);
+TracedScalar log(const TracedScalar& x);
+TracedScalar log1p(const TracedScalar& x);
+TracedScalar sqrt(const TracedScalar& x);
+TracedScalar sin(const TracedScalar& x);
+TracedScalar cos(const TracedScalar& x);
+TracedScalar tan(const TracedScalar& x);
+TracedScalar asin(const TracedScalar& x);
+TracedScalar acos(const TracedScalar& x);
+TracedScalar atan(const TracedScalar& x);
+TracedScalar sinh(const TracedScalar& x);
+TracedScalar cosh(const TracedScalar& x);
+TracedScalar tanh(const TracedScalar& x);
+TracedScalar asinh(const TracedScalar& x);
+TracedScalar acosh(const TracedScalar& x);
+TracedScalar atanh(const TracedScalar& x);
+TracedScalar erf(const TracedScalar& x);
+TracedScalar abs(const TracedScalar& x);
+TracedScalar fabs(const TracedScalar& x);
+TracedScalar square(const TracedScalar& x);
+TracedScalar pow(const TracedScalar& a, double p);
+TracedScalar pow(const TracedScalar& a, const TracedScalar& b);
+TracedScalar pow(double a, const TracedScalar& b);
+TracedScalar atan2(const TracedScalar& y, const TracedScalar& x);
+TracedScalar fmax(const TracedScalar& a, const TracedScalar& b);
+TracedScalar fmin(const TracedScalar& a, const TracedScalar& b);
+
+// ============================================================================
+// scalar_function
+// ============================================================================
+enum class ScalarPath : std::uint8_t {
+  automatic,  // by the cost model below
+  compiled,   // bj::Dual in SIMD lanes
+  traced,     // bj::TracedScalar -> bj::trace
+};
+
+namespace detail {
+// The compiled path's blocks on the engine's threads (max_threads as for
+// batch_jacobian): body(context, begin, end) over [0, n).
+void parallel_ranges(std::int64_t n, const JacobianOptions& options,
+                     void (*body)(void*, std::int64_t, std::int64_t), void* context);
+// Directions per pass of the compiled path: all of them up to 32, else
+// equal chunks of at most 32.
+constexpr int dual_directions(int n) {
+  const int chunks = (n + 31) / 32;
+  return n == 0 ? 1 : (n + chunks - 1) / chunks;
+}
+template <class T>
+constexpr DType dtype_of() {
+  return std::is_same_v<T, float> ? DType::float32 : DType::float64;
+}
+}  // namespace detail
+
+// The object bj::scalar_function returns: f R^N -> R^M per example, for
+// batches in caller memory (x [b][N], value [b][M], jacobian [b][M][N],
+// row-major, float or double). Copies share the traced program. Safe to
+// call from many threads at once.
+template <int N, int M, class F>
+class ScalarFunction {
+  static_assert(N >= 1 && M >= 1, "scalar_function<N, M>: N and M must be >= 1");
+
+ public:
+  ScalarFunction(F f, ScalarPath path) : f_(std::move(f)), path_(path), lazy_(std::make_shared<Lazy>()) {
+    if (path != ScalarPath::automatic && path != ScalarPath::compiled && path != ScalarPath::traced)
+      throw ValueError("scalar_function: path must be ScalarPath::automatic, compiled or traced, got " +
+                       std::to_string(static_cast<int>(path)));
+  }
+
+  // The batch is x.size() / N. ValueError: a size that is not a multiple of
+  // N or does not match. Options: the traced path takes all of them; the
+  // compiled path runs forward mode and takes max_threads (mode,
+  // parallel_iterations and experimental_use_pfor do not change it).
+  template <class S>
+    requires std::is_same_v<S, float> || std::is_same_v<S, double>
+  void batch_jacobian_into(std::span<const S> x, std::span<S> jacobian, const JacobianOptions& options = {}) const {
+    run<S>("batch_jacobian_into", x, nullptr, jacobian, options);
+  }
+  template <class S>
+    requires std::is_same_v<S, float> || std::is_same_v<S, double>
+  void value_and_batch_jacobian_into(std::span<const S> x, std::span<S> value, std::span<S> jacobian,
+                                     const JacobianOptions& options = {}) const {
+    run<S>("value_and_batch_jacobian_into", x, &value, jacobian, options);
+  }
+  // Non-template overloads so that vectors and arrays convert to spans.
+  void batch_jacobian_into(std::span<const double> x, std::span<double> jacobian,
+                           const JacobianOptions& options = {}) const {
+    run<double>("batch_jacobian_into", x, nullptr, jacobian, options);
+  }
+  void batch_jacobian_into(std::span<const float> x, std::span<float> jacobian,
+                           const JacobianOptions& options = {}) const {
+    run<float>("batch_jacobian_into", x, nullptr, jacobian, options);
+  }
+  void value_and_batch_jacobian_into(std::span<const double> x, std::span<double> value,
+                                     std::span<double> jacobian, const JacobianOptions& options = {}) const {
+    run<double>("value_and_batch_jacobian_into", x, &value, jacobian, options);
+  }
+  void value_and_batch_jacobian_into(std::span<const float> x, std::span<float> value, std::span<float> jacobian,
+                                     const JacobianOptions& options = {}) const {
+    run<float>("value_and_batch_jacobian_into", x, &value, jacobian, options);
+  }
+
+  // The path calls in `dtype` with `options` take: the forced one, or the
+  // cost model's choice (automatic). Tracing the functor is part of it.
+  ScalarPath path(DType dtype = DType::float64, const JacobianOptions& options = {}) const {
+    if (path_ != ScalarPath::automatic) return path_;
+    const Choice key{dtype, options.mode, options.parallel_iterations.value_or(-1),
+                     options.experimental_use_pfor, ScalarPath::automatic};
+    Lazy& l = *lazy_;
+    {
+      const std::lock_guard<std::mutex> lock(l.mutex);
+      for (const Choice& c : l.choices)
+        if (c.same_key(key)) return c.path;
+    }
+    const detail::TracedCost t = detail::traced_cost(traced(dtype), options);
+    Choice made = key;
+    made.path = compiled_cost(dtype, t.ops) <= t.per_example ? ScalarPath::compiled : ScalarPath::traced;
+    const std::lock_guard<std::mutex> lock(l.mutex);
+    l.choices.push_back(made);
+    return made.path;
+  }
+
+  // The functor traced into a bj::Function of x [-1, N] -> [-1, M] (made on first use).
+  const Function& traced(DType dtype) const {
+    Lazy& l = *lazy_;
+    const int i = dtype == DType::float32 ? 0 : 1;
+    std::call_once(l.once[i], [&] { l.fn[i] = trace_functor(dtype); });
+    return *l.fn[i];
+  }
+
+  // The compiled path's estimated operations per example: each op of the
+  // functor (as many as the trace recorded) costs its value and one to two
+  // vector operations per direction, on lanes examples at a time; each
+  // Jacobian entry one scalar store.
+  static double compiled_cost(DType dtype, std::int64_t ops) {
+    const double lanes = dtype == DType::float32 ? double(xsimd::batch<float>::size)
+                                                 : double(xsimd::batch<double>::size);
+    constexpr int D = detail::dual_directions(N);
+    constexpr int chunks = (N + D - 1) / D;
+    return double(ops) * chunks * (1.0 + 1.5 * D) / lanes + double(M) * N;
+  }
+
+ private:
+  // automatic's choice for a dtype and the options that change the traced plan.
+  struct Choice {
+    DType dtype;
+    JacobianMode mode;
+    std::int64_t parallel_iterations;
+    bool pfor;
+    ScalarPath path;
+    bool same_key(const Choice& o) const {
+      return dtype == o.dtype && mode == o.mode && parallel_iterations == o.parallel_iterations && pfor == o.pfor;
+    }
+  };
+  struct Lazy {
+    std::once_flag once[2];
+    std::optional<Function> fn[2];
+    std::mutex mutex;
+    std::vector<Choice> choices;
+  };
+
+  template <class S>
+  static std::int64_t batch_of(const char* fn, std::size_t size, std::size_t per, const char* what) {
+    if (size % per != 0)
+      throw ValueError(std::string("scalar_function::") + fn + ": " + what + " holds " + std::to_string(size) +
+                       " elements, not a multiple of " + std::to_string(per) + " (one example)");
+    return static_cast<std::int64_t>(size / per);
+  }
+
+  template <class S>
+  void run(const char* fn, std::span<const S> x, std::span<S>* value, std::span<S> jacobian,
+           const JacobianOptions& options) const {
+    const std::int64_t b = batch_of<S>(fn, x.size(), N, "x");
+    auto check = [&](std::size_t size, std::size_t per, const char* what) {
+      const std::size_t need = static_cast<std::size_t>(b) * per;
+      if (size != need)
+        throw ValueError(std::string("scalar_function::") + fn + ": " + what + " needs " + std::to_string(need) +
+                         " elements (" + std::to_string(b) + " examples of " + std::to_string(per) + "), got " +
+                         std::to_string(size));
+    };
+    check(jacobian.size(), std::size_t(M) * N, value ? "the Jacobian output" : "the output");
+    if (value) check(value->size(), M, "the value output");
+    if (path(detail::dtype_of<S>(), options) == ScalarPath::traced) {
+      const Function& t = traced(detail::dtype_of<S>());
+      if (value) t.value_and_batch_jacobian_into(x, *value, jacobian, options);
+      else t.batch_jacobian_into(x, jacobian, options);
+      return;
+    }
+    if (options.max_threads && *options.max_threads < 1)
+      throw ValueError(std::string("scalar_function::") + fn + ": max_threads must be >= 1 or unset, got " +
+                       std::to_string(*options.max_threads));
+    compiled<S>(x.data(), value ? value->data() : nullptr, jacobian.data(), b, options);
+  }
+
+  // ---- the compiled path ----
+  template <class S>
+  struct Blocks {
+    const F* f;
+    const S* x;
+    S* value;
+    S* jacobian;
+    std::int64_t batch;
+  };
+
+  template <class S>
+  static void compiled_range(void* context, std::int64_t begin, std::int64_t end) {
+    const Blocks<S>& c = *static_cast<const Blocks<S>*>(context);
+    using B = xsimd::batch<S>;
+    constexpr int L = static_cast<int>(B::size);
+    constexpr int D = detail::dual_directions(N);
+    using Num = Dual<S, D>;
+    std::vector<Num> xs(N, Num(0.0)), ys(M, Num(0.0));
+    // Per block: tangents lane-major [M][D][L], then written row-major.
+    std::vector<S, xsimd::aligned_allocator<S>> lanes(static_cast<std::size_t>(M * D * L));
+    alignas(64) S buf[L];
+    for (std::int64_t block = begin; block < end; ++block) {
+      const std::int64_t b0 = block * L;
+      const int count = static_cast<int>(std::min<std::int64_t>(L, c.batch - b0));
+      for (int i = 0; i < N; ++i) {
+        // A tail's empty lanes repeat its last example.
+        for (int l = 0; l < L; ++l) buf[l] = c.x[(b0 + std::min(l, count - 1)) * N + i];
+        xs[static_cast<std::size_t>(i)].v = B::load_aligned(buf);
+      }
+      for (int d0 = 0; d0 < N; d0 += D) {
+        const int nd = std::min(D, N - d0);
+        for (int i = 0; i < N; ++i) {
+          Num& xi = xs[static_cast<std::size_t>(i)];
+          for (int k = 0; k < D; ++k) xi.d[k] = B(S(i == d0 + k ? 1 : 0));
+        }
+        for (Num& y : ys) y = Num(0.0);
+        call(*c.f, xs.data(), ys.data());
+        for (int m = 0; m < M; ++m)
+          for (int k = 0; k < nd; ++k)
+            ys[static_cast<std::size_t>(m)].d[k].store_aligned(&lanes[(std::size_t(m) * D + k) * L]);
+        for (int l = 0; l < count; ++l) {
+          S* row = c.jacobian + (b0 + l) * std::int64_t(M) * N + d0;
+          for (int m = 0; m < M; ++m)
+            for (int k = 0; k < nd; ++k) row[m * N + k] = lanes[(std::size_t(m) * D + k) * L + l];
+        }
+        if (d0 == 0 && c.value) {
+          for (int m = 0; m < M; ++m) {
+            ys[static_cast<std::size_t>(m)].v.store_aligned(buf);
+            for (int l = 0; l < count; ++l) c.value[(b0 + l) * M + m] = buf[l];
+          }
+        }
+      }
+    }
+  }
+
+  template <class S>
+  void compiled(const S* x, S* value, S* jacobian, std::int64_t b, const JacobianOptions& options) const {
+    if (b == 0) return;
+    constexpr std::int64_t L = xsimd::batch<S>::size;
+    Blocks<S> c{&f_, x, value, jacobian, b};
+    detail::parallel_ranges((b + L - 1) / L, options, &compiled_range<S>, &c);
+  }
+
+  template <class T>
+  static void call(const F& f, const T* x, T* y) {
+    if constexpr (std::is_same_v<decltype(f(x, y)), bool>) {
+      if (!f(x, y)) throw RuntimeError("scalar_function: the functor returned false");
+    } else {
+      f(x, y);
+    }
+  }
+
+  // ---- the traced path ----
+  Function trace_functor(DType dtype) const {
+    const F f = f_;
+    return trace(
+        [f](const Tensor& x) {
+          std::vector<TracedScalar> xs, ys(M);
+          for (int i = 0; i < N; ++i) xs.emplace_back(slice(x, {0, i}, {-1, 1}));
+          call(f, xs.data(), ys.data());
+          std::vector<Tensor> columns;
+          for (const TracedScalar& y : ys)
+            columns.push_back(y.is_constant() ? fill({x.shape()[0], 1}, y.constant(), x.dtype()) : y.tensor());
+          return concat(columns, 1);
+        },
+        TensorSpec{Shape{-1, N}, dtype});
+  }
+
+  F f_;
+  ScalarPath path_;
+  std::shared_ptr<Lazy> lazy_;
+};
+
+// Per-example Jacobians of `functor` (template <class T> void operator()(const
+// T* x, T* y) const, or returning bool as Ceres's do: false raises
+// RuntimeError), x R^N -> y R^M. y starts as zeros on each call.
+//
+// path = automatic takes the path with the smaller estimated work per
+// example: the compiled path's ops x chunks x (1 + 1.5 D) / lanes + M N (D
+// directions per pass, lanes of the caller's instruction set, a store per
+// entry) against the traced plan's own estimate ((its cost per block + M N)
+// / its lanes). Tracing the functor for the estimate happens on the first
+// call of each dtype; the choice is the same on every call.
+template <int N, int M, class F>
+ScalarFunction<N, M, F> scalar_function(F functor, ScalarPath path = ScalarPath::automatic) {
+  return ScalarFunction<N, M, F>(std::move(functor), path);
+}
+
+}  // namespace batchjac

@@ -1,0 +1,281 @@
+// bj::scalar_function: scalar templated functors, compiled (bj::Dual in SIMD
+// lanes) and traced (bj::TracedScalar into the engine), against each other,
+// the tape and central differences.
+#include "support/check.hpp"
+
+#include <batchjac/batchjac.hpp>
+#include <batchjac/scalar_function.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <thread>
+#include <vector>
+
+namespace bj = batchjac;
+
+namespace {
+
+// R^3 -> R^4 with products, quotients, math functions, constants and a
+// per-example branch.
+struct Mixed {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using std::exp;
+    using std::atan2;
+    using std::sin;
+    using std::sqrt;
+    const T r2 = x[0] * x[0] + x[1] * x[1] + 1.0;
+    y[0] = exp(-0.5 * r2) * sin(x[2]);
+    y[1] = x[0] / r2 - 2.0 * x[1] * x[2];
+    y[2] = atan2(x[1], x[0] + 2.0) + sqrt(r2);
+    y[3] = bj::select(x[0] > x[1], x[0] * x[2], T(1.5) - x[1]);
+  }
+};
+
+// The same as tensor code, for the tape.
+bj::Tensor mixed_tensors(const bj::Tensor& x) {
+  auto col = [&](std::int64_t i) { return bj::slice(x, {0, i}, {-1, 1}); };
+  const bj::Tensor x0 = col(0), x1 = col(1), x2 = col(2);
+  const bj::Tensor r2 = x0 * x0 + x1 * x1 + 1.0;
+  return bj::concat({bj::exp(-0.5 * r2) * bj::sin(x2), x0 / r2 - 2.0 * x1 * x2,
+                     bj::atan2(x1, x0 + 2.0) + bj::sqrt(r2), bj::where(x0 > x1, x0 * x2, 1.5 - x1)},
+                    1);
+}
+
+// Every math function of both number types.
+struct AllMath {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using namespace std;
+    const T a = x[0], b = x[1];  // a in (0.1, 0.9), b in (1.1, 1.9)
+    int k = 0;
+    y[k++] = exp(a);
+    y[k++] = expm1(a);
+    y[k++] = log(b);
+    y[k++] = log1p(a);
+    y[k++] = sqrt(b);
+    y[k++] = sin(a) + cos(b);
+    y[k++] = tan(a);
+    y[k++] = asin(a) + acos(a * 0.5);
+    y[k++] = atan(b);
+    y[k++] = sinh(a) * cosh(b);
+    y[k++] = tanh(b);
+    y[k++] = asinh(a) + acosh(b) + atanh(a * 0.5);
+    y[k++] = erf(a);
+    y[k++] = abs(a - b) + fabs(b);
+    y[k++] = bj::square(a) + pow(b, 2.5) + pow(a, b) + pow(2.0, a);
+    y[k++] = atan2(a, b) + fmax(a, b) + fmin(a, b * 0.1);
+    T acc = 1.0;
+    acc *= a;
+    acc += b;
+    acc -= 0.25;
+    acc /= b;
+    y[k++] = acc;
+  }
+};
+constexpr int kAllMath = 17;
+
+// N = 40 inputs, 3 outputs.
+constexpr int kChainInputs = 40;
+struct Chain {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using std::tanh;
+    T s = 0.0;
+    for (int i = 0; i < kChainInputs; ++i) s += x[i] * double(i + 1);
+    for (int j = 0; j < 3; ++j) y[j] = tanh(s * 0.01 * (j + 1)) * x[j * 7];
+  }
+};
+
+// sqrt(x0) + x1.
+struct Root {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using std::sqrt;
+    y[0] = sqrt(x[0]) + x[1];
+  }
+};
+
+// A Ceres-style functor that fails.
+struct Fails {
+  template <class T>
+  bool operator()(const T* x, T* y) const {
+    y[0] = x[0];
+    return false;
+  }
+};
+
+template <int N, int M, class F, class S>
+std::vector<S> jacobian_of(const bj::ScalarFunction<N, M, F>& f, const std::vector<S>& x,
+                           std::type_identity_t<std::vector<S>>* value = nullptr, const bj::JacobianOptions& o = {}) {
+  std::vector<S> jac(x.size() / N * M * N);
+  if (value) {
+    value->assign(x.size() / N * M, S(0));
+    f.value_and_batch_jacobian_into(std::span<const S>(x), std::span<S>(*value), std::span<S>(jac), o);
+  } else {
+    f.batch_jacobian_into(std::span<const S>(x), std::span<S>(jac), o);
+  }
+  return jac;
+}
+
+std::vector<std::int64_t> batch_sizes() {
+  const std::int64_t L = xsimd::batch<double>::size;
+  return {1, L - 1, L, L + 1, 2 * L + 3, 33};
+}
+
+}  // namespace
+
+TEST_CASE("scalar_function: compiled, traced and the tape agree; tails", "[engine][scalar_function]") {
+  const auto compiled = bj::scalar_function<3, 4>(Mixed{}, bj::ScalarPath::compiled);
+  const auto traced = bj::scalar_function<3, 4>(Mixed{}, bj::ScalarPath::traced);
+  std::mt19937_64 rng(7);
+  for (std::int64_t b : batch_sizes()) {
+    if (b < 1) continue;
+    INFO("b = " << b);
+    const std::vector<double> x = check::random_values(rng, b * 3, -1, 1);
+    std::vector<double> vc, vt;
+    const std::vector<double> jc = jacobian_of(compiled, x, &vc);
+    const std::vector<double> jt = jacobian_of(traced, x, &vt);
+    // The tape on the same function written with tensors: the traced path bit for bit.
+    const bj::Tensor xt = bj::constant(x, {b, 3});
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(xt);
+    const bj::Tensor y = mixed_tensors(xt);
+    const auto want = tape.batch_jacobian(y, xt);
+    REQUIRE(want.has_value());
+    CHECK(jt == want->to_vector<double>());
+    CHECK(vt == y.to_vector<double>());
+    // Compiled: xsimd's math, not the engine's: equal to rounding.
+    check::check_close(jc, jt, 1e-13, 1e-14, "compiled against traced Jacobian");
+    check::check_close(vc, vt, 1e-13, 1e-14, "compiled against traced value");
+    // Reverse mode on the traced path.
+    check::check_close(jacobian_of(traced, x, nullptr, check::with_mode(bj::JacobianMode::reverse)), jt, 1e-13,
+                       1e-14, "traced reverse against forward");
+    // Central differences of example 0.
+    const std::vector<double> x0(x.begin(), x.begin() + 3);
+    const auto fd = check::central_differences(
+        [&](const std::vector<double>& v) {
+          std::vector<double> out(4);
+          Mixed{}(v.data(), out.data());
+          return out;
+        },
+        x0, 1e-6);
+    check::check_close(std::span<const double>(jc).subspan(0, 12), fd, 1e-7, 1e-8, "against central differences");
+  }
+}
+
+TEST_CASE("scalar_function: every math function, both paths, both dtypes", "[engine][scalar_function]") {
+  const auto compiled = bj::scalar_function<2, kAllMath>(AllMath{}, bj::ScalarPath::compiled);
+  const auto traced = bj::scalar_function<2, kAllMath>(AllMath{}, bj::ScalarPath::traced);
+  std::mt19937_64 rng(9);
+  const std::int64_t b = 11;
+  std::vector<double> x;
+  for (std::int64_t i = 0; i < b; ++i) {
+    x.push_back(check::uniform(rng, 0.1, 0.9));
+    x.push_back(check::uniform(rng, 1.1, 1.9));
+  }
+  std::vector<double> vc, vt;
+  const auto jc = jacobian_of(compiled, x, &vc);
+  const auto jt = jacobian_of(traced, x, &vt);
+  check::check_close(jc, jt, 1e-12, 1e-13, "float64 Jacobians");
+  check::check_close(vc, vt, 1e-13, 1e-14, "float64 values");
+  for (std::int64_t i = 0; i < b; ++i) {
+    const std::vector<double> xi(x.begin() + 2 * i, x.begin() + 2 * i + 2);
+    const auto fd = check::central_differences(
+        [](const std::vector<double>& v) {
+          std::vector<double> out(kAllMath);
+          AllMath{}(v.data(), out.data());
+          return out;
+        },
+        xi, 1e-6);
+    check::check_close(std::span<const double>(jc).subspan(static_cast<std::size_t>(i) * 2 * kAllMath, 2 * kAllMath),
+                       fd, 1e-6, 1e-7, "example " + std::to_string(i) + " against central differences");
+  }
+  const std::vector<float> xf(x.begin(), x.end());
+  const auto jcf = jacobian_of(compiled, xf);
+  const auto jtf = jacobian_of(traced, xf);
+  check::check_close(std::vector<double>(jcf.begin(), jcf.end()), jt, 2e-5, 2e-5, "float32 compiled");
+  check::check_close(std::vector<double>(jtf.begin(), jtf.end()), jt, 2e-5, 2e-5, "float32 traced");
+}
+
+TEST_CASE("scalar_function: more directions than one pass takes", "[engine][scalar_function]") {
+  // N = 40: the compiled path runs two passes of 20 directions.
+  constexpr int N = kChainInputs;
+  static_assert(bj::detail::dual_directions(N) == 20);
+  const auto compiled = bj::scalar_function<N, 3>(Chain{}, bj::ScalarPath::compiled);
+  const auto traced = bj::scalar_function<N, 3>(Chain{}, bj::ScalarPath::traced);
+  std::mt19937_64 rng(13);
+  const std::vector<double> x = check::random_values(rng, 5 * N, -1, 1);
+  check::check_close(jacobian_of(compiled, x), jacobian_of(traced, x), 1e-13, 1e-14, "N = 40");
+}
+
+TEST_CASE("scalar_function: strong zeros where a partial is infinite", "[engine][scalar_function]") {
+  // sqrt(x0) at x0 = 0: d/dx0 is infinite, d/dx1 is 0 (not 0 * inf).
+  const std::vector<double> x{0.0, 2.0};
+  for (auto path : {bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
+    const auto f = bj::scalar_function<2, 1>(Root{}, path);
+    const auto j = jacobian_of(f, x);
+    CHECK(std::isinf(j[0]));
+    CHECK(j[1] == 1.0);
+  }
+}
+
+TEST_CASE("scalar_function: automatic picks one path and keeps it", "[engine][scalar_function]") {
+  const auto f = bj::scalar_function<3, 4>(Mixed{});
+  const bj::ScalarPath p = f.path(bj::float64);
+  CHECK((p == bj::ScalarPath::compiled || p == bj::ScalarPath::traced));
+  CHECK(f.path(bj::float64) == p);
+  const std::vector<double> x{0.1, 0.2, 0.3, -0.4, 0.5, 0.6};
+  const auto forced = bj::scalar_function<3, 4>(Mixed{}, p);
+  CHECK(jacobian_of(f, x) == jacobian_of(forced, x));
+  // The documented model: the smaller estimate, compiled on ties.
+  const bj::detail::TracedCost t = bj::detail::traced_cost(f.traced(bj::float64), {});
+  CHECK(t.ops == 20);  // Mixed's arithmetic (its slices and concat not counted)
+  const double compiled = decltype(f)::compiled_cost(bj::float64, t.ops);
+  CHECK(p == (compiled <= t.per_example ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
+}
+
+TEST_CASE("scalar_function: errors", "[engine][scalar_function]") {
+  const auto f = bj::scalar_function<3, 4>(Mixed{}, bj::ScalarPath::compiled);
+  std::vector<double> x(6), jac(24), value(8);
+  std::vector<double> short_jac(23), short_value(7), bad_x(5);
+  CHECK_THROWS_AS(f.batch_jacobian_into(bad_x, jac), bj::ValueError);
+  CHECK_THROWS_AS(f.batch_jacobian_into(x, short_jac), bj::ValueError);
+  CHECK_THROWS_AS(f.value_and_batch_jacobian_into(x, short_value, jac), bj::ValueError);
+  bj::JacobianOptions bad;
+  bad.max_threads = 0;
+  CHECK_THROWS_AS(f.batch_jacobian_into(x, jac, bad), bj::ValueError);
+  CHECK_THROWS_AS((bj::scalar_function<3, 4>(Mixed{}, static_cast<bj::ScalarPath>(9))), bj::ValueError);
+  // A Ceres-style functor that returns false: RuntimeError.
+  for (auto path : {bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
+    const auto g = bj::scalar_function<1, 1>(Fails{}, path);
+    std::vector<double> one(1), j(1);
+    CHECK_THROWS_AS(g.batch_jacobian_into(one, j), bj::RuntimeError);
+  }
+  // An empty batch writes nothing.
+  f.batch_jacobian_into(std::span<const double>(), std::span<double>());
+}
+
+TEST_CASE("scalar_function: many threads at once, and max_threads", "[engine][scalar_function][threads]") {
+  std::mt19937_64 rng(17);
+  constexpr int kThreads = 4;
+  const std::int64_t b = 301;
+  for (auto path : {bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
+    const auto f = bj::scalar_function<3, 4>(Mixed{}, path);
+    std::vector<std::vector<double>> xs, want, got(kThreads);
+    for (int t = 0; t < kThreads; ++t) {
+      xs.push_back(check::random_values(rng, b * 3, -1, 1));
+      want.push_back(jacobian_of(f, xs.back()));
+    }
+    bj::JacobianOptions two;
+    two.max_threads = 2;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+      threads.emplace_back([&, t] {
+        for (int k = 0; k < 3; ++k) got[t] = jacobian_of(f, xs[t], nullptr, t % 2 ? two : bj::JacobianOptions{});
+      });
+    for (auto& th : threads) th.join();
+    for (int t = 0; t < kThreads; ++t) CHECK(got[t] == want[t]);
+  }
+}

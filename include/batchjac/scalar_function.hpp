@@ -59,14 +59,55 @@ struct Dual {
   Dual(double c) : v(static_cast<T>(c)) { d.fill(batch_type(T(0))); }  // NOLINT: implicit by design
   Dual(batch_type value, const std::array<batch_type, D>& tangents) : v(value), d(tangents) {}
 
-  Dual& operator+=(const Dual& b) { return *this = *this + b; }
-  Dual& operator-=(const Dual& b) { return *this = *this - b; }
-  Dual& operator*=(const Dual& b) { return *this = *this * b; }
-  Dual& operator/=(const Dual& b) { return *this = *this / b; }
-  Dual& operator+=(double b) { return *this = *this + b; }
-  Dual& operator-=(double b) { return *this = *this - b; }
-  Dual& operator*=(double b) { return *this = *this * b; }
-  Dual& operator/=(double b) { return *this = *this / b; }
+  // A value whose tangents the caller sets, every one of them.
+  struct Uninitialized {};
+  Dual(batch_type value, Uninitialized) : v(value) {}
+
+  // In place, with the arithmetic of the binary operators below (a += b
+  // gives the bits of a = a + b), b possibly *this.
+  Dual& operator+=(const Dual& b) {
+    for (int k = 0; k < D; ++k) d[k] = d[k] + b.d[k];
+    v = v + b.v;
+    return *this;
+  }
+  Dual& operator-=(const Dual& b) {
+    for (int k = 0; k < D; ++k) d[k] = d[k] - b.d[k];
+    v = v - b.v;
+    return *this;
+  }
+  Dual& operator*=(const Dual& b) {
+    for (int k = 0; k < D; ++k) d[k] = xsimd::fma(d[k], b.v, v * b.d[k]);
+    v = v * b.v;
+    return *this;
+  }
+  Dual& operator/=(const Dual& b) {
+    const batch_type inv = batch_type(T(1)) / b.v;
+    const batch_type q = v * inv;
+    for (int k = 0; k < D; ++k) d[k] = xsimd::fnma(q, b.d[k], d[k]) * inv;
+    v = q;
+    return *this;
+  }
+  Dual& operator+=(double b) {
+    v = v + batch_type(T(b));
+    return *this;
+  }
+  Dual& operator-=(double b) {
+    v = v - batch_type(T(b));
+    return *this;
+  }
+  Dual& operator*=(double b) {
+    const batch_type s = batch_type(static_cast<T>(b));
+    for (int k = 0; k < D; ++k) d[k] = s * d[k];
+    v = v * s;
+    return *this;
+  }
+  Dual& operator/=(double b) {
+    const batch_type s = batch_type(static_cast<T>(b));
+    const batch_type inv = batch_type(T(1)) / s;
+    for (int k = 0; k < D; ++k) d[k] = d[k] * inv;
+    v = v / s;
+    return *this;
+  }
 
   // ---- arithmetic (hidden friends: found for Dual operands only) ----
   friend Dual operator+(const Dual& a) { return a; }
@@ -149,7 +190,7 @@ struct Dual {
 
 template <class T, int D, class A>
 Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
-  Dual<T, D, A> r(xsimd::select(m, a.v, b.v), a.d);
+  Dual<T, D, A> r(xsimd::select(m, a.v, b.v), typename Dual<T, D, A>::Uninitialized{});
   for (int k = 0; k < D; ++k) r.d[k] = xsimd::select(m, a.d[k], b.d[k]);
   return r;
 }

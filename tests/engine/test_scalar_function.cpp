@@ -279,3 +279,33 @@ TEST_CASE("scalar_function: many threads at once, and max_threads", "[engine][sc
     for (int t = 0; t < kThreads; ++t) CHECK(got[t] == want[t]);
   }
 }
+
+namespace {
+struct SquareBoth {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    y[0] = x[0] * x[0];
+    y[1] = x[1] * x[1];
+  }
+};
+}  // namespace
+
+TEST_CASE("README: the seed-sized examples of bj::trace and bj::scalar_function", "[engine][function]") {
+  const bj::Function f = bj::trace([](const bj::Tensor& x) { return x * x; },
+                                   bj::TensorSpec{bj::Shape{-1, 2}, bj::float32});
+  std::vector<float> x = {1, 2, 3, 4}, jac(8);
+  f.batch_jacobian_into(x, jac);
+  CHECK(jac == std::vector<float>{2, 0, 0, 4, 6, 0, 0, 8});
+  const std::optional<bj::Tensor> J = f.batch_jacobian(bj::constant({{1., 2.}}, bj::float32));
+  REQUIRE(J.has_value());
+  CHECK(J->to_vector<float>() == std::vector<float>{2, 0, 0, 4});
+  CHECK(f(bj::constant({{1., 2.}}, bj::float32)).to_vector<float>() == std::vector<float>{1, 4});
+
+  for (auto path : {bj::ScalarPath::automatic, bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
+    const auto g = bj::scalar_function<2, 2>(SquareBoth{}, path);
+    std::vector<double> xd = {1, 2, 3, 4}, value(4), jd(8);
+    g.value_and_batch_jacobian_into(xd, value, jd);
+    CHECK(jd == std::vector<double>{2, 0, 0, 4, 6, 0, 0, 8});
+    CHECK(value == std::vector<double>{1, 4, 9, 16});
+  }
+}

@@ -197,7 +197,7 @@ struct Call {
   std::int64_t batch = 0;
 };
 
-void check_input(const FunctionState& s, const char* fn, const Tensor& t, const TensorSpec& spec,
+void check_input(const char* fn, const Tensor& t, const TensorSpec& spec,
                  const char* what) {
   bool ok = t.dtype() == spec.dtype && t.rank() == static_cast<std::int64_t>(spec.shape.size());
   for (std::size_t i = 1; ok && i < spec.shape.size(); ++i) ok = t.shape()[i] == spec.shape[i];
@@ -205,16 +205,15 @@ void check_input(const FunctionState& s, const char* fn, const Tensor& t, const 
     throw ValueError(std::string("Function::") + fn + ": " + what + " must be " + spec.shape.to_string() + " " +
                      std::string(dtype_name(spec.dtype)) + ", got " + t.shape().to_string() + " " +
                      std::string(dtype_name(t.dtype())));
-  (void)s;
 }
 
 Call tensor_call(const FunctionState& s, const char* fn, const Tensor& x, const Tensor* aux) {
-  check_input(s, fn, x, s.spec, "x");
+  check_input(fn, x, s.spec, "x");
   if (s.aux_spec.has_value() != (aux != nullptr))
     throw ValueError(std::string("Function::") + fn + (aux ? ": the function was traced without aux"
                                                            : ": the function was traced with aux; pass it"));
   if (aux) {
-    check_input(s, fn, *aux, *s.aux_spec, "aux");
+    check_input(fn, *aux, *s.aux_spec, "aux");
     if (aux->shape()[0] != x.shape()[0])
       throw ValueError(std::string("Function::") + fn + ": x and aux must have the same batch, got " +
                        x.shape().to_string() + " and " + aux->shape().to_string());
@@ -323,10 +322,7 @@ Shape jacobian_shape(const FunctionState& s, std::int64_t b) {
 Tensor value_of(const FunctionState& s, const Call& c) {
   if (!s.computed) return run_f(s, c);
   auto out = new_tensor(with_batch(s.out_spec.shape, c.batch), s.out_spec.dtype);
-  if (c.batch > 0 && s.n_y > 0) {
-    const bool ran = run(s, c, Want::value, nullptr, out->buffer.get(), JacobianOptions{});
-    (void)ran;
-  }
+  if (c.batch > 0 && s.n_y > 0) run(s, c, Want::value, nullptr, out->buffer.get(), JacobianOptions{});
   return make_tensor(std::move(out));
 }
 

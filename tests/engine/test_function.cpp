@@ -107,6 +107,18 @@ TEST_CASE("trace: a Function equals the tape bit for bit, every option and batch
   auto chain = [](const bj::Tensor& x) { return bj::sin(x) * bj::log1p(x * x) + bj::sqrt(x * x + 1.0); };
   check_function_matches_tape<double>(chain, {-1, 2, 3}, 3);
   check_function_matches_tape<double>([](const bj::Tensor& x) { return x; }, {-1, 4}, 4);
+  // Index maps, per-example matmuls, a softmax, a where, cumsum, a gather
+  // from a shared table.
+  auto many = [](const bj::Tensor& x) {
+    const bj::Tensor a = bj::slice(x, {0, 0}, {-1, 3});
+    const bj::Tensor m = bj::reshape(x, {-1, 2, 3});
+    const bj::Tensor mm = bj::reshape(bj::matmul(m, bj::transpose(m, {0, 2, 1})), {-1, 4});  // [b, 4]
+    const bj::Tensor g = bj::gather(x, {5, 4, 3}, 1);
+    const bj::Tensor s = bj::softmax(a) * g + bj::where(a > g, bj::sin(a), bj::cumsum(g, 1));
+    return bj::concat({s, mm, bj::reduce_max(x, {1}, true)}, 1);  // [b, 8]
+  };
+  check_function_matches_tape<double>(many, {-1, 6}, 5);
+  check_function_matches_tape<float>(many, {-1, 6}, 6);
 }
 
 TEST_CASE("trace: derivatives agree with central differences and across modes", "[engine][function]") {

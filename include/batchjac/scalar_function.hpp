@@ -24,7 +24,22 @@
 #include <batchjac/function.hpp>
 #include <batchjac/ops.hpp>
 
+// GCC 12 warns that its own AVX-512 intrinsics (avx512fintrin.h's
+// `__Y = __Y`) use `__Y` uninitialized once xsimd's math is inlined into
+// the caller's code: a false positive that -Werror would make fatal. The
+// headers' lines are included here with those warnings off.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 #include <xsimd/xsimd.hpp>
+#pragma GCC diagnostic pop
+#else
+#include <xsimd/xsimd.hpp>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -411,6 +426,13 @@ namespace detail {
 // batch_jacobian): body(context, begin, end) over [0, n).
 void parallel_ranges(std::int64_t n, const JacobianOptions& options,
                      void (*body)(void*, std::int64_t, std::int64_t), void* context);
+// dst[l * dst_stride + i] = src[i * width + l] for i < count, l < lanes
+// (<= width): a block's lanes become the rows of its examples (through the
+// engine's register transposes when width is its SIMD width).
+template <class T>
+void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride);
+extern template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t);
+extern template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t);
 // Directions per pass of the compiled path: all of them up to 32, else
 // equal chunks of at most 32.
 constexpr int dual_directions(int n) {
@@ -580,9 +602,11 @@ class ScalarFunction {
     constexpr int L = static_cast<int>(B::size);
     constexpr int D = detail::dual_directions(N);
     using Num = Dual<S, D>;
-    std::vector<Num> xs(N, Num(0.0)), ys(M, Num(0.0));
+    // Scratch kept per thread: a call allocates nothing (W9's inputs alone
+    // are 135 KiB, which malloc would map and fault in anew each call).
+    thread_local std::vector<Num> xs(N, Num(0.0)), ys(M, Num(0.0));
     // Per block: tangents lane-major [M][D][L], then written row-major.
-    std::vector<S, xsimd::aligned_allocator<S>> lanes(static_cast<std::size_t>(M * D * L));
+    thread_local std::vector<S, xsimd::aligned_allocator<S>> lanes(static_cast<std::size_t>(M * D * L));
     alignas(64) S buf[L];
     for (std::int64_t block = begin; block < end; ++block) {
       const std::int64_t b0 = block * L;
@@ -603,11 +627,12 @@ class ScalarFunction {
         for (int m = 0; m < M; ++m)
           for (int k = 0; k < nd; ++k)
             ys[static_cast<std::size_t>(m)].d[k].store_aligned(&lanes[(std::size_t(m) * D + k) * L]);
-        for (int l = 0; l < count; ++l) {
-          S* row = c.jacobian + (b0 + l) * std::int64_t(M) * N + d0;
+        S* rows = c.jacobian + b0 * std::int64_t(M) * N + d0;
+        if (nd == N)  // one pass: each example's M x N entries are contiguous
+          detail::lanes_to_rows(lanes.data(), std::int64_t(M) * N, L, count, rows, std::int64_t(M) * N);
+        else
           for (int m = 0; m < M; ++m)
-            for (int k = 0; k < nd; ++k) row[m * N + k] = lanes[(std::size_t(m) * D + k) * L + l];
-        }
+            detail::lanes_to_rows(&lanes[std::size_t(m) * D * L], nd, L, count, rows + m * N, std::int64_t(M) * N);
         if (d0 == 0 && c.value) {
           for (int m = 0; m < M; ++m) {
             ys[static_cast<std::size_t>(m)].v.store_aligned(buf);

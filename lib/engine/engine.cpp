@@ -569,6 +569,19 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
   else run();
 }
 
+template <class T>
+void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride) {
+  const kernels::KernelTable<T>& k = kernels::simd_kernels<T>();
+  if (k.width == width && lanes == width) {
+    k.lanes_to_rows(src, count, width, dst, dst_stride, nullptr);
+    return;
+  }
+  for (int l = 0; l < lanes; ++l)
+    for (std::int64_t i = 0; i < count; ++i) dst[l * dst_stride + i] = src[i * width + l];
+}
+template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t);
+template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t);
+
 }  // namespace batchjac::detail
 
 namespace batchjac::engine {

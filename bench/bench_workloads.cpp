@@ -5,8 +5,9 @@
 // table of medians and ratios to the analytic baseline.
 //
 // Rows: the analytic baseline; the engine alone (batch_jacobian_into on a kept
-// tape, one row per mode); the whole user call ("batchjac/call"). Each row
-// also counts minor page faults per iteration.
+// tape, one row per mode); the traced Function's batch_jacobian_into
+// ("batchjac/trace"); the whole user call ("batchjac/call"). Each row also
+// counts minor page faults per iteration.
 //
 // Names: <workload>/<mode>/t:<threads>, e.g. "W2 f64/batchjac/forward/t:2";
 // sweep points "W2 f64 sweep/b:4096/analytic/t:1" (plot.py reads these).
@@ -21,6 +22,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,7 +85,18 @@ struct Check {
   std::string error;  // empty: passed
 };
 
-// Why `jac` is not the analytic Jacobian of w, or "" if it is (WORKLOADS.md's tolerance).
+// Why `jac` ([batch][m][n]) is not the analytic Jacobian of w, or "" if it is
+// (WORKLOADS.md's tolerance).
+template <class T>
+std::string verify(const Workload<T>& w, std::span<const T> jac) {
+  AlignedVector<T> want(static_cast<std::size_t>(w.batch * w.m * w.n));
+  w.analytic(all_threads(), want.data());
+  const double err = max_rel_error<T>(jac, want);
+  if (!(err < tolerance<T>())) return "wrong Jacobian: max rel err " + std::to_string(err);
+  return "";
+}
+
+// The same for a Jacobian returned as a tensor.
 template <class T>
 std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
   if (!jac) return "batch_jacobian returned nullopt";
@@ -91,11 +104,53 @@ std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
     return "wrong result: shape " + jac->shape().to_string() + ", dtype " +
            std::string(bj::dtype_name(jac->dtype()));
   }
-  AlignedVector<T> want(static_cast<std::size_t>(w.batch * w.m * w.n));
-  w.analytic(all_threads(), want.data());
-  const double err = max_rel_error<T>(jac->data<T>(), want);
-  if (!(err < tolerance<T>())) return "wrong Jacobian: max rel err " + std::to_string(err);
-  return "";
+  return verify(w, jac->data<T>());
+}
+
+// A Jacobian written into the caller's memory by into(x, jac): the workload's
+// input array and an output allocated once, as the analytic code writes. The
+// first call is checked against the analytic Jacobian (into an output filled
+// with NaN, so an entry it does not write fails), one more is untimed (page-in,
+// warm-up), then into alone is timed.
+template <class T, class Into>
+void bm_into(benchmark::State& state, const Workload<T>& w, Check& check, const Into& into) {
+  const std::span<const T> x(w.x.data(), w.x.size());
+  AlignedVector<T> jac(static_cast<std::size_t>(w.batch * w.m * w.n));
+  const std::span<T> out(jac.data(), jac.size());
+  if (!check.done) {
+    std::fill(jac.begin(), jac.end(), std::numeric_limits<T>::quiet_NaN());
+    into(x, out);
+    check.error = verify(w, std::span<const T>(out));
+    check.done = true;
+  }
+  if (!check.error.empty()) {
+    state.SkipWithError(check.error.c_str());
+    return;
+  }
+  into(x, out);
+  const long faults = minor_faults();
+  for (auto _ : state) {
+    into(x, out);
+    benchmark::DoNotOptimize(jac.data());
+    benchmark::ClobberMemory();
+  }
+  set_faults(state, faults);
+  set_rate(state, w.batch);
+}
+
+// bj::trace: w.forward traced once into a bj::Function (outside the timed
+// loop), then Function::batch_jacobian_into on the user's array: the kept
+// plan, nothing recorded.
+template <class T>
+void bm_trace(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options, Check& check) {
+  try {
+    const bj::Function fn = bj::trace(w.forward, bj::TensorSpec{bj::Shape{-1, w.n}, dtype_of<T>()});
+    bm_into(state, w, check, [&](std::span<const T> x, std::span<T> jac) {
+      fn.batch_jacobian_into(x, jac, options);
+    });
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
 }
 
 // Records y = f(x) once on a persistent tape, checks a Jacobian against the
@@ -288,8 +343,9 @@ constexpr std::pair<const char*, bj::JacobianMode> kModes[] = {
     {"batchjac/reverse", bj::JacobianMode::reverse},
 };
 
-// analytic, the engine in the three modes and (with_call) the whole call, at
-// each thread count.
+// analytic, the engine in the three modes and, with_call (the workloads a
+// user calls, not the sweep's points), the traced Function, the whole call
+// and the recording, at each thread count.
 template <class T>
 void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workload,
                   bool with_call = true) {
@@ -302,6 +358,11 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
               benchmark::State& s) { bm_batchjac(s, *w, options, *check); });
     }
     if (!with_call) continue;
+    add({workload, "batchjac/trace", threads, workload},
+        [w, options = options_for(bj::JacobianMode::automatic, threads),
+         check = std::make_shared<Check>()](benchmark::State& s) {
+          bm_trace(s, *w, options, *check);
+        });
     add({workload, "batchjac/call", threads, workload},
         [w, options = options_for(bj::JacobianMode::automatic, threads),
          check = std::make_shared<Check>()](benchmark::State& s) {

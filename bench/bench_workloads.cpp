@@ -5,11 +5,15 @@
 // table of medians and ratios to the analytic baseline.
 //
 // Rows: the analytic baseline; the engine alone (batch_jacobian_into on a kept
-// tape, one row per mode); the whole user call ("batchjac/call"). Each row
-// also counts minor page faults per iteration.
+// tape, one row per mode); the traced Function's batch_jacobian_into
+// ("batchjac/trace"); the workload as a Ceres-style scalar functor through
+// bj::scalar_function ("scalar/compiled", "scalar/traced", "scalar/automatic",
+// scalar_workloads.cpp); the whole user call ("batchjac/call"). Each row also
+// counts minor page faults per iteration.
 //
 // Names: <workload>/<mode>/t:<threads>, e.g. "W2 f64/batchjac/forward/t:2";
 // sweep points "W2 f64 sweep/b:4096/analytic/t:1" (plot.py reads these).
+#include "scalar_workloads.hpp"
 #include "summary.hpp"
 #include "workloads.hpp"
 
@@ -21,6 +25,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -83,7 +88,18 @@ struct Check {
   std::string error;  // empty: passed
 };
 
-// Why `jac` is not the analytic Jacobian of w, or "" if it is (WORKLOADS.md's tolerance).
+// Why `jac` ([batch][m][n]) is not the analytic Jacobian of w, or "" if it is
+// (WORKLOADS.md's tolerance).
+template <class T>
+std::string verify(const Workload<T>& w, std::span<const T> jac) {
+  AlignedVector<T> want(static_cast<std::size_t>(w.batch * w.m * w.n));
+  w.analytic(all_threads(), want.data());
+  const double err = max_rel_error<T>(jac, want);
+  if (!(err < tolerance<T>())) return "wrong Jacobian: max rel err " + std::to_string(err);
+  return "";
+}
+
+// The same for a Jacobian returned as a tensor.
 template <class T>
 std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
   if (!jac) return "batch_jacobian returned nullopt";
@@ -91,11 +107,69 @@ std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
     return "wrong result: shape " + jac->shape().to_string() + ", dtype " +
            std::string(bj::dtype_name(jac->dtype()));
   }
-  AlignedVector<T> want(static_cast<std::size_t>(w.batch * w.m * w.n));
-  w.analytic(all_threads(), want.data());
-  const double err = max_rel_error<T>(jac->data<T>(), want);
-  if (!(err < tolerance<T>())) return "wrong Jacobian: max rel err " + std::to_string(err);
-  return "";
+  return verify(w, jac->data<T>());
+}
+
+// A Jacobian written into the caller's memory by into(x, jac): the workload's
+// input array and an output allocated once, as the analytic code writes. The
+// first call is checked against the analytic Jacobian (into an output filled
+// with NaN, so an entry it does not write fails), one more is untimed (page-in,
+// warm-up), then into alone is timed.
+template <class T, class Into>
+void bm_into(benchmark::State& state, const Workload<T>& w, Check& check, const Into& into) {
+  const std::span<const T> x(w.x.data(), w.x.size());
+  AlignedVector<T> jac(static_cast<std::size_t>(w.batch * w.m * w.n));
+  const std::span<T> out(jac.data(), jac.size());
+  if (!check.done) {
+    std::fill(jac.begin(), jac.end(), std::numeric_limits<T>::quiet_NaN());
+    into(x, out);
+    check.error = verify(w, std::span<const T>(out));
+    check.done = true;
+  }
+  if (!check.error.empty()) {
+    state.SkipWithError(check.error.c_str());
+    return;
+  }
+  into(x, out);
+  const long faults = minor_faults();
+  for (auto _ : state) {
+    into(x, out);
+    benchmark::DoNotOptimize(jac.data());
+    benchmark::ClobberMemory();
+  }
+  set_faults(state, faults);
+  set_rate(state, w.batch);
+}
+
+// bj::trace: w.forward traced once into a bj::Function (outside the timed
+// loop), then Function::batch_jacobian_into on the user's array: the kept
+// plan, nothing recorded.
+template <class T>
+void bm_trace(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options, Check& check) {
+  try {
+    const bj::Function fn = bj::trace(w.forward, bj::TensorSpec{bj::Shape{-1, w.n}, dtype_of<T>()});
+    bm_into(state, w, check, [&](std::span<const T> x, std::span<T> jac) {
+      fn.batch_jacobian_into(x, jac, options);
+    });
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// The workload's Ceres-style functor (scalar_workloads.hpp) through
+// bj::scalar_function on one path; `show_path` labels the row with the path
+// the calls take (automatic's choice).
+template <class T>
+void bm_scalar(benchmark::State& state, const Workload<T>& w, const ScalarVersion<T>& f,
+               bj::JacobianOptions options, Check& check, bool show_path) {
+  try {
+    if (show_path) state.SetLabel("took " + f.path(options));
+    bm_into(state, w, check, [&](std::span<const T> x, std::span<T> jac) {
+      f.batch_jacobian_into(x, jac, options);
+    });
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
 }
 
 // Records y = f(x) once on a persistent tape, checks a Jacobian against the
@@ -288,11 +362,25 @@ constexpr std::pair<const char*, bj::JacobianMode> kModes[] = {
     {"batchjac/reverse", bj::JacobianMode::reverse},
 };
 
-// analytic, the engine in the three modes and (with_call) the whole call, at
-// each thread count.
+// A workload's scalar-code version on a path (scalar_workloads.hpp), or none.
+template <class T>
+using ScalarVersions = ScalarVersion<T> (*)(ScalarPath);
+
+// analytic, the engine in the three modes and, with_call (the workloads a
+// user calls, not the sweep's points), the traced Function, the whole call
+// and the recording, at each thread count; with `scalar`, the scalar-code
+// version on each path right after the engine rows (ratios to the same
+// analytic row).
 template <class T>
 void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workload,
-                  bool with_call = true) {
+                  bool with_call = true, ScalarVersions<T> scalar = nullptr) {
+  // One ScalarFunction per path, shared by its rows (t:1 and t:all): its
+  // traced program and plans are made once.
+  std::vector<std::pair<ScalarPath, std::shared_ptr<const ScalarVersion<T>>>> versions;
+  if (scalar) {
+    for (ScalarPath path : {ScalarPath::compiled, ScalarPath::traced, ScalarPath::automatic})
+      versions.emplace_back(path, std::make_shared<const ScalarVersion<T>>(scalar(path)));
+  }
   for (int threads : thread_counts()) {
     add({workload, "analytic", threads, workload},
         [w, threads](benchmark::State& s) { bm_analytic(s, *w, threads); });
@@ -300,6 +388,19 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
       add({workload, mode_name, threads, workload},
           [w, options = options_for(mode, threads), check = std::make_shared<Check>()](
               benchmark::State& s) { bm_batchjac(s, *w, options, *check); });
+    }
+    if (with_call) {
+      add({workload, "batchjac/trace", threads, workload},
+          [w, options = options_for(bj::JacobianMode::automatic, threads),
+           check = std::make_shared<Check>()](benchmark::State& s) {
+            bm_trace(s, *w, options, *check);
+          });
+    }
+    for (const auto& [path, version] : versions) {
+      add({workload, std::string("scalar/") + scalar_path_name(path), threads, workload},
+          [w, version, options = options_for(bj::JacobianMode::automatic, threads),
+           show_path = path == ScalarPath::automatic, check = std::make_shared<Check>()](
+              benchmark::State& s) { bm_scalar(s, *w, *version, options, *check, show_path); });
     }
     if (!with_call) continue;
     add({workload, "batchjac/call", threads, workload},
@@ -314,7 +415,7 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
 }
 
 void register_all() {
-  add_workload(make_square(w1::batch), "W1 f64");
+  add_workload(make_square(w1::batch), "W1 f64", true, scalar_square);
   add_workload(make_mlp<float>(w2::batch), "W2 f32");
   const auto mlp64 = make_mlp<double>(w2::batch);
   add_workload(mlp64, "W2 f64");
@@ -322,7 +423,7 @@ void register_all() {
   add_workload(make_mlp<float>(1024), "W2 f32 b=1024");
   add_workload(make_mlp<double>(1024), "W2 f64 b=1024");
 #ifdef BATCHJAC_BENCH_W3
-  add_workload(make_kinetics(w3::batch), "W3 f64");
+  add_workload(make_kinetics(w3::batch), "W3 f64", true, scalar_kinetics);
   // A call of a size an implicit solver makes per step: what planning costs
   // next to the work.
   const auto kinetics_1024 = make_kinetics(1024);
@@ -332,10 +433,10 @@ void register_all() {
       [w = kinetics_1024, options = options_for(bj::JacobianMode::automatic, 1),
        check = std::make_shared<Check>()](benchmark::State& s) { bm_batchjac(s, *w, options, *check, true); });
 #endif
-  add_workload(make_neohookean(w8::batch), "W8 f64");
-  add_workload(make_layernorm_gelu(w9::batch), "W9 f32");
-  add_workload(make_lj(w10::batch), "W10 f64");
-  add_workload(make_rk4(w11::batch), "W11 f64");
+  add_workload(make_neohookean(w8::batch), "W8 f64", true, scalar_neohookean);
+  add_workload(make_layernorm_gelu(w9::batch), "W9 f32", true, scalar_layernorm_gelu);
+  add_workload(make_lj(w10::batch), "W10 f64", true, scalar_lj);
+  add_workload(make_rk4(w11::batch), "W11 f64", true, scalar_rk4);
 
   for (int threads : thread_counts()) {
     for (bool record : {true, false}) {

@@ -1,6 +1,7 @@
 // The closing table of batchjac_bench: each benchmark's median time, its
 // ratio to the analytic baseline of the same workload (batch included) and
-// thread count, and its median minor page faults per iteration.
+// thread count, its median minor page faults per iteration, and its label if
+// it set one (after the columns).
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -41,6 +42,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
         result.error = run.error_message;
         continue;
       }
+      if (!run.report_label.empty()) result.label = run.report_label;
       const double ms =
           run.GetAdjustedRealTime() / benchmark::GetTimeUnitMultiplier(run.time_unit) * 1e3;
       const auto faults = run.counters.find(kFaultsCounter);
@@ -77,9 +79,14 @@ class SummaryReporter : public benchmark::ConsoleReporter {
       }
       const std::optional<double> faults = it->second.faults.get();
       if (faults) {
-        std::printf("%12.1f\n", *faults);
+        std::printf("%12.1f", *faults);
       } else {
-        std::printf("%12s\n", "-");
+        std::printf("%12s", "-");
+      }
+      if (it->second.label.empty()) {
+        std::printf("\n");
+      } else {
+        std::printf("  %s\n", it->second.label.c_str());
       }
     }
   }
@@ -102,6 +109,7 @@ class SummaryReporter : public benchmark::ConsoleReporter {
     Median time;    // ms
     Median faults;  // per iteration
     std::string error;
+    std::string label;  // the row's label (scalar/automatic: the path it took)
   };
 
   std::optional<double> baseline_ms(const Entry& entry) const {

@@ -446,9 +446,13 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
     runner(0, n_blocks, 0, p.n_dirs);
     return;
   }
+  // `fork` hands the caller's writes to whichever thread runs `body` (an
+  // arena the caller cannot join runs it on a worker) and to the tasks;
+  // `join` hands the tasks' writes back. Reads of the captures outside
+  // runner() are not instrumented (see bounds_of).
   [[maybe_unused]] char fork = 0, join = 0;
-  auto body = [&] {
-    BATCHJAC_TSAN_RELEASE(&fork);
+  auto body = [&]() BATCHJAC_NO_TSAN {
+    BATCHJAC_TSAN_ACQUIRE(&fork);
     tbb::parallel_for(
         tbb::blocked_range2d<std::int64_t>(0, n_blocks, 1, 0, n_chunks, 1),
         [&](const tbb::blocked_range2d<std::int64_t>& range) BATCHJAC_NO_TSAN {
@@ -458,10 +462,12 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
             runner(r.row0, r.row1, c * chunk, std::min(p.n_dirs, (c + 1) * chunk));
           BATCHJAC_TSAN_RELEASE(&join);
         });
-    BATCHJAC_TSAN_ACQUIRE(&join);
+    BATCHJAC_TSAN_RELEASE(&join);
   };
+  BATCHJAC_TSAN_RELEASE(&fork);
   if (options.max_threads) arena_for(threads).execute(body);
   else body();
+  BATCHJAC_TSAN_ACQUIRE(&join);
 }
 
 template <class T>
@@ -553,20 +559,23 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
     body(context, 0, n);
     return;
   }
+  // As in run_typed: `fork` and `join` hand the writes over the threads TBB
+  // (not instrumented) runs this on.
   [[maybe_unused]] char fork = 0, join = 0;
-  auto run = [&] {
-    BATCHJAC_TSAN_RELEASE(&fork);
+  auto run = [&]() BATCHJAC_NO_TSAN {
+    BATCHJAC_TSAN_ACQUIRE(&fork);
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, 1),
                       [&](const tbb::blocked_range<std::int64_t>& range) BATCHJAC_NO_TSAN {
                         BATCHJAC_TSAN_ACQUIRE(&fork);
-                        const std::int64_t begin = range.begin(), end = range.end();
-                        body(context, begin, end);
+                        body(context, range.begin(), range.end());
                         BATCHJAC_TSAN_RELEASE(&join);
                       });
-    BATCHJAC_TSAN_ACQUIRE(&join);
+    BATCHJAC_TSAN_RELEASE(&join);
   };
+  BATCHJAC_TSAN_RELEASE(&fork);
   if (options.max_threads) arena_for(threads).execute(run);
   else run();
+  BATCHJAC_TSAN_ACQUIRE(&join);
 }
 
 template <class T>

@@ -13,6 +13,7 @@
 
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <type_traits>
 #include <utility>
 
@@ -189,7 +190,12 @@ ScalarVersion<S> version(F functor, ScalarPath path) {
   };
   v.path = [f](const bj::JacobianOptions& options) {
     const bj::DType dtype = std::is_same_v<S, float> ? bj::float32 : bj::float64;
-    return std::string(f.path(dtype, options) == bj::ScalarPath::compiled ? "compiled" : "traced");
+    // The path and the cost model's two estimates (operations per example).
+    const bj::detail::TracedCost t = bj::detail::traced_cost(f.traced(dtype), options);
+    char estimates[96];
+    std::snprintf(estimates, sizeof estimates, " (est. compiled %.0f, traced %.0f; %lld ops)",
+                  decltype(f)::compiled_cost(dtype, t.ops), decltype(f)::traced_cost(t), static_cast<long long>(t.ops));
+    return std::string(f.path(dtype, options) == bj::ScalarPath::compiled ? "compiled" : "traced") + estimates;
   };
   return v;
 }

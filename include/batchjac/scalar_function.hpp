@@ -507,7 +507,7 @@ class ScalarFunction {
     }
     const detail::TracedCost t = detail::traced_cost(traced(dtype), options);
     Choice made = key;
-    made.path = compiled_cost(dtype, t.ops) <= t.per_example ? ScalarPath::compiled : ScalarPath::traced;
+    made.path = compiled_cost(dtype, t.ops) <= traced_cost(t) ? ScalarPath::compiled : ScalarPath::traced;
     const std::lock_guard<std::mutex> lock(l.mutex);
     l.choices.push_back(made);
     return made.path;
@@ -519,6 +519,15 @@ class ScalarFunction {
     const int i = dtype == DType::float32 ? 0 : 1;
     std::call_once(l.once[i], [&] { l.fn[i] = trace_functor(dtype); });
     return *l.fn[i];
+  }
+
+  // The traced path's estimate in the same units: its plan's estimate
+  // scaled, and a step's overhead per op (the engine runs each op of a
+  // functor as a step over one element per lane). Fitted to the six
+  // scalar workloads of bench/ (bench/README.md) on an AVX-512 machine.
+  static double traced_cost(const detail::TracedCost& t) {
+    constexpr double kPlanScale = 1.5, kStepCost = 2.5;
+    return kPlanScale * t.per_example + kStepCost * double(t.ops);
   }
 
   // The compiled path's estimated operations per example: each op of the
@@ -686,11 +695,13 @@ class ScalarFunction {
 // RuntimeError), x R^N -> y R^M. y starts as zeros on each call.
 //
 // path = automatic takes the path with the smaller estimated work per
-// example: the compiled path's ops x chunks x (1 + 1.5 D) / lanes + M N (D
+// example: the compiled path's ops x passes x (1 + 1.5 D) / lanes + M N (D
 // directions per pass, lanes of the caller's instruction set, a store per
-// entry) against the traced plan's own estimate ((its cost per block + M N)
-// / its lanes). Tracing the functor for the estimate happens on the first
-// call of each dtype; the choice is the same on every call.
+// entry) against the traced path's 1.5 x its plan's estimate ((cost per
+// block + M N) / lanes) + 2.5 x ops (a step's overhead per op). The
+// constants are fitted to bench/'s six scalar workloads. Tracing the
+// functor for the estimate happens on the first call of each dtype and
+// options; the choice is kept.
 template <int N, int M, class F>
 ScalarFunction<N, M, F> scalar_function(F functor, ScalarPath path = ScalarPath::automatic) {
   return ScalarFunction<N, M, F>(std::move(functor), path);

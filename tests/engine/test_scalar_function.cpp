@@ -233,7 +233,8 @@ TEST_CASE("scalar_function: automatic picks one path and keeps it", "[engine][sc
   const bj::detail::TracedCost t = bj::detail::traced_cost(f.traced(bj::float64), {});
   CHECK(t.ops == 20);  // Mixed's arithmetic (its slices and concat not counted)
   const double compiled = decltype(f)::compiled_cost(bj::float64, t.ops);
-  CHECK(p == (compiled <= t.per_example ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
+  CHECK(p == (compiled <= decltype(f)::traced_cost(t) ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
+  CHECK(decltype(f)::traced_cost(t) == 1.5 * t.per_example + 2.5 * double(t.ops));
 }
 
 TEST_CASE("scalar_function: errors", "[engine][scalar_function]") {

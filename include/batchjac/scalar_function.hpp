@@ -428,11 +428,13 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
                      void (*body)(void*, std::int64_t, std::int64_t), void* context);
 // dst[l * dst_stride + i] = src[i * width + l] for i < count, l < lanes
 // (<= width): a block's lanes become the rows of its examples (through the
-// engine's register transposes when width is its SIMD width).
+// engine's register transposes when width is its SIMD width; `stream`:
+// non-temporal stores where the rows allow, for outputs past the caches).
 template <class T>
-void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride);
-extern template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t);
-extern template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t);
+void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride,
+                   bool stream);
+extern template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t, bool);
+extern template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t, bool);
 // Directions per pass of the compiled path: all of them up to 32, else
 // equal chunks of at most 32.
 constexpr int dual_directions(int n) {
@@ -602,6 +604,7 @@ class ScalarFunction {
     S* value;
     S* jacobian;
     std::int64_t batch;
+    bool stream;  // the Jacobian is larger than the caches: non-temporal stores
   };
 
   template <class S>
@@ -638,10 +641,11 @@ class ScalarFunction {
             ys[static_cast<std::size_t>(m)].d[k].store_aligned(&lanes[(std::size_t(m) * D + k) * L]);
         S* rows = c.jacobian + b0 * std::int64_t(M) * N + d0;
         if (nd == N)  // one pass: each example's M x N entries are contiguous
-          detail::lanes_to_rows(lanes.data(), std::int64_t(M) * N, L, count, rows, std::int64_t(M) * N);
+          detail::lanes_to_rows(lanes.data(), std::int64_t(M) * N, L, count, rows, std::int64_t(M) * N, c.stream);
         else
           for (int m = 0; m < M; ++m)
-            detail::lanes_to_rows(&lanes[std::size_t(m) * D * L], nd, L, count, rows + m * N, std::int64_t(M) * N);
+            detail::lanes_to_rows(&lanes[std::size_t(m) * D * L], nd, L, count, rows + m * N, std::int64_t(M) * N,
+                                  c.stream);
         if (d0 == 0 && c.value) {
           for (int m = 0; m < M; ++m) {
             ys[static_cast<std::size_t>(m)].v.store_aligned(buf);
@@ -656,7 +660,8 @@ class ScalarFunction {
   void compiled(const S* x, S* value, S* jacobian, std::int64_t b, const JacobianOptions& options) const {
     if (b == 0) return;
     constexpr std::int64_t L = xsimd::batch<S>::size;
-    Blocks<S> c{&f_, x, value, jacobian, b};
+    constexpr std::int64_t kStreamBytes = 8 << 20;  // as the engine's
+    Blocks<S> c{&f_, x, value, jacobian, b, b * M * N * std::int64_t(sizeof(S)) > kStreamBytes};
     detail::parallel_ranges((b + L - 1) / L, options, &compiled_range<S>, &c);
   }
 

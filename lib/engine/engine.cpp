@@ -579,17 +579,25 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
 }
 
 template <class T>
-void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride) {
+void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* dst, std::int64_t dst_stride,
+                   bool stream) {
   const kernels::KernelTable<T>& k = kernels::simd_kernels<T>();
   if (k.width == width && lanes == width) {
-    k.lanes_to_rows(src, count, width, dst, dst_stride, nullptr);
+    const bool aligned = reinterpret_cast<std::uintptr_t>(dst) % (std::size_t(width) * sizeof(T)) == 0;
+    if (aligned && dst_stride % width == 0 && count % width == 0) {  // whole vectors, every row
+      (stream ? k.lanes_to_rows_stream : k.lanes_to_rows)(src, count, width, dst, dst_stride, nullptr);
+    } else if (dst_stride == count && count >= width && (aligned || !stream)) {  // rows back to back
+      (stream ? k.lanes_to_packed_rows_stream : k.lanes_to_packed_rows)(src, count, width, dst, nullptr);
+    } else {
+      k.lanes_to_rows(src, count, width, dst, dst_stride, nullptr);
+    }
     return;
   }
   for (int l = 0; l < lanes; ++l)
     for (std::int64_t i = 0; i < count; ++i) dst[l * dst_stride + i] = src[i * width + l];
 }
-template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t);
-template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t);
+template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t, bool);
+template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t, bool);
 
 }  // namespace batchjac::detail
 

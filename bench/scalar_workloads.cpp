@@ -192,9 +192,10 @@ ScalarVersion<S> version(F functor, ScalarPath path) {
     const bj::DType dtype = std::is_same_v<S, float> ? bj::float32 : bj::float64;
     // The path and the cost model's two estimates (operations per example).
     const bj::detail::TracedCost t = bj::detail::traced_cost(f.traced(dtype), options);
-    char estimates[96];
-    std::snprintf(estimates, sizeof estimates, " (est. compiled %.0f, traced %.0f; %lld ops)",
-                  decltype(f)::compiled_cost(dtype, t.ops), decltype(f)::traced_cost(t), static_cast<long long>(t.ops));
+    char estimates[128];
+    std::snprintf(estimates, sizeof estimates, " (est. compiled %.0f, traced %.0f; %lld ops, %.0f active)",
+                  decltype(f)::compiled_cost(dtype, t), decltype(f)::traced_cost(t), static_cast<long long>(t.ops),
+                  t.active);
     return std::string(f.path(dtype, options) == bj::ScalarPath::compiled ? "compiled" : "traced") + estimates;
   };
   return v;

@@ -32,6 +32,8 @@ struct FunctionState;
 struct TracedCost {
   double per_example = 0;
   std::int64_t ops = 0;
+  // Over those ops, the source elements each depends on, summed.
+  double active = 0;
 };
 TracedCost traced_cost(const Function& f, const JacobianOptions& options);
 }  // namespace detail

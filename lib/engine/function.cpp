@@ -12,6 +12,8 @@
 #include <batchjac/errors.hpp>
 #include <batchjac/function.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cstring>
 #include <list>
 #include <mutex>
@@ -451,8 +453,34 @@ TracedCost traced_cost(const Function& f, const JacobianOptions& options) {
   const SlotKey key{Want::jacobian, options.mode, options.parallel_iterations.value_or(-1),
                     options.experimental_use_pfor, false, engine::sparse_override()};
   TracedCost c;
-  for (const ops::Node& n : t.program.nodes)  // the arithmetic, not moving elements in or out
-    if (n.prim != ops::Prim::index_map && n.prim != ops::Prim::concat) ++c.ops;
+  // Which source elements each value depends on (a union over its elements;
+  // exact for scalar code, whose values are single elements sliced from the
+  // source), and the ops' dependencies summed: the tangent operations of a
+  // forward mode that skips inactive directions.
+  const graph::Program& p = t.program;
+  const std::int64_t n = std::max<std::int64_t>(1, s.n_x);
+  const std::size_t words = static_cast<std::size_t>((n + 63) / 64);
+  std::vector<std::vector<std::uint64_t>> deps(p.values.size());
+  deps[static_cast<std::size_t>(p.parameter)].assign(words, ~std::uint64_t(0));
+  for (const ops::Node& node : p.nodes) {
+    std::vector<std::uint64_t>& out = deps[static_cast<std::size_t>(node.output)];
+    out.assign(words, 0);
+    const bool column = node.prim == ops::Prim::index_map && node.attrs.op == ops::kSlice &&
+                        node.inputs.size() == 1 && node.inputs[0] == p.parameter &&
+                        p.info(p.parameter).shape.size() == 1 && node.attrs.axes.size() == 1;
+    if (column) {
+      const std::int64_t begin = node.attrs.axes[0];
+      for (std::int64_t e = begin; e < std::min(n, begin + node.attrs.shape[0]); ++e)
+        out[static_cast<std::size_t>(e / 64)] |= std::uint64_t(1) << (e % 64);
+    } else {
+      for (const int in : node.inputs)
+        if (!deps[static_cast<std::size_t>(in)].empty())
+          for (std::size_t w = 0; w < words; ++w) out[w] |= deps[static_cast<std::size_t>(in)][w];
+    }
+    if (node.prim == ops::Prim::index_map || node.prim == ops::Prim::concat) continue;  // moves, not arithmetic
+    ++c.ops;
+    for (std::size_t w = 0; w < words; ++w) c.active += std::popcount(out[w]);
+  }
   const std::shared_ptr<const engine::Prepared> plan = t.plan(key, options);
   if (!plan) return c;
   const double entries = double(s.n_x * s.n_y);

@@ -232,7 +232,7 @@ TEST_CASE("scalar_function: automatic picks one path and keeps it", "[engine][sc
   // The documented model: the smaller estimate, compiled on ties.
   const bj::detail::TracedCost t = bj::detail::traced_cost(f.traced(bj::float64), {});
   CHECK(t.ops == 20);  // Mixed's arithmetic (its slices and concat not counted)
-  const double compiled = decltype(f)::compiled_cost(bj::float64, t.ops);
+  const double compiled = decltype(f)::compiled_cost(bj::float64, t);
   CHECK(p == (compiled <= decltype(f)::traced_cost(t) ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
   CHECK(decltype(f)::traced_cost(t) == 1.5 * t.per_example + 2.5 * double(t.ops));
 }
@@ -302,6 +302,11 @@ TEST_CASE("README: the seed-sized examples of bj::trace and bj::scalar_function"
   CHECK(J->to_vector<float>() == std::vector<float>{2, 0, 0, 4});
   CHECK(f(bj::constant({{1., 2.}}, bj::float32)).to_vector<float>() == std::vector<float>{1, 4});
 
+  // The cost model's counts: two products, each of one source element.
+  const auto sq = bj::scalar_function<2, 2>(SquareBoth{});
+  const bj::detail::TracedCost cost = bj::detail::traced_cost(sq.traced(bj::float64), {});
+  CHECK(cost.ops == 2);
+  CHECK(cost.active == 2);
   for (auto path : {bj::ScalarPath::automatic, bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
     const auto g = bj::scalar_function<2, 2>(SquareBoth{}, path);
     std::vector<double> xd = {1, 2, 3, 4}, value(4), jd(8);
@@ -309,4 +314,33 @@ TEST_CASE("README: the seed-sized examples of bj::trace and bj::scalar_function"
     CHECK(jd == std::vector<double>{2, 0, 0, 4, 6, 0, 0, 8});
     CHECK(value == std::vector<double>{1, 4, 9, 16});
   }
+}
+
+TEST_CASE("Dual: operations run over the directions their operands depend on", "[engine][scalar_function]") {
+  using N = bj::Dual<double, 3>;
+  using B = N::batch_type;
+  N a(B(2.0), N::Uninitialized{}), b(B(3.0), N::Uninitialized{});
+  a.d[0] = B(1.0), a.active = 0b001;  // a = x0
+  b.d[2] = B(1.0), b.active = 0b100;  // b = x2
+  const N c = a * b + 1.0;
+  CHECK(c.active == 0b101);
+  CHECK(c.tangent(0).get(0) == 3.0);  // d(x0 x2)/dx0 = x2
+  CHECK(c.tangent(1).get(0) == 0.0);  // inactive: zero whatever d[1] holds
+  CHECK(c.tangent(2).get(0) == 2.0);
+  const N k(5.0);  // a constant has no active direction
+  CHECK(k.active == 0);
+  CHECK((k * a).active == 0b001);
+  N s = bj::select(a.v > b.v, a, b);  // per lane: b (2 < 3), with both directions kept
+  CHECK(s.active == 0b101);
+  CHECK(s.tangent(0).get(0) == 0.0);
+  CHECK(s.tangent(2).get(0) == 1.0);
+  s -= s;  // aliasing: the same directions, zero tangents
+  CHECK(s.active == 0b101);
+  CHECK(s.tangent(2).get(0) == 0.0);
+  // 0 x inf is never formed for an inactive direction: log at 0 along x2 only.
+  N z(B(0.0), N::Uninitialized{});
+  z.d[2] = B(1.0), z.active = 0b100;
+  const N l = bj::log(z) + a;
+  CHECK(l.tangent(0).get(0) == 1.0);
+  CHECK(std::isinf(l.tangent(2).get(0)));
 }

@@ -384,6 +384,22 @@ template <class T, int D, class A>
 Dual<T, D, A> fmin(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
   return select(a < b, a, b);
 }
+template <class T, int D, class A>
+Dual<T, D, A> fmax(const Dual<T, D, A>& a, double b) {
+  return fmax(a, Dual<T, D, A>(b));
+}
+template <class T, int D, class A>
+Dual<T, D, A> fmax(double a, const Dual<T, D, A>& b) {
+  return fmax(Dual<T, D, A>(a), b);
+}
+template <class T, int D, class A>
+Dual<T, D, A> fmin(const Dual<T, D, A>& a, double b) {
+  return fmin(a, Dual<T, D, A>(b));
+}
+template <class T, int D, class A>
+Dual<T, D, A> fmin(double a, const Dual<T, D, A>& b) {
+  return fmin(Dual<T, D, A>(a), b);
+}
 
 // ============================================================================
 // TracedScalar: the traced path's number, one per-example scalar of the

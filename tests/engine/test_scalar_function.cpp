@@ -65,7 +65,7 @@ struct AllMath {
     y[k++] = erf(a);
     y[k++] = abs(a - b) + fabs(b);
     y[k++] = bj::square(a) + pow(b, 2.5) + pow(a, b) + pow(2.0, a);
-    y[k++] = atan2(a, b) + fmax(a, b) + fmin(a, b * 0.1);
+    y[k++] = atan2(a, b) + fmax(a, b) + fmin(a, b * 0.1) + fmax(a, 0.5) + fmin(0.5, b) + pow(a, 2) / 2 + 2 * a;
     T acc = 1.0;
     acc *= a;
     acc += b;

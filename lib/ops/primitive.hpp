@@ -39,7 +39,7 @@ enum class Prim : std::uint8_t {
   scan,           // running sum (attrs.op = kSum) or product along attrs.arg
   reshape,
   broadcast_to,
-  index_map,      // out[e] = in[map(e)] or 0: transpose, slice, gather, roll, tile, pad
+  index_map,      // out[e] = in[map(e)] or 0: transpose, slice, gather, roll, tile, pad, repeat
   index_scatter,  // its transpose: out[map(e)] += in[e], out shaped attrs.shape
   concat,         // along attrs.arg
   stop_gradient,
@@ -54,6 +54,7 @@ enum IndexMapKind : int {
   kRoll,       // axes = shift of every axis
   kTile,       // axes = multiples
   kPad,        // axes = {before_0, after_0, before_1, ...}
+  kRepeat,     // axes = repeats of each element along axis arg
 };
 
 // Every field is part of a kept plan's key (engine/plan_cache.cpp): a new

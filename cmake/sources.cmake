@@ -29,6 +29,7 @@ set(BATCHJAC_SOURCES
   lib/engine/plan_cache.cpp
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp
+  lib/engine/several_sources.cpp
   lib/engine/values.cpp
   lib/kernels/dispatch.cpp
   lib/kernels/kernels_sse42.cpp

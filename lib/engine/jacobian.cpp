@@ -2,6 +2,7 @@
 // tape, derive the JVP/VJP program, run the engine.
 #include "autodiff/autodiff.hpp"
 #include "engine/engine.hpp"
+#include "engine/jacobian_call.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
@@ -16,7 +17,7 @@
 
 namespace batchjac {
 
-namespace {
+namespace engine {
 
 // Enum values are checked: a cast integer would otherwise pick a behaviour silently.
 void check_unconnected(const char* fn, UnconnectedGradients u) {
@@ -59,6 +60,8 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
   d.insert(d.end(), b.begin() + static_cast<std::ptrdiff_t>(skip_b), b.end());
   return Shape(d);
 }
+
+namespace {
 
 // Jacobian entries (all examples) below which `automatic` does not plan both modes.
 constexpr std::int64_t kSmallCall = 4096;
@@ -145,14 +148,7 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   return true;
 }
 
-// Where the target's value goes, if a call wants it: the caller's memory
-// (value_and_batch_jacobian_into), or, for a call that returns a new tensor
-// while the target is still unread (deferred), the target itself.
-struct TargetValue {
-  const Tensor& target;
-  int id = -1;                              // the target's value in the program
-  const engine::ValueOut* into = nullptr;  // the caller's memory
-};
+}  // namespace
 
 // Runs a sliced program (or none: unconnected) into `out`, or into a new
 // tensor of out_shape when out is null. nullopt: unconnected under `none`.
@@ -193,7 +189,43 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
   return detail::make_tensor(std::move(owned));
 }
 
-}  // namespace
+void sum_result(graph::Program& program) {
+  // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
+  const Shape ts = program.info(program.result).shape;
+  if (ts.size() == 0) return;
+  ops::Attrs all;
+  for (std::size_t i = 0; i < ts.size(); ++i) all.axes.push_back(static_cast<std::int64_t>(i));
+  program.result = program.emit(program.nodes, graph::ValueKind::primal, ops::Prim::reduce_sum, all,
+                                {program.result});
+}
+
+JacobianOptions gradient_options(UnconnectedGradients unconnected) {
+  JacobianOptions reverse;
+  reverse.mode = JacobianMode::reverse;
+  reverse.unconnected_gradients = unconnected;
+  return reverse;
+}
+
+std::optional<Tensor> one_source(const detail::TapeState& tape, const Tensor& target, const Tensor& source,
+                                 bool batched, bool sum, const JacobianOptions& options) {
+  std::optional<graph::Program> program = graph::slice(tape, target, source, batched);
+  const int target_value = program ? program->result : -1;
+  if (program && sum) sum_result(*program);
+  const Shape out_shape = sum ? source.shape() : concat_shapes(target.shape(), source.shape(), batched ? 1 : 0);
+  return finish(program, source, out_shape, nullptr, options.unconnected_gradients, options,
+                TargetValue{target, target_value});
+}
+
+}  // namespace engine
+
+using engine::check_float;
+using engine::check_options;
+using engine::check_unconnected;
+using engine::check_unused;
+using engine::concat_shapes;
+using engine::finish;
+using engine::gradient_options;
+using engine::TargetValue;
 
 std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, const Tensor& source,
                                                         const Out* out, const Out* value_out,
@@ -277,10 +309,7 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   detail::check_tensor_size(fn, concat_shapes(target.shape(), source.shape(), 0), source.dtype(),
                             "the Jacobian");
   check_unused(fn, *state_);
-  std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,
-                       options.unconnected_gradients, options,
-                       TargetValue{target, program ? program->result : -1});
+  auto result = engine::one_source(*state_, target, source, false, false, options);
   answered();
   return result;
 }
@@ -292,22 +321,7 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   check_float(fn, "source", source);
   check_float(fn, "target", target);
   check_unused(fn, *state_);
-  std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  const int target_value = program ? program->result : -1;
-  if (program) {
-    // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
-    const Shape ts = program->info(program->result).shape;
-    if (ts.size() > 0) {
-      ops::Attrs all;
-      for (std::size_t i = 0; i < ts.size(); ++i) all.axes.push_back(static_cast<std::int64_t>(i));
-      program->result = program->emit(program->nodes, graph::ValueKind::primal,
-                                      ops::Prim::reduce_sum, all, {program->result});
-    }
-  }
-  JacobianOptions reverse;
-  reverse.mode = JacobianMode::reverse;
-  auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse,
-                       TargetValue{target, target_value});
+  auto result = engine::one_source(*state_, target, source, false, true, gradient_options(unconnected_gradients));
   answered();
   return result;
 }

@@ -5,6 +5,8 @@
 #include "graph/tape.hpp"
 
 #include <optional>
+#include <span>
+#include <vector>
 
 namespace batchjac::graph {
 
@@ -14,5 +16,23 @@ namespace batchjac::graph {
 // every op's batch-axis rule runs (ValueError naming an op that mixes examples).
 std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
                              const Tensor& source, bool batched);
+
+// Several independent sources at once (none computed from another on the
+// tape, one dtype, distinct): the parameter is their elements joined, per
+// example, in order ([N] or [b, N], N the sum of their per-example sizes),
+// and each source is a slice of it, reshaped (`source_values[i]`). One
+// Jacobian of this program has the sources' Jacobians side by side, each in
+// its columns. nullopt when target depends on none of them.
+struct JointProgram {
+  Program program;
+  std::vector<int> source_values;
+};
+std::optional<JointProgram> slice_joint(const detail::TapeState& tape, const Tensor& target,
+                                        std::span<const Tensor> sources, bool batched);
+
+// Whether no source is computed, through recorded ops, from another (then
+// a derivative with respect to each holds the others fixed, and one joint
+// program answers for all).
+bool independent(const detail::TapeState& tape, std::span<const Tensor> sources);
 
 }  // namespace batchjac::graph

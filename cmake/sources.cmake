@@ -16,6 +16,7 @@ set(BATCHJAC_SOURCES
   lib/ops/shape_ops.cpp
   lib/ops/shape_api.cpp
   lib/ops/misc.cpp
+  lib/ops/custom_jvp.cpp
   lib/graph/program.cpp
   lib/graph/tape.cpp
   lib/graph/gradient_tape.cpp

@@ -30,7 +30,9 @@ struct Builder {
     return v;
   }
 
-  void add(const detail::Record& r) {
+  // Adds the node of record r to `into` (the program's nodes, or a rule's).
+  void add(const detail::Record& r) { add(r, program.nodes); }
+  void add(const detail::Record& r, std::vector<ops::Node>& into) {
     const std::size_t n_in = r.inputs.size();
     std::vector<int> from_source(n_in, -1);
     for (std::size_t i = 0; i < n_in; ++i) {
@@ -64,7 +66,51 @@ struct Builder {
                           "several source examples");
     node.output = program.add_value(out, ValueKind::primal, true);
     computed[r.output.id()] = node.output;
-    program.nodes.push_back(std::move(node));
+    if (r.prim == ops::Prim::custom_jvp) {
+      node.attrs.op = add_rule(*r.attrs.custom);
+      node.attrs.custom.reset();
+    }
+    into.push_back(std::move(node));
+  }
+
+  // Slices a custom_jvp's traced rule (after its inputs were added): the
+  // records from its tangents and the program's values to its result, each
+  // checked by its batch-axis rule like the program's.
+  int add_rule(const detail::CustomJvpTrace& trace) {
+    JvpRule rule;
+    std::unordered_set<std::uint64_t> from;  // computed from the program's values or tangents
+    for (std::size_t i = 0; i < trace.primals.size(); ++i) {
+      const auto it = computed.find(trace.primals[i].id());
+      if (it == computed.end()) {  // its tangent is zero: the placeholder stays a constant
+        rule.tangents.push_back(-1);
+        continue;
+      }
+      const int v = program.add_value(program.info(it->second), ValueKind::linear, true);
+      computed[trace.tangents[i].id()] = v;
+      rule.tangents.push_back(v);
+    }
+    for (const auto& r : trace.tape.records)
+      for (const auto& in : r.inputs)
+        if (computed.count(in.id()) || from.count(in.id())) {
+          from.insert(r.output.id());
+          break;
+        }
+    std::vector<char> needed(trace.tape.records.size(), 0);
+    std::vector<std::uint64_t> stack{trace.tangent_out.id()};
+    while (!stack.empty()) {
+      const std::uint64_t id = stack.back();
+      stack.pop_back();
+      const auto it = trace.tape.producer.find(id);
+      if (!from.count(id) || it == trace.tape.producer.end() || needed[it->second]) continue;
+      needed[it->second] = 1;
+      for (const auto& in : trace.tape.records[it->second].inputs) stack.push_back(in.id());
+    }
+    for (std::size_t i = 0; i < trace.tape.records.size(); ++i)
+      if (needed[i]) add(trace.tape.records[i], rule.nodes);
+    const auto result = computed.find(trace.tangent_out.id());
+    rule.result = result == computed.end() ? -1 : result->second;
+    program.rules.push_back(std::move(rule));
+    return static_cast<int>(program.rules.size()) - 1;
   }
 };
 }  // namespace

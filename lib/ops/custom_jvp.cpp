@@ -3,6 +3,7 @@
 // Jacobians use the rule.
 #include "graph/tape.hpp"
 #include "ops/eager.hpp"
+#include "tensor/tensor_impl.hpp"
 
 #include <batchjac/custom_jvp.hpp>
 #include <batchjac/errors.hpp>
@@ -15,6 +16,25 @@
 namespace batchjac {
 
 namespace {
+
+// A tangent placeholder: zeros, allocated only if read (when its input is
+// not computed from a Jacobian's source, the rule reads it as a constant).
+struct Zeros final : detail::Deferred {
+  Shape shape;
+  DType dtype = DType::float64;
+  std::shared_ptr<const detail::TensorImpl> compute_all(const std::shared_ptr<const detail::TensorImpl>&) const override {
+    return nullptr;
+  }
+  std::shared_ptr<const detail::TensorImpl> compute() const override { return zeros(shape, dtype).impl_ptr(); }
+};
+
+Tensor placeholder(const Tensor& like) {
+  auto how = std::make_unique<Zeros>();
+  how->shape = like.shape();
+  how->dtype = like.dtype();
+  return detail::make_tensor(detail::new_deferred(like.shape(), like.dtype(), std::move(how)));
+}
+
 void require_float(const Tensor& t, const std::string& what) {
   if (!is_floating(t.dtype()))
     throw ValueError("custom_jvp: " + what + " must be float32 or float64, got a " +
@@ -38,7 +58,7 @@ Tensor CustomJvp::operator()(const std::vector<Tensor>& primals) const {
   auto trace = std::make_shared<detail::CustomJvpTrace>();
   trace->primals = primals;
   trace->primal_out = y;
-  for (const Tensor& x : primals) trace->tangents.push_back(zeros(x.shape(), x.dtype()));
+  for (const Tensor& x : primals) trace->tangents.push_back(placeholder(x));
   for (const Tensor& x : primals) trace->tape.tracked.insert(x.id());
   trace->tape.tracked.insert(y.id());
   for (const Tensor& t : trace->tangents) trace->tape.tracked.insert(t.id());

@@ -55,6 +55,15 @@ TEST_CASE("custom_jvp: rules that are the derivative, derivative check table", "
             });
         return f({x, bj::exp(x) * c.per_example(1, {3})});
       });
+  run("an input not from the source: its tangent is zero", {3},
+      [](const bj::Tensor& x, const Context& c) {
+        const auto f = bj::custom_jvp(
+            [](const Tensors& a) { return a[0] * bj::sin(a[1]); },
+            [](const Tensors& a, const bj::Tensor&, const Tensors& t) {
+              return t[0] * bj::sin(a[1]) + a[0] * bj::cos(a[1]) * t[1];
+            });
+        return f({x, c.per_example(3, {3})}) + f({c.shared(4, {3}), x});
+      });
   run("tanh(x W) with shared W, closed form (1 - y^2) (t W)", {2, 3},
       [](const bj::Tensor& x, const Context& c) {
         const bj::Tensor w = c.shared(2, {3, 4});

@@ -17,9 +17,8 @@
 // test_lstm_hessian, test_lstm_batch_hessian,
 // JacobianTest.test_nested_batch_jacobian_foldl,
 // BackpropTest.testOverrideSecondOrderWithCustomGradient,
-// testCustomGradientForwardprop), and the dynamic_rnn and per-example LSTM
-// gradient models (test_dynamic_lstm_batch_jacobian,
-// test_lstm_per_eg_grad), left for a later port.
+// testCustomGradientForwardprop). dynamic_rnn's sequence lengths are
+// per-example where() selects.
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -28,6 +27,8 @@
 
 #include <cmath>
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <type_traits>
 #include <vector>
 
@@ -67,6 +68,23 @@ struct Dense {
 Dense dense(std::mt19937_64& rng, std::int64_t in, std::int64_t out, bool relu = true) {
   return {check::random_tensor(rng, {in, out}, -1, 1, bj::float32),
           check::random_tensor(rng, {out}, -0.1, 0.1, bj::float32), relu};
+}
+
+// One step of tf.nn.rnn_cell.BasicLSTMCell (forget_bias 1): gates i, j, f, o.
+struct Lstm {
+  bj::Tensor kernel, bias;
+  std::int64_t n;
+  std::pair<bj::Tensor, bj::Tensor> operator()(const bj::Tensor& x, const bj::Tensor& c,
+                                               const bj::Tensor& h) const {
+    const bj::Tensor gates = bj::matmul(bj::concat({x, h}, 1), kernel) + bias;
+    auto gate = [&](std::int64_t k) { return bj::slice(gates, {0, k * n}, {-1, n}); };
+    const bj::Tensor new_c = c * bj::sigmoid(gate(2) + 1.0) + bj::sigmoid(gate(0)) * bj::tanh(gate(1));
+    return {new_c, bj::tanh(new_c) * bj::sigmoid(gate(3))};
+  }
+};
+Lstm lstm(std::mt19937_64& rng, std::int64_t n) {
+  return {check::random_tensor(rng, {2 * n, 4 * n}, -0.5, 0.5, bj::float32),
+          check::random_tensor(rng, {4 * n}, -0.1, 0.1, bj::float32), n};
 }
 
 }  // namespace
@@ -498,20 +516,14 @@ TEST_CASE("TF GradientsTest.test_lstm_batch_jacobian", "[graph][tf]") {
   // BasicLSTMCell(4), 2 steps, batch 8: d state.c / d init_state.c.
   std::mt19937_64 rng(58);
   const std::int64_t batch = 8, n = 4;
-  const bj::Tensor kernel = check::random_tensor(rng, {2 * n, 4 * n}, -0.5, 0.5, bj::float32);
-  const bj::Tensor bias = check::random_tensor(rng, {4 * n}, -0.1, 0.1, bj::float32);
+  const Lstm cell = lstm(rng, n);
   const Tensors inputs = {check::random_tensor(rng, {batch, n}, -1, 1, bj::float32),
                           check::random_tensor(rng, {batch, n}, -1, 1, bj::float32)};
   const bj::Tensor c0 = bj::zeros({batch, n}, bj::float32);
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});
   tape.watch(c0);
   bj::Tensor c = c0, h = bj::zeros({batch, n}, bj::float32);
-  auto gate = [&](const bj::Tensor& g, std::int64_t k) { return bj::slice(g, {0, k * n}, {-1, n}); };
-  for (const bj::Tensor& x : inputs) {
-    const bj::Tensor gates = bj::matmul(bj::concat({x, h}, 1), kernel) + bias;  // i, j, f, o
-    c = c * bj::sigmoid(gate(gates, 2) + 1.0) + bj::sigmoid(gate(gates, 0)) * bj::tanh(gate(gates, 1));
-    h = bj::tanh(c) * bj::sigmoid(gate(gates, 3));
-  }
+  for (const bj::Tensor& x : inputs) std::tie(c, h) = cell(x, c, h);
   const auto p = tape.batch_jacobian(c, c0, pfor(true));
   const auto w = tape.batch_jacobian(c, c0, pfor(false));
   REQUIRE(p.has_value());
@@ -521,6 +533,78 @@ TEST_CASE("TF GradientsTest.test_lstm_batch_jacobian", "[graph][tf]") {
   const auto f = tape.batch_jacobian(c, c0, check::with_mode(bj::JacobianMode::forward));
   const auto r = tape.batch_jacobian(c, c0, check::with_mode(bj::JacobianMode::reverse));
   check::check_close(*f, *r, 1e-6, 1e-6, "forward vs reverse");
+}
+
+TEST_CASE("TF GradientsTest.test_dynamic_lstm_batch_jacobian", "[graph][tf]") {
+  // dynamic_rnn over [8, 3, 4] inputs with per-example sequence lengths:
+  // past its length an example keeps its state (a where() per example).
+  // batch_jacobian(final c, inputs)[:, i] against the gradient of column i.
+  std::mt19937_64 rng(60);
+  const std::int64_t batch = 8, n = 4, steps = 3;
+  const Lstm cell = lstm(rng, n);
+  const bj::Tensor inputs = check::random_tensor(rng, {batch, steps, n}, 0, 1, bj::float32);
+  std::vector<float> lengths(batch);
+  for (std::int64_t b = 0; b < batch; ++b) lengths[b] = static_cast<float>(b % (steps + 1));
+  const bj::Tensor length = bj::constant(lengths, bj::Shape{batch, 1});
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(inputs);
+  bj::Tensor c = bj::zeros({batch, n}, bj::float32), h = c;
+  for (std::int64_t t = 0; t < steps; ++t) {
+    const bj::Tensor x = bj::reshape(bj::slice(inputs, {0, t, 0}, {-1, 1, -1}), {batch, n});
+    const auto [new_c, new_h] = cell(x, c, h);
+    const bj::Tensor running = bj::greater(length, bj::fill({1, 1}, static_cast<double>(t), bj::float32));
+    c = bj::where(running, new_c, c);
+    h = bj::where(running, new_h, h);
+  }
+  const auto jacobian = tape.batch_jacobian(c, inputs);
+  REQUIRE(jacobian.has_value());
+  REQUIRE(jacobian->shape() == bj::Shape{batch, n, steps, n});
+  const auto all = check::values(*jacobian);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto grad = tape.gradient(bj::gather(c, {i}, 1), inputs);
+    REQUIRE(grad.has_value());
+    std::vector<double> column;
+    for (std::int64_t b = 0; b < batch; ++b)
+      column.insert(column.end(), all.begin() + (b * n + i) * steps * n, all.begin() + (b * n + i + 1) * steps * n);
+    check::check_close(column, check::values(*grad), 1e-5, 1e-6, "column of the Jacobian vs gradient");
+  }
+  // An example of length 0 has c = 0 whatever its inputs.
+  CHECK(std::vector<double>(all.begin(), all.begin() + n * steps * n) == std::vector<double>(n * steps * n, 0.0));
+}
+
+TEST_CASE("TF GradientsTest.test_lstm_per_eg_grad: several sources", "[graph][tf][sources]") {
+  // Per-example gradients of l2_loss(state.c) for the cell's kernel and
+  // bias: one jacobian of the per-example losses for both, against each
+  // example's gradient alone.
+  std::mt19937_64 rng(61);
+  const std::int64_t batch = 8, n = 4;
+  const Lstm cell = lstm(rng, n);
+  const Tensors inputs = {check::random_tensor(rng, {batch, n}, -1, 1, bj::float32),
+                          check::random_tensor(rng, {batch, n}, -1, 1, bj::float32)};
+  const Tensors weights = {cell.kernel, cell.bias};
+  auto losses = [&](const Tensors& xs) {  // per row
+    bj::Tensor c = bj::zeros({xs[0].shape()[0], n}, bj::float32), h = c;
+    for (const bj::Tensor& x : xs) std::tie(c, h) = cell(x, c, h);
+    return bj::reduce_sum(bj::square(c), {1}) * 0.5;
+  };
+  bj::GradientTape tape;
+  for (const auto& w : weights) tape.watch(w);
+  const auto per_eg = tape.jacobian(losses(inputs), weights);  // [batch, w...]
+  for (std::int64_t i = 0; i < batch; ++i) {
+    bj::GradientTape one;
+    for (const auto& w : weights) one.watch(w);
+    Tensors xs;
+    for (const auto& x : inputs) xs.push_back(bj::slice(x, {i, 0}, {1, -1}));
+    const auto grads = one.gradient(losses(xs), weights);
+    for (std::size_t k = 0; k < weights.size(); ++k) {
+      REQUIRE(per_eg[k].has_value());
+      REQUIRE(grads[k].has_value());
+      const std::int64_t size = weights[k].num_elements();
+      const auto all = check::values(*per_eg[k]);
+      check::check_close(std::vector<double>(all.begin() + i * size, all.begin() + (i + 1) * size),
+                         check::values(*grads[k]), 1e-4, 1e-5, "per-example gradient");
+    }
+  }
 }
 
 TEST_CASE("TF GradientsTest.test_fc_per_eg_grad, test_fc_jacobian: several sources", "[graph][tf][sources]") {

@@ -386,8 +386,10 @@ TEST_CASE("TF BackpropTest.testCustomGradientInEagerAndGraph", "[graph][tf]") {
   CHECK(grad->at({}) == 4.0);
 }
 
-TEST_CASE("TF BackpropTest: sources list of one, equal values as distinct sources, several targets", "[graph][tf]") {
-  // testGradientsWithSameValue... (x1 = x2 = 3 distinct): d(x1 + x2)/[x1] = [1].
+TEST_CASE("TF BackpropTest.testDifferentiatingScalarCache, testVariablesAndConstantsProduceTheSameGradients, "
+          "testSelectivelyWatchVariables",
+          "[graph][tf]") {
+  // testDifferentiatingScalarCache: x1 = x2 = 3, distinct; d(x1 + x2)/[x1] = [1].
   {
     bj::GradientTape g;
     const bj::Tensor x1 = bj::constant(3.0, bj::float32);
@@ -411,6 +413,15 @@ TEST_CASE("TF BackpropTest: sources list of one, equal values as distinct source
   REQUIRE(grads[1].has_value());
   CHECK(grads[0]->at({}) == 12.0);
   CHECK(grads[1]->at({}) == 4.0);
+  // testSelectivelyWatchVariables: only x2 watched; d[y, z]/[x1, x2] = (None, 3).
+  bj::GradientTape selective;
+  const bj::Tensor x1 = bj::constant(1.0, bj::float32);
+  const bj::Tensor x2 = bj::constant(1.0, bj::float32);
+  selective.watch(x2);
+  const auto d = selective.gradient(bj::pow(x1, 2.0) + bj::pow(x2, 3.0), {x1, x2});
+  CHECK_FALSE(d[0].has_value());
+  REQUIRE(d[1].has_value());
+  CHECK(d[1]->at({}) == 3.0);
 }
 
 // ---- parallel_for/gradients_test.py: GradientsTest ------------------------------------

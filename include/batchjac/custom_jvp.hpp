@@ -28,7 +28,9 @@ namespace batchjac {
 // tangent placeholders are never evaluated) and records one custom_jvp
 // node giving y. Then every Jacobian, gradient and mode through the result
 // uses the rule: forward mode runs it on the tangents, reverse mode its
-// transpose. f's own ops give the value only.
+// transpose. f's own ops give the value only; inside batch_jacobian the
+// engine computes that value per example, so f's ops are checked by the
+// batch-axis rules too.
 // ValueError: no inputs, an input or f's result that is not float32 or
 // float64, a rule result of another shape or dtype than y, or one not
 // computed from the tangents; a rule found not linear in the tangents

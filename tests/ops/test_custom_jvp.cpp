@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <stdexcept>
 #include <vector>
 
 namespace bj = batchjac;
@@ -249,4 +250,32 @@ TEST_CASE("custom_jvp with several sources, one of them through a custom functio
   CHECK(g[0]->at({1}) == Approx(std::sin(-1.)).epsilon(1e-15));
   CHECK(g[1]->at({0}) == Approx(1. * std::cos(0.5)).epsilon(1e-15));
   CHECK(g[1]->at({1}) == Approx(2. * std::cos(-1.)).epsilon(1e-15));
+}
+
+TEST_CASE("custom_jvp: nested tapes both use the rule; a throwing rule leaves recording as it was",
+          "[ops][custom_jvp]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  const auto twice = bj::custom_jvp([](const Tensors& a) { return a[0] * 1.0; },
+                                    [](const Tensors&, const bj::Tensor&, const Tensors& t) { return t[0] * 2.0; });
+  bj::GradientTape outer(bj::TapeOptions{.persistent = true});
+  outer.watch(x);
+  bj::GradientTape inner(bj::TapeOptions{.persistent = true});
+  inner.watch(x);
+  const bj::Tensor y = twice(x);
+  for (auto* tape : {&outer, &inner}) {
+    const auto j = tape->batch_jacobian(y, x);
+    REQUIRE(j.has_value());
+    CHECK(check::values(*j) == std::vector<double>{2, 0, 0, 2, 2, 0, 0, 2});
+  }
+  // The rule's ops were seen by neither tape, and a rule that throws does
+  // not leave the thread recording on its private tape.
+  const auto throwing = bj::custom_jvp([](const Tensors& a) { return a[0] * 1.0; },
+                                       [](const Tensors&, const bj::Tensor&, const Tensors&) -> bj::Tensor {
+                                         throw std::runtime_error("rule failed");
+                                       });
+  CHECK_THROWS_WITH(throwing(x), "rule failed");
+  const bj::Tensor z = bj::sin(x);
+  const auto j = inner.batch_jacobian(z, x);
+  REQUIRE(j.has_value());
+  CHECK(j->at({1, 0, 0}) == Approx(std::cos(3.0)).epsilon(1e-15));
 }

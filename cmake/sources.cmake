@@ -16,6 +16,7 @@ set(BATCHJAC_SOURCES
   lib/ops/shape_ops.cpp
   lib/ops/shape_api.cpp
   lib/ops/misc.cpp
+  lib/ops/custom_jvp.cpp
   lib/graph/program.cpp
   lib/graph/tape.cpp
   lib/graph/gradient_tape.cpp
@@ -29,6 +30,7 @@ set(BATCHJAC_SOURCES
   lib/engine/plan_cache.cpp
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp
+  lib/engine/several_sources.cpp
   lib/engine/function.cpp
   lib/engine/scalar.cpp
   lib/engine/values.cpp

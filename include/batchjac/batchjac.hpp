@@ -2,6 +2,7 @@
 // GradientTape.batch_jacobian for HPC codes. The one header users include.
 #pragma once
 
+#include <batchjac/custom_jvp.hpp>
 #include <batchjac/dtype.hpp>
 #include <batchjac/errors.hpp>
 #include <batchjac/function.hpp>

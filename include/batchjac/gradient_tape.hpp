@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 namespace batchjac {
 
@@ -142,6 +143,25 @@ class GradientTape {
       const Tensor& target, const Tensor& source,
       UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
 
+  // Several sources in one call, as TF's tape.jacobian(target, [x, y]) and
+  // tape.gradient(target, [x, y]): one result per source, in order, each
+  // what the one-source call gives for it (nullopt for a source the target
+  // does not depend on, under none); a source listed twice gets the same
+  // result twice. One call: a non-persistent tape answers it. Sources of
+  // one dtype of which none is computed from another on the tape are
+  // differentiated together, one pass of the engine (gradient: one reverse
+  // pass for all of them); otherwise each on its own. An empty list gives
+  // an empty result. Errors are those of the one-source calls, checked for
+  // every source before anything runs. In C++ a braced list of one tensor,
+  // `{x}`, picks the one-source overload: write std::vector<Tensor>{x}.
+  std::vector<std::optional<Tensor>> batch_jacobian(const Tensor& target, const std::vector<Tensor>& sources,
+                                                    const JacobianOptions& options = {});
+  std::vector<std::optional<Tensor>> jacobian(const Tensor& target, const std::vector<Tensor>& sources,
+                                              const JacobianOptions& options = {});
+  std::vector<std::optional<Tensor>> gradient(
+      const Tensor& target, const std::vector<Tensor>& sources,
+      UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
+
  private:
   // batch_jacobian_into's destination: `size` elements of `dtype` at `data`
   // (null when size is 0).
@@ -155,6 +175,12 @@ class GradientTape {
   std::optional<Tensor> batch_jacobian_impl(const Tensor& target, const Tensor& source,
                                             const Out* out, const Out* value_out,
                                             const JacobianOptions& options);
+
+  // The several-source calls (engine/several_sources.cpp): per example
+  // (batched), of the sum (gradient), or full Jacobians.
+  std::vector<std::optional<Tensor>> several(const char* fn, const Tensor& target,
+                                             const std::vector<Tensor>& sources, bool batched, bool sum,
+                                             const JacobianOptions& options);
 
   // Marks the tape used; a non-persistent one ends recording and lets go of
   // its records.

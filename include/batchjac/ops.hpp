@@ -25,6 +25,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace batchjac {
@@ -183,6 +184,14 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape);
 Tensor tile(const Tensor& x, std::vector<std::int64_t> multiples);
 // Pads with zeros: paddings[i] = {before, after} for axis i (>= 0).
 Tensor pad(const Tensor& x, std::vector<std::array<std::int64_t, 2>> paddings);
+// Repeats each element along axis (tf.repeat): element i repeats[i] times
+// (>= 0), or every element `repeats` times (one entry applies to all).
+// Without an axis, the flattened elements are repeated, giving rank 1.
+// A per-example function repeats along axis >= 1 only: along the batch axis
+// only repeats of 1 keep examples apart.
+Tensor repeat(const Tensor& x, std::vector<std::int64_t> repeats,
+              std::optional<std::int64_t> axis = std::nullopt);
+Tensor repeat(const Tensor& x, std::int64_t repeats, std::optional<std::int64_t> axis = std::nullopt);
 
 // ---- linear algebra ------------------------------------------------------------
 // Matrix product over the last two axes: a [..., m, k] x b [..., k, n] ->

@@ -24,6 +24,10 @@ class JvpContext {
   }
   // By value: emitting nodes grows the value table.
   ops::ValueInfo info(int v) const { return program_.info(v); }
+  const graph::Program& program() const { return program_; }
+  // The nodes emitted so far (custom_jvp checks what its rule emitted).
+  const std::vector<ops::Node>& primal_nodes() const { return program_.nodes; }
+  const std::vector<ops::Node>& linear_nodes() const { return linear_; }
 
  private:
   graph::Program& program_;

@@ -1,7 +1,7 @@
 // bj::trace: record a function once, keep its program and plans, and run
 // them on the caller's arrays.
 #include "engine/engine.hpp"
-#include "engine/jacobian.hpp"
+#include "engine/jacobian_call.hpp"
 #include "engine/plan.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"

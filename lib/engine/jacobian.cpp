@@ -2,7 +2,7 @@
 // tape, derive the JVP/VJP program, run the engine.
 #include "autodiff/autodiff.hpp"
 #include "engine/engine.hpp"
-#include "engine/jacobian.hpp"
+#include "engine/jacobian_call.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
@@ -15,7 +15,9 @@
 #include <cstring>
 #include <string>
 
-namespace batchjac::engine {
+namespace batchjac {
+
+namespace engine {
 
 // Enum values are checked: a cast integer would otherwise pick a behaviour silently.
 void check_unconnected(const char* fn, UnconnectedGradients u) {
@@ -46,44 +48,6 @@ void check_float(const char* fn, const char* what, const Tensor& t) {
                      t.shape().to_string() + " (it has no derivative)");
 }
 
-std::shared_ptr<const Prepared> plan_jacobian(graph::Program& program, const JacobianOptions& options,
-                                              bool small_call) {
-  const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
-  const std::int64_t n_out = program.info(program.result).shape.num_elements();
-  graph::LinearProgram jvp = autodiff::linearize(program);
-  if (jvp.output < 0) return nullptr;
-  autodiff::optimize(program, jvp);
-  auto only = [&](graph::LinearProgram& lin, JacobianMode mode) {
-    autodiff::prune(program, lin);
-    const Candidate c{&program, &lin, mode};
-    return prepare({&c, 1}, options);
-  };
-  if (options.mode == JacobianMode::forward) return only(jvp, JacobianMode::forward);
-  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
-  autodiff::optimize(program, vjp);
-  if (options.mode == JacobianMode::reverse) return only(vjp, JacobianMode::reverse);
-  if (small_call) return n_in <= n_out ? only(jvp, JacobianMode::forward) : only(vjp, JacobianMode::reverse);
-  // The likelier winner is planned first: the other stops planning as soon
-  // as it cannot cost less. (Equal costs keep the first.)
-  graph::Program forward_program = program;
-  autodiff::prune(forward_program, jvp);
-  autodiff::prune(program, vjp);
-  const Candidate forward{&forward_program, &jvp, JacobianMode::forward};
-  const Candidate reverse{&program, &vjp, JacobianMode::reverse};
-  const Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
-  return prepare(both, options);
-}
-
-}  // namespace batchjac::engine
-
-namespace batchjac {
-
-using engine::check_float;
-using engine::check_options;
-using engine::check_unconnected;
-
-namespace {
-
 void check_unused(const char* fn, const detail::TapeState& s) {
   if (s.used && !s.persistent)
     throw RuntimeError(std::string(fn) +
@@ -96,6 +60,36 @@ Shape concat_shapes(const Shape& a, const Shape& b, std::size_t skip_b) {
   d.insert(d.end(), b.begin() + static_cast<std::ptrdiff_t>(skip_b), b.end());
   return Shape(d);
 }
+
+std::shared_ptr<const Prepared> plan_jacobian(graph::Program& program, const JacobianOptions& options,
+                                              bool small_call) {
+  const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
+  const std::int64_t n_out = program.info(program.result).shape.num_elements();
+  graph::LinearProgram jvp = autodiff::linearize(program);
+  if (jvp.output < 0) return nullptr;
+  autodiff::optimize(program, jvp);
+  auto only = [&](graph::LinearProgram& lin, JacobianMode mode) {
+    autodiff::prune(program, lin);
+    const engine::Candidate c{&program, &lin, mode};
+    return engine::prepare({&c, 1}, options);
+  };
+  if (options.mode == JacobianMode::forward) return only(jvp, JacobianMode::forward);
+  graph::LinearProgram vjp = autodiff::transpose(program, jvp);
+  autodiff::optimize(program, vjp);
+  if (options.mode == JacobianMode::reverse) return only(vjp, JacobianMode::reverse);
+  if (small_call) return n_in <= n_out ? only(jvp, JacobianMode::forward) : only(vjp, JacobianMode::reverse);
+  // The likelier winner is planned first: the other stops planning as soon
+  // as it cannot cost less. (Equal costs keep the first.)
+  graph::Program forward_program = program;
+  autodiff::prune(forward_program, jvp);
+  autodiff::prune(program, vjp);
+  const engine::Candidate forward{&forward_program, &jvp, JacobianMode::forward};
+  const engine::Candidate reverse{&program, &vjp, JacobianMode::reverse};
+  const engine::Candidate both[] = {n_in <= n_out ? forward : reverse, n_in <= n_out ? reverse : forward};
+  return engine::prepare(both, options);
+}
+
+namespace {
 
 // At most this much more estimated work per block (steps and stores) lets a
 // call that returns a new tensor write the unread target's value in its
@@ -130,11 +124,11 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   if (engine::own_shared_views(program)) key = engine::PlanKey(program, options, small_call, false, fill_optional);
   graph::Program without = program;  // planned without the value, when it is optional
   without.kept = -1;
-  std::shared_ptr<const engine::Prepared> plan = engine::plan_jacobian(program, options, small_call);
+  std::shared_ptr<const engine::Prepared> plan = plan_jacobian(program, options, small_call);
   if (!plan) return false;
   const graph::Program* planned = &program;
   if (value && fill_optional) {
-    std::shared_ptr<const engine::Prepared> alone = engine::plan_jacobian(without, options, small_call);
+    std::shared_ptr<const engine::Prepared> alone = plan_jacobian(without, options, small_call);
     // Each example stores its Jacobian entries, and with the value its elements.
     const double stores = double(n_in * n_out);
     const double value_stores = double(program.info(program.kept).shape.num_elements());
@@ -148,14 +142,7 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   return true;
 }
 
-// Where the target's value goes, if a call wants it: the caller's memory
-// (value_and_batch_jacobian_into), or, for a call that returns a new tensor
-// while the target is still unread (deferred), the target itself.
-struct TargetValue {
-  const Tensor& target;
-  int id = -1;                              // the target's value in the program
-  const engine::ValueOut* into = nullptr;  // the caller's memory
-};
+}  // namespace
 
 // Runs a sliced program (or none: unconnected) into `out`, or into a new
 // tensor of out_shape when out is null. nullopt: unconnected under `none`.
@@ -196,7 +183,43 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
   return detail::make_tensor(std::move(owned));
 }
 
-}  // namespace
+void sum_result(graph::Program& program) {
+  // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
+  const Shape ts = program.info(program.result).shape;
+  if (ts.size() == 0) return;
+  ops::Attrs all;
+  for (std::size_t i = 0; i < ts.size(); ++i) all.axes.push_back(static_cast<std::int64_t>(i));
+  program.result = program.emit(program.nodes, graph::ValueKind::primal, ops::Prim::reduce_sum, all,
+                                {program.result});
+}
+
+JacobianOptions gradient_options(UnconnectedGradients unconnected) {
+  JacobianOptions reverse;
+  reverse.mode = JacobianMode::reverse;
+  reverse.unconnected_gradients = unconnected;
+  return reverse;
+}
+
+std::optional<Tensor> one_source(const detail::TapeState& tape, const Tensor& target, const Tensor& source,
+                                 bool batched, bool sum, const JacobianOptions& options) {
+  std::optional<graph::Program> program = graph::slice(tape, target, source, batched);
+  const int target_value = program ? program->result : -1;
+  if (program && sum) sum_result(*program);
+  const Shape out_shape = sum ? source.shape() : concat_shapes(target.shape(), source.shape(), batched ? 1 : 0);
+  return finish(program, source, out_shape, nullptr, options.unconnected_gradients, options,
+                TargetValue{target, target_value});
+}
+
+}  // namespace engine
+
+using engine::check_float;
+using engine::check_options;
+using engine::check_unconnected;
+using engine::check_unused;
+using engine::concat_shapes;
+using engine::finish;
+using engine::gradient_options;
+using engine::TargetValue;
 
 std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, const Tensor& source,
                                                         const Out* out, const Out* value_out,
@@ -280,10 +303,7 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
   detail::check_tensor_size(fn, concat_shapes(target.shape(), source.shape(), 0), source.dtype(),
                             "the Jacobian");
   check_unused(fn, *state_);
-  std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  auto result = finish(program, source, concat_shapes(target.shape(), source.shape(), 0), nullptr,
-                       options.unconnected_gradients, options,
-                       TargetValue{target, program ? program->result : -1});
+  auto result = engine::one_source(*state_, target, source, false, false, options);
   answered();
   return result;
 }
@@ -295,22 +315,7 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   check_float(fn, "source", source);
   check_float(fn, "target", target);
   check_unused(fn, *state_);
-  std::optional<graph::Program> program = graph::slice(*state_, target, source, false);
-  const int target_value = program ? program->result : -1;
-  if (program) {
-    // The gradient of the sum: a one-row Jacobian of reduce_sum(target).
-    const Shape ts = program->info(program->result).shape;
-    if (ts.size() > 0) {
-      ops::Attrs all;
-      for (std::size_t i = 0; i < ts.size(); ++i) all.axes.push_back(static_cast<std::int64_t>(i));
-      program->result = program->emit(program->nodes, graph::ValueKind::primal,
-                                      ops::Prim::reduce_sum, all, {program->result});
-    }
-  }
-  JacobianOptions reverse;
-  reverse.mode = JacobianMode::reverse;
-  auto result = finish(program, source, source.shape(), nullptr, unconnected_gradients, reverse,
-                       TargetValue{target, target_value});
+  auto result = engine::one_source(*state_, target, source, false, true, gradient_options(unconnected_gradients));
   answered();
   return result;
 }

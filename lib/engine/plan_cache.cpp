@@ -110,23 +110,34 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
   // Every field of Attrs below. (On x86-64 this fails when a field is
   // added: serialise it too, then update the size.)
 #if defined(__x86_64__)
-  static_assert(sizeof(ops::Attrs) == 104, "serialise the new Attrs field into the key");
+  static_assert(sizeof(ops::Attrs) == 120, "serialise the new Attrs field into the key");
 #endif
-  w.put(static_cast<std::int64_t>(program.nodes.size()));
-  for (const ops::Node& n : program.nodes) {
-    const ops::Attrs& a = n.attrs;
-    w.put(static_cast<std::int64_t>(n.prim));
-    w.put(std::int64_t{n.output});
-    w.put_all(n.inputs);
-    w.put(std::int64_t{a.op});
-    w.put(std::int64_t{a.arg});
-    w.put(a.scalar);
-    w.put_all(a.axes);
-    w.put(a.shape);
-    w.put(a.source_shape);
-    w.put(std::int64_t{a.keepdims} | std::int64_t{a.exclusive} << 1 | std::int64_t{a.reverse} << 2 |
-          std::int64_t{a.transpose_a} << 3 | std::int64_t{a.transpose_b} << 4 |
-          static_cast<std::int64_t>(a.dtype) << 8);
+  auto put_nodes = [&](const std::vector<ops::Node>& nodes) {
+    w.put(static_cast<std::int64_t>(nodes.size()));
+    for (const ops::Node& n : nodes) {
+      const ops::Attrs& a = n.attrs;
+      w.put(static_cast<std::int64_t>(n.prim));
+      w.put(std::int64_t{n.output});
+      w.put_all(n.inputs);
+      w.put(std::int64_t{a.op});
+      w.put(std::int64_t{a.arg});
+      w.put(a.scalar);
+      w.put_all(a.axes);
+      w.put(a.shape);
+      w.put(a.source_shape);
+      w.put(std::int64_t{a.keepdims} | std::int64_t{a.exclusive} << 1 | std::int64_t{a.reverse} << 2 |
+            std::int64_t{a.transpose_a} << 3 | std::int64_t{a.transpose_b} << 4 |
+            static_cast<std::int64_t>(a.dtype) << 8);
+      // A program's custom_jvp nodes hold their rule in program.rules (below).
+      w.put(std::int64_t{a.custom != nullptr});
+    }
+  };
+  put_nodes(program.nodes);
+  w.put(static_cast<std::int64_t>(program.rules.size()));
+  for (const graph::JvpRule& r : program.rules) {
+    w.put_all(r.tangents);
+    w.put(std::int64_t{r.result});
+    put_nodes(r.nodes);
   }
   words_.shrink_to_fit();  // kept keys hold what they count
   std::uint64_t h = 14695981039346656037ull;

@@ -30,12 +30,24 @@ struct Value {
   int constant = -1;
 };
 
+// A custom_jvp node's rule (ops/misc.hpp), sliced like the program: `nodes`
+// read the node's inputs and other program values, constants, `tangents`
+// (values standing for the tangents of the node's inputs x_1..x_n, -1 for
+// an input not computed from the parameter) and each other's outputs;
+// `result` is the output's tangent. Only linearize reads it.
+struct JvpRule {
+  std::vector<ops::Node> nodes;
+  std::vector<int> tangents;
+  int result = -1;
+};
+
 struct Program {
   std::vector<Value> values;
   // Captured tensors. Per-example constants keep their batch axis [b, ...];
   // shared ones are used as they are.
   std::vector<Tensor> constants;
   std::vector<ops::Node> nodes;  // primal, in evaluation order
+  std::vector<JvpRule> rules;    // of custom_jvp nodes (attrs.op)
   int parameter = -1;
   int result = -1;
   // A primal value a call also wants written out (the target's, for

@@ -30,7 +30,9 @@ struct Builder {
     return v;
   }
 
-  void add(const detail::Record& r) {
+  // Adds the node of record r to `into` (the program's nodes, or a rule's).
+  void add(const detail::Record& r) { add(r, program.nodes); }
+  void add(const detail::Record& r, std::vector<ops::Node>& into) {
     const std::size_t n_in = r.inputs.size();
     std::vector<int> from_source(n_in, -1);
     for (std::size_t i = 0; i < n_in; ++i) {
@@ -64,39 +66,109 @@ struct Builder {
                           "several source examples");
     node.output = program.add_value(out, ValueKind::primal, true);
     computed[r.output.id()] = node.output;
-    program.nodes.push_back(std::move(node));
+    if (r.prim == ops::Prim::custom_jvp) {
+      node.attrs.op = add_rule(*r.attrs.custom);
+      node.attrs.custom.reset();
+    }
+    into.push_back(std::move(node));
+  }
+
+  // Slices a custom_jvp's traced rule (after its inputs were added): the
+  // records from its tangents and the program's values to its result, each
+  // checked by its batch-axis rule like the program's.
+  int add_rule(const detail::CustomJvpTrace& trace) {
+    JvpRule rule;
+    std::unordered_set<std::uint64_t> from;  // computed from the program's values or tangents
+    for (std::size_t i = 0; i < trace.primals.size(); ++i) {
+      const auto it = computed.find(trace.primals[i].id());
+      if (it == computed.end()) {  // its tangent is zero: the placeholder stays a constant
+        rule.tangents.push_back(-1);
+        continue;
+      }
+      const int v = program.add_value(program.info(it->second), ValueKind::linear, true);
+      computed[trace.tangents[i].id()] = v;
+      rule.tangents.push_back(v);
+    }
+    for (const auto& r : trace.tape.records)
+      for (const auto& in : r.inputs)
+        if (computed.count(in.id()) || from.count(in.id())) {
+          from.insert(r.output.id());
+          break;
+        }
+    std::vector<char> needed(trace.tape.records.size(), 0);
+    std::vector<std::uint64_t> stack{trace.tangent_out.id()};
+    while (!stack.empty()) {
+      const std::uint64_t id = stack.back();
+      stack.pop_back();
+      const auto it = trace.tape.producer.find(id);
+      if (!from.count(id) || it == trace.tape.producer.end() || needed[it->second]) continue;
+      needed[it->second] = 1;
+      for (const auto& in : trace.tape.records[it->second].inputs) stack.push_back(in.id());
+    }
+    for (std::size_t i = 0; i < trace.tape.records.size(); ++i)
+      if (needed[i]) add(trace.tape.records[i], rule.nodes);
+    const auto result = computed.find(trace.tangent_out.id());
+    rule.result = result == computed.end() ? -1 : result->second;
+    program.rules.push_back(std::move(rule));
+    return static_cast<int>(program.rules.size()) - 1;
   }
 };
 }  // namespace
 
-std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
-                             const Tensor& source, bool batched, const Tensor* input) {
-  // Which recorded outputs depend on the source (records are in execution order).
-  std::unordered_set<std::uint64_t> depends{source.id()};
-  if (input) depends.insert(input->id());
+namespace {
+
+bool any_of_ids(std::span<const Tensor> sources, std::uint64_t id) {
+  for (const Tensor& s : sources)
+    if (s.id() == id) return true;
+  return false;
+}
+
+// Which recorded outputs depend on the sources (records are in execution
+// order); a source's own record does not make it depend on anything.
+std::unordered_set<std::uint64_t> dependents(const detail::TapeState& tape, std::span<const Tensor> sources) {
+  std::unordered_set<std::uint64_t> depends;
+  for (const Tensor& s : sources) depends.insert(s.id());
   for (const auto& r : tape.records) {
-    if (r.output.id() == source.id()) continue;
+    if (any_of_ids(sources, r.output.id())) continue;
     for (const auto& in : r.inputs)
       if (depends.count(in.id())) {
         depends.insert(r.output.id());
         break;
       }
   }
-  if (!depends.count(target.id())) return std::nullopt;
+  return depends;
+}
 
-  // The records the target needs, walking back from it.
+// The records the target needs, walking back from it to the sources.
+std::vector<char> needed_records(const detail::TapeState& tape, const Tensor& target,
+                                 std::span<const Tensor> sources,
+                                 const std::unordered_set<std::uint64_t>& depends) {
   std::vector<char> needed(tape.records.size(), 0);
   std::vector<std::uint64_t> stack{target.id()};
   while (!stack.empty()) {
     const std::uint64_t id = stack.back();
     stack.pop_back();
-    if (id == source.id() || (input && id == input->id())) continue;
+    if (any_of_ids(sources, id)) continue;
     auto it = tape.producer.find(id);
     if (it == tape.producer.end() || needed[it->second]) continue;
     needed[it->second] = 1;
     for (const auto& in : tape.records[it->second].inputs)
       if (depends.count(in.id())) stack.push_back(in.id());
   }
+  return needed;
+}
+
+}  // namespace
+
+std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
+                             const Tensor& source, bool batched, const Tensor* input) {
+  // The input (a per-example constant whose ops stay in the program) is
+  // walked like a source.
+  const Tensor both[2] = {source, input ? *input : source};
+  const std::span<const Tensor> sources(both, input ? 2 : 1);
+  const std::unordered_set<std::uint64_t> depends = dependents(tape, sources);
+  if (!depends.count(target.id())) return std::nullopt;
+  const std::vector<char> needed = needed_records(tape, target, sources, depends);
 
   Builder b{tape, source, batched, {}, {}, {}};
   b.program.batched = batched;
@@ -109,6 +181,55 @@ std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target
     if (needed[i]) b.add(tape.records[i]);
   b.program.result = b.computed.at(target.id());
   return std::move(b.program);
+}
+
+std::optional<JointProgram> slice_joint(const detail::TapeState& tape, const Tensor& target,
+                                        std::span<const Tensor> sources, bool batched) {
+  const std::unordered_set<std::uint64_t> depends = dependents(tape, sources);
+  if (!depends.count(target.id())) return std::nullopt;
+  const std::vector<char> needed = needed_records(tape, target, sources, depends);
+
+  Builder b{tape, sources[0], batched, {}, {}, {}};
+  JointProgram joint;
+  b.program.batched = batched;
+  b.program.batch = batched ? sources[0].shape()[0] : 1;
+  std::vector<Shape> shapes;
+  std::int64_t total = 0;
+  for (const Tensor& s : sources) {
+    shapes.push_back(batched ? ops::drop_batch_axis(s.shape()) : s.shape());
+    total += shapes.back().num_elements();
+  }
+  const DType dtype = sources[0].dtype();
+  b.program.parameter = b.program.add_value({Shape{total}, dtype}, ValueKind::parameter, true);
+  // source i = reshape(parameter[offset_i : offset_i + size_i], shape_i)
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    ops::Attrs part;
+    part.op = ops::kSlice;
+    part.axes = {offset};
+    part.shape = Shape{shapes[i].num_elements()};
+    const int flat = b.program.emit(b.program.nodes, ValueKind::primal, ops::Prim::index_map, part,
+                                    {b.program.parameter});
+    const int v = b.program.emit(b.program.nodes, ValueKind::primal, ops::Prim::reshape,
+                                 ops::shape_attrs(shapes[i]), {flat});
+    b.computed[sources[i].id()] = v;
+    joint.source_values.push_back(v);
+    offset += shapes[i].num_elements();
+  }
+  for (std::size_t i = 0; i < tape.records.size(); ++i)
+    if (needed[i]) b.add(tape.records[i]);
+  b.program.result = b.computed.at(target.id());
+  joint.program = std::move(b.program);
+  return joint;
+}
+
+bool independent(const detail::TapeState& tape, std::span<const Tensor> sources) {
+  for (const Tensor& from : sources) {
+    const auto depends = dependents(tape, std::span<const Tensor>(&from, 1));
+    for (const Tensor& to : sources)
+      if (to.id() != from.id() && depends.count(to.id())) return false;
+  }
+  return true;
 }
 
 }  // namespace batchjac::graph

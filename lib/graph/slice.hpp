@@ -5,6 +5,8 @@
 #include "graph/tape.hpp"
 
 #include <optional>
+#include <span>
+#include <vector>
 
 namespace batchjac::graph {
 
@@ -18,5 +20,23 @@ namespace batchjac::graph {
 // traced function (bj::trace) computes them per call.
 std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
                              const Tensor& source, bool batched, const Tensor* input = nullptr);
+
+// Several independent sources at once (none computed from another on the
+// tape, one dtype, distinct): the parameter is their elements joined, per
+// example, in order ([N] or [b, N], N the sum of their per-example sizes),
+// and each source is a slice of it, reshaped (`source_values[i]`). One
+// Jacobian of this program has the sources' Jacobians side by side, each in
+// its columns. nullopt when target depends on none of them.
+struct JointProgram {
+  Program program;
+  std::vector<int> source_values;
+};
+std::optional<JointProgram> slice_joint(const detail::TapeState& tape, const Tensor& target,
+                                        std::span<const Tensor> sources, bool batched);
+
+// Whether no source is computed, through recorded ops, from another (then
+// a derivative with respect to each holds the others fixed, and one joint
+// program answers for all).
+bool independent(const detail::TapeState& tape, std::span<const Tensor> sources);
 
 }  // namespace batchjac::graph

@@ -18,8 +18,13 @@ struct ThreadTapes {
   ~ThreadTapes() { exited = true; }
 };
 thread_local ThreadTapes this_thread;
+// Set by RecordOnlyOn: the one tape ops record on.
+thread_local detail::TapeState* only = nullptr;
 
 }  // namespace
+
+RecordOnlyOn::RecordOnlyOn(detail::TapeState& tape) : previous_(only) { only = &tape; }
+RecordOnlyOn::~RecordOnlyOn() { only = previous_; }
 
 void push_tape(detail::TapeState* tape) {
   if (exited) return;
@@ -51,6 +56,7 @@ bool tracks(const detail::TapeState& tape, const std::vector<Tensor>& inputs) {
 }  // namespace
 
 bool recorded(const std::vector<Tensor>& inputs) {
+  if (only) return tracks(*only, inputs);
   if (exited || !this_thread.list) return false;
   std::lock_guard<std::mutex> lock(this_thread.list->mutex);
   return std::any_of(this_thread.list->tapes.begin(), this_thread.list->tapes.end(),
@@ -59,14 +65,20 @@ bool recorded(const std::vector<Tensor>& inputs) {
 
 void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& inputs,
             const Tensor& output) {
+  auto add = [&](detail::TapeState& tape) {
+    tape.producer[output.id()] = static_cast<int>(tape.records.size());
+    tape.tracked.insert(output.id());
+    tape.records.push_back(detail::Record{prim, attrs, inputs, output});
+  };
+  if (only) {
+    if (tracks(*only, inputs)) add(*only);
+    return;
+  }
   if (exited || !this_thread.list) return;
   // Held while recording: a tape destroyed meanwhile on another thread waits.
   std::lock_guard<std::mutex> lock(this_thread.list->mutex);
   for (detail::TapeState* tape : this_thread.list->tapes) {
-    if (!tracks(*tape, inputs)) continue;
-    tape->producer[output.id()] = static_cast<int>(tape->records.size());
-    tape->tracked.insert(output.id());
-    tape->records.push_back(detail::Record{prim, attrs, inputs, output});
+    if (tracks(*tape, inputs)) add(*tape);
   }
 }
 

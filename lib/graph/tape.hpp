@@ -47,9 +47,34 @@ struct TapeState {
   std::shared_ptr<TapeRegistry> registry;
 };
 
+// bj::custom_jvp's rule, traced when the function was called on tracked
+// tensors: jvp(primals, primal_out, tangents) recorded on a tape of its
+// own, the tangents being placeholders.
+struct CustomJvpTrace {
+  TapeState tape;
+  std::vector<Tensor> primals;   // x_1..x_n
+  Tensor primal_out;             // y
+  std::vector<Tensor> tangents;  // placeholders for x_i's tangents
+  Tensor tangent_out;            // the rule's result
+};
+
 }  // namespace batchjac::detail
 
 namespace batchjac::graph {
+
+// While it lives, ops of this thread are recorded on `tape` alone (and
+// recorded if it tracks an input), not on the thread's tapes: a custom
+// rule is traced without the tapes that record the function seeing it.
+class RecordOnlyOn {
+ public:
+  explicit RecordOnlyOn(detail::TapeState& tape);
+  ~RecordOnlyOn();
+  RecordOnlyOn(const RecordOnlyOn&) = delete;
+  RecordOnlyOn& operator=(const RecordOnlyOn&) = delete;
+
+ private:
+  detail::TapeState* previous_;
+};
 
 // Whether an op on `inputs` is recorded: a live, unpaused tape of this
 // thread tracks one of them.

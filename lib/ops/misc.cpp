@@ -1,7 +1,10 @@
-// stop_gradient and cast: shapes, batch axis, JVP, transpose and lowering.
+// stop_gradient, cast and custom_jvp's node: shapes, batch axis, JVP,
+// transpose and lowering.
 #include "ops/misc.hpp"
 
+#include "graph/program.hpp"
 #include "ops/batching.hpp"
+#include "ops/op_list.hpp"
 #include "ops/eager.hpp"
 #include "ops/elementwise_math.hpp"
 #include "tensor/tensor_impl.hpp"
@@ -9,6 +12,8 @@
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
 
+#include <map>
+#include <string>
 #include <type_traits>
 
 namespace batchjac::ops {
@@ -69,6 +74,84 @@ template void StopGradientOp::lower(Lowering<float>&, const Node&);
 template void StopGradientOp::lower(Lowering<double>&, const Node&);
 template void CastOp::lower(Lowering<float>&, const Node&);
 template void CastOp::lower(Lowering<double>&, const Node&);
+
+// ---- custom_jvp -------------------------------------------------------------------
+
+ValueInfo CustomJvpOp::infer(const Node& n, std::span<const ValueInfo> in) {
+  if (in.empty()) fail(n, "needs the function's result");
+  return in[0];
+}
+
+void CustomJvpOp::batch(const Node& n, BatchQuery& q) {
+  // The result is y, per example; the x_i only name the rule's tangents.
+  // A constant with a leading b is per-example, any other shared.
+  q.per_example.clear();
+  for (std::size_t i = 0; i < q.in.size(); ++i) {
+    const Shape& s = q.in_shapes[i];
+    const bool leading_b = s.size() >= 1 && s[0] == q.batch;
+    if (q.in[i] == Batching::constant) q.in[i] = leading_b ? Batching::batched : Batching::shared;
+    if (q.in[i] == Batching::batched && !leading_b)
+      fail(n, "input " + std::to_string(i) + " of shape " + s.to_string() + " does not keep the batch axis (" +
+                  std::to_string(q.batch) + " examples) first");
+    q.per_example.push_back(q.in[i] == Batching::batched ? drop_batch_axis(s) : s);
+  }
+}
+
+int CustomJvpOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  // y_dot = rule(x, y, x_dot): the rule's ops on values emitted as primal
+  // nodes; an op on tangents emitted through its own JVP rule with respect
+  // to them, which for a rule linear in the tangents is the op itself
+  // (t * cosh(x) -> x_dot * cosh(x)). y's own tangent (t[0], f's automatic
+  // derivative) is not used.
+  const graph::JvpRule rule = c.program().rules[static_cast<std::size_t>(n.attrs.op)];  // a copy: emitting grows it
+  std::map<int, int> primal;   // rule value -> program value
+  std::map<int, int> tangent;  // rule value computed from tangents -> its linear value (-1: zero)
+  for (std::size_t i = 0; i < rule.tangents.size(); ++i)
+    if (rule.tangents[i] >= 0) tangent[rule.tangents[i]] = t[1 + i];
+  const std::size_t primal0 = c.primal_nodes().size(), linear0 = c.linear_nodes().size();
+  for (const Node& r : rule.nodes) {
+    Node m = r;
+    std::vector<int> tin;
+    bool on_tangents = false, any = false;
+    for (int& v : m.inputs) {
+      if (auto it = tangent.find(v); it != tangent.end()) {
+        on_tangents = true;
+        any = any || it->second >= 0;
+        tin.push_back(it->second);
+        continue;
+      }
+      if (auto it = primal.find(v); it != primal.end()) v = it->second;
+      tin.push_back(-1);
+    }
+    if (!on_tangents) primal[r.output] = c.primal(m.prim, m.attrs, m.inputs);
+    else tangent[r.output] = any ? ops::jvp(c, m, tin) : -1;
+  }
+  // A rule linear in the tangents never reads one as a coefficient: the
+  // values computed from tangents exist only as linear values.
+  auto check = [&](const std::vector<Node>& nodes, std::size_t from) {
+    for (std::size_t i = from; i < nodes.size(); ++i)
+      for (int v : nodes[i].inputs)
+        if (tangent.count(v))
+          fail(n, "its JVP rule must be linear in the tangents, but an op of it (" + op_name(nodes[i]) +
+                      ") is not: use tangents only in sums, products with values, and index, shape and "
+                      "linear-algebra ops that are linear in them");
+  };
+  check(c.primal_nodes(), primal0);
+  check(c.linear_nodes(), linear0);
+  const auto it = tangent.find(rule.result);
+  return it == tangent.end() ? -1 : it->second;
+}
+
+void CustomJvpOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
+  fail(n, "has no linear part to transpose");
+}
+
+template <class T>
+void CustomJvpOp::lower(Lowering<T>& lo, const Node& n) {
+  lo.elementwise(lo.table().unary[kIdentity], n.output, {n.inputs[0]});  // y
+}
+template void CustomJvpOp::lower(Lowering<float>&, const Node&);
+template void CustomJvpOp::lower(Lowering<double>&, const Node&);
 
 }  // namespace batchjac::ops
 

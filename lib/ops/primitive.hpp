@@ -12,6 +12,7 @@
 #include <batchjac/tensor.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -20,6 +21,10 @@ namespace batchjac::autodiff {
 class JvpContext;
 class TransposeContext;
 }  // namespace batchjac::autodiff
+
+namespace batchjac::detail {
+struct CustomJvpTrace;
+}  // namespace batchjac::detail
 
 namespace batchjac::ops {
 
@@ -39,11 +44,12 @@ enum class Prim : std::uint8_t {
   scan,           // running sum (attrs.op = kSum) or product along attrs.arg
   reshape,
   broadcast_to,
-  index_map,      // out[e] = in[map(e)] or 0: transpose, slice, gather, roll, tile, pad
+  index_map,      // out[e] = in[map(e)] or 0: transpose, slice, gather, roll, tile, pad, repeat
   index_scatter,  // its transpose: out[map(e)] += in[e], out shaped attrs.shape
   concat,         // along attrs.arg
   stop_gradient,
   cast,
+  custom_jvp,     // (y, x_1..x_n) -> y, differentiated by a user's rule (bj::custom_jvp)
 };
 
 // The index_map kinds (attrs.op) and what their attrs hold.
@@ -54,6 +60,7 @@ enum IndexMapKind : int {
   kRoll,       // axes = shift of every axis
   kTile,       // axes = multiples
   kPad,        // axes = {before_0, after_0, before_1, ...}
+  kRepeat,     // axes = repeats of each element along axis arg
 };
 
 // Every field is part of a kept plan's key (engine/plan_cache.cpp): a new
@@ -71,6 +78,9 @@ struct Attrs {
   bool transpose_a = false;
   bool transpose_b = false;
   DType dtype = DType::float64;    // cast: the result dtype
+  // custom_jvp as recorded: the user's JVP rule, traced (graph/tape.hpp).
+  // Programs hold it sliced instead (Program::rules[op]) and this is null.
+  std::shared_ptr<const detail::CustomJvpTrace> custom;
 };
 
 // Attrs with one field set, for rules that emit nodes.

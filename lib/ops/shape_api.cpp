@@ -10,6 +10,7 @@
 #include <batchjac/ops.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 namespace batchjac {
@@ -190,6 +191,28 @@ Tensor pad(const Tensor& x, std::vector<std::array<std::int64_t, 2>> paddings) {
     a.axes.push_back(p[1]);
   }
   return index_map(ops::kPad, x, a);
+}
+
+Tensor repeat(const Tensor& x, std::vector<std::int64_t> repeats, std::optional<std::int64_t> axis) {
+  // No axis: repeat the flattened elements (TF).
+  if (!axis) return repeat(reshape(x, Shape{x.num_elements()}), std::move(repeats), 0);
+  if (x.rank() == 0)
+    throw ValueError("repeat: needs a tensor of rank >= 1 with an axis, got a scalar; omit the "
+                     "axis to repeat its flattened elements");
+  ops::Attrs a;
+  a.arg = normalize_axis("repeat", *axis, x.rank());
+  const std::int64_t n = x.shape()[a.arg];
+  if (repeats.size() == 1 && n != 1) repeats.assign(static_cast<std::size_t>(n), repeats[0]);
+  if (static_cast<std::int64_t>(repeats.size()) != n)
+    throw ValueError("repeat: repeats " + Shape(repeats).to_string() + " must have one entry, or one per "
+                     "element along axis " + std::to_string(a.arg) + " of shape " + x.shape().to_string() +
+                     " (" + std::to_string(n) + ")");
+  a.axes = std::move(repeats);
+  return index_map(ops::kRepeat, x, a);
+}
+
+Tensor repeat(const Tensor& x, std::int64_t repeats, std::optional<std::int64_t> axis) {
+  return repeat(x, std::vector<std::int64_t>{repeats}, axis);
 }
 
 }  // namespace batchjac

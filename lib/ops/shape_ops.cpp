@@ -183,6 +183,25 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
         out[i] = *size;
       }
       break;
+    case kRepeat: {
+      const std::int64_t axis = a.arg;
+      if (axis < 0 || axis >= static_cast<std::int64_t>(r))
+        fail(n, "axis " + std::to_string(axis) + " is out of range for shape " + in.to_string());
+      if (static_cast<std::int64_t>(v.size()) != in[axis])
+        fail(n, "expected " + std::to_string(in[axis]) + " repeats (one per element along axis " +
+                    std::to_string(axis) + " of shape " + in.to_string() + "), got " + list(v));
+      std::int64_t total = 0;
+      for (auto k : v) {
+        if (k < 0) fail(n, "repeats must be >= 0, got " + list(v));
+        const auto sum = detail::checked_add(total, k);
+        if (!sum)
+          fail(n, "repeats " + list(v) + " make axis " + std::to_string(axis) + " of shape " +
+                      in.to_string() + " longer than int64 can count");
+        total = *sum;
+      }
+      out[axis] = total;
+      break;
+    }
     default:
       fail(n, "unknown index map");
   }
@@ -194,6 +213,11 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
   // Per axis i and output index j: what j adds to the source offset (-1:
   // padding). An element's source is the sum over its axes.
   const auto in_strides = strides_of(in);
+  // repeat: the source index of each result index along its axis.
+  std::vector<std::int64_t> repeated;
+  if (a.op == kRepeat)
+    for (std::int64_t j = 0; j < static_cast<std::int64_t>(v.size()); ++j)
+      repeated.insert(repeated.end(), static_cast<std::size_t>(v[j]), j);
   std::vector<std::vector<std::int64_t>> add(r);
   for (std::size_t i = 0; i < r; ++i) {
     add[i].resize(static_cast<std::size_t>(out[i]));
@@ -210,6 +234,7 @@ IndexMapping index_mapping(const Node& n, const Shape& in, bool with_map) {
         }
         case kTile: j = j % in[i]; break;
         case kPad: j -= v[2 * i]; break;
+        case kRepeat: if (static_cast<std::int64_t>(i) == a.arg) j = repeated[j0]; break;
       }
       add[i][j0] = (j < 0 || (a.op == kPad && j >= in[i])) ? -1 : j * stride;
     }
@@ -244,6 +269,7 @@ std::string IndexMapOp::name(const Attrs& a) {
     case kRoll: return "roll";
     case kTile: return "tile";
     case kPad: return "pad";
+    case kRepeat: return "repeat";
   }
   return "index_map";
 }
@@ -287,6 +313,20 @@ void IndexMapOp::batch(const Node& n, BatchQuery& q) {
       if (a.axes.size() >= 2 && (a.axes[0] != 0 || a.axes[1] != 0))
         fail(n, "pads axis 0, the batch axis, of " + in.to_string() + mixes);
       q.attrs.axes = tail(a.axes, 2);
+      break;
+    case kRepeat:
+      if (a.arg > 0) {
+        q.attrs.arg = a.arg - 1;
+        break;
+      }
+      // Along axis 0 only repeats of 1 keep each example where it was: per
+      // example that is the identity (a transpose that moves nothing).
+      for (auto k : a.axes)
+        if (k != 1) fail(n, "repeats axis 0, the batch axis, of " + in.to_string() + mixes);
+      q.attrs.op = kTranspose;
+      q.attrs.arg = 0;
+      q.attrs.axes.resize(in.size() - 1);
+      std::iota(q.attrs.axes.begin(), q.attrs.axes.end(), std::int64_t{0});
       break;
   }
   single_batch(n, q);

@@ -1,5 +1,5 @@
 // Shape and indexing primitives: reshape, broadcast_to, the index maps
-// (transpose, slice, gather, roll, tile, pad) with their scatter transposes,
+// (transpose, slice, gather, roll, tile, pad, repeat) with their scatter transposes,
 // and concat.
 #pragma once
 

@@ -1,5 +1,5 @@
-// Generator family of index ops: slice gather transpose roll tile pad concat
-// reshape expand_dims squeeze broadcast_to stack unstack, never along the
+// Generator family of index ops: slice gather transpose roll tile repeat pad
+// concat reshape expand_dims squeeze broadcast_to stack unstack, never along the
 // batch axis (which stays axis 0: a reshape keeps it first, as b or -1).
 #include "fuzz/generate.hpp"
 
@@ -95,7 +95,22 @@ bool Generator::index_op(int v) {
       return step("roll(" + x + ", " + list(shifts) + ", " + list(axes) + ")", d,
                   [shifts, axes](const auto& in, const Env&) { return bj::roll(in[0], shifts, axes); });
     }
-    case 4: {  // tile
+    case 4: {  // tile, or repeat along a non-batch axis
+      if (rng.chance(0.4)) {
+        const std::int64_t a = rng.integer(0, ra - 1);
+        const auto au = static_cast<std::size_t>(a);
+        std::vector<std::int64_t> k(rng.chance(0.5) ? 1 : static_cast<std::size_t>(d[au]));
+        for (auto& e : k) e = rng.integer(k.size() == 1 ? 1 : 0, 2);  // some zeros, never all
+        Dims out = d;
+        out[au] = k.size() == 1 ? d[au] * k[0] : 0;
+        if (k.size() > 1) {
+          if (std::all_of(k.begin(), k.end(), [](std::int64_t e) { return e == 0; })) k[0] = 1;
+          for (auto e : k) out[au] += e;
+        }
+        const std::int64_t arg = axis_arg(rng, a, r);
+        return step("repeat(" + x + ", " + list(k) + ", " + std::to_string(arg) + ")", out,
+                    [k, arg](const auto& in, const Env&) { return bj::repeat(in[0], k, arg); });
+      }
       std::vector<std::int64_t> m{1};
       Dims out;
       for (auto e : d) {

@@ -126,6 +126,10 @@ TEST_CASE("batch_jacobian: examples that mix are a ValueError naming the op", "[
       {"gather along the batch axis", "gather", [](const bj::Tensor& x) { return bj::gather(x, {2, 0, 1}, 0); }},
       {"roll along the batch axis", "roll", [](const bj::Tensor& x) { return bj::roll(x, 1, 0); }},
       {"tile of the batch axis", "tile", [](const bj::Tensor& x) { return bj::slice(bj::tile(x, {2, 1}), {1, 0}, {3, 3}); }},
+      {"repeat along the batch axis", "repeat",
+       [](const bj::Tensor& x) { return bj::slice(bj::repeat(x, {2, 1, 0}, 0), {0, 0}, {3, 3}); }},
+      {"repeat of the flattened source (a reshape merging axis 0 first)", "reshape",
+       [](const bj::Tensor& x) { return bj::reshape(bj::repeat(x, 1), {3, 3}); }},
       {"pad of the batch axis", "pad", [](const bj::Tensor& x) { return bj::slice(bj::pad(x, {{1, 0}, {0, 0}}), {0, 0}, {3, 3}); }},
       {"concat along the batch axis", "concat",
        [](const bj::Tensor& x) { return bj::reduce_sum(bj::reshape(bj::concat({x, x}, 0), {2, 3, 3}), {0}); }},
@@ -176,14 +180,15 @@ TEST_CASE("batch_jacobian: ops on non-batch axes, and identity ops on the batch 
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});
   tape.watch(x);
   // A roll of axis 0 by a multiple of b, a full slice, tile and pad of 1 and
-  // 0 along axis 0, a transpose that keeps axis 0: each example stays itself.
+  // 0 along axis 0, a transpose that keeps axis 0, a repeat of 1 along axis
+  // 0: each example stays itself.
   const bj::Tensor y = bj::roll(x, 3, 0) + bj::slice(x, {0, 0}, {-1, -1}) + bj::tile(x, {1, 1}) +
-                       bj::pad(x, {{0, 0}, {0, 0}}) + bj::transpose(x, {0, 1});
+                       bj::pad(x, {{0, 0}, {0, 0}}) + bj::transpose(x, {0, 1}) + bj::repeat(x, 1, 0);
   const auto j = tape.batch_jacobian(y, x);
   REQUIRE(j.has_value());
   for (std::int64_t i = 0; i < 3; ++i)
     for (std::int64_t r = 0; r < 3; ++r)
-      for (std::int64_t c = 0; c < 3; ++c) CHECK(j->at({i, r, c}) == (r == c ? 5.0 : 0.0));
+      for (std::int64_t c = 0; c < 3; ++c) CHECK(j->at({i, r, c}) == (r == c ? 6.0 : 0.0));
 }
 
 TEST_CASE("batch_jacobian: per-example and shared constants are not mixing", "[graph]") {

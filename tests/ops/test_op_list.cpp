@@ -20,7 +20,7 @@ template <class... Ps>
 constexpr int count(ops::PrimList<Ps...>) {
   return sizeof...(Ps);
 }
-static_assert(count(ops::Primitives{}) == 17,
+static_assert(count(ops::Primitives{}) == 18,
               "a primitive was added or removed: list its variants in primitive_names()");
 
 // The attrs.op values that name a primitive's public variants; internal-only
@@ -38,7 +38,7 @@ std::vector<int> variants(ops::Prim prim) {
     // cumprod (kProd) is internal: reduce_prod's derivative.
     case ops::Prim::scan: return {kernels::kSum};
     case ops::Prim::index_map:
-      return {ops::kTranspose, ops::kSlice, ops::kGather, ops::kRoll, ops::kTile, ops::kPad};
+      return {ops::kTranspose, ops::kSlice, ops::kGather, ops::kRoll, ops::kTile, ops::kPad, ops::kRepeat};
     // Made only by JVP and transpose rules: the local partials ("d<op>") and
     // the transposes of index maps ("<op>_transpose").
     case ops::Prim::unary_partial:

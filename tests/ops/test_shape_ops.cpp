@@ -1,5 +1,5 @@
 // Shape and indexing ops: reshape, broadcast_to, transpose, slice, gather,
-// roll, tile, pad, concat and their compositions (expand_dims, squeeze, stack,
+// roll, tile, pad, repeat, concat and their compositions (expand_dims, squeeze, stack,
 // unstack, cross): the derivative table, eager values, errors.
 #include "support/check.hpp"
 
@@ -17,7 +17,7 @@ using check::Context;
 
 namespace {
 const int kRegistered = check::register_ops(
-    {"reshape", "broadcast_to", "transpose", "slice", "gather", "roll", "tile", "pad", "concat"});
+    {"reshape", "broadcast_to", "transpose", "slice", "gather", "roll", "tile", "pad", "repeat", "concat"});
 
 std::vector<double> iota(std::size_t n) {
   std::vector<double> v(n);
@@ -117,6 +117,14 @@ TEST_CASE("index maps: derivative check table", "[ops][shape]") {
       {"multiples {1, 2, 1}", {3, 4}, [](const bj::Tensor& x, const Context&) { return bj::tile(bj::sin(x), {1, 2, 1}); }},
       {"multiples {1, 1, 3} times a per-example constant", {2, 2},
        [](const bj::Tensor& x, const Context& c) { return bj::tile(x, {1, 1, 3}) * c.per_example(1, {2, 6}); }},
+  });
+  run("repeat", {
+      {"each element twice along axis 1", {3, 4},
+       [](const bj::Tensor& x, const Context&) { return bj::repeat(bj::sin(x), 2, 1); }},
+      {"per-element repeats {0, 3, 1, 2} along the last axis, times a per-example constant", {3, 4},
+       [](const bj::Tensor& x, const Context& c) { return bj::repeat(x, {0, 3, 1, 2}, -1) * c.per_example(1, {3, 6}); }},
+      {"repeats of 1 along the batch axis, then along axis 1", {2, 2},
+       [](const bj::Tensor& x, const Context&) { return bj::repeat(bj::repeat(x * x, 1, 0), {3, 1}, 1); }},
   });
   run("pad", {
       {"{{0, 0}, {1, 2}, {0, 1}}", {3, 4},
@@ -218,6 +226,18 @@ TEST_CASE("transpose, slice, gather, roll, tile, pad: eager values", "[ops][shap
   CHECK(check::values(bj::tile(m, {1, 2})) == std::vector<double>{1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6});
   CHECK(bj::tile(m, {2, 0}).shape() == bj::Shape{4, 0});
 
+  // repeat (tf.repeat): one count for all, one per element, or flattened.
+  CHECK(check::values(bj::repeat(m, 2, 1)) == std::vector<double>{1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6});
+  CHECK(check::values(bj::repeat(m, {2, 0}, 0)) == std::vector<double>{1, 2, 3, 1, 2, 3});
+  CHECK(check::values(bj::repeat(m, {1, 0, 2}, -1)) == std::vector<double>{1, 3, 3, 4, 6, 6});
+  CHECK(bj::repeat(m, 2).shape() == bj::Shape{12});
+  CHECK(check::values(bj::repeat(m, {1, 0, 0, 0, 2, 1})) == std::vector<double>{1, 5, 5, 6});
+  CHECK(check::values(bj::repeat(bj::constant(7.0), 3)) == std::vector<double>{7, 7, 7});
+  CHECK(bj::repeat(m, 0, 1).shape() == bj::Shape{2, 0});
+  CHECK(bj::repeat(bj::zeros({2, 0}), 3, 1).shape() == bj::Shape{2, 0});
+  CHECK(bj::repeat(bj::constant({{1., 0.}}, bj::boolean), 2, 1).to_vector<bool>() ==
+        std::vector<bool>{true, true, false, false});
+
   const bj::Tensor p = bj::pad(m, {{1, 0}, {0, 2}});
   REQUIRE(p.shape() == bj::Shape{3, 5});
   CHECK(check::values(p) == std::vector<double>{0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 4, 5, 6, 0, 0});
@@ -274,6 +294,14 @@ TEST_CASE("shape ops: bad arguments raise ValueError", "[ops][shape][errors]") {
   CHECK_THROWS_AS(bj::tile(x, {1, -1}), bj::ValueError);
   CHECK_THROWS_AS(bj::pad(x, {{0, 0}}), bj::ValueError);
   CHECK_THROWS_AS(bj::pad(x, {{0, -1}, {0, 0}}), bj::ValueError);
+  CHECK_THROWS_AS(bj::repeat(x, {1, 2}, 1), bj::ValueError);
+  CHECK_THROWS_WITH(bj::repeat(x, {1, 2}, 1), Catch::Contains("repeat") && Catch::Contains("[2, 3]"));
+  CHECK_THROWS_AS(bj::repeat(x, std::vector<std::int64_t>{}, 1), bj::ValueError);
+  CHECK_THROWS_AS(bj::repeat(x, -1, 1), bj::ValueError);
+  CHECK_THROWS_WITH(bj::repeat(x, {1, -1, 1}, 1), Catch::Contains("repeat") && Catch::Contains(">= 0"));
+  CHECK_THROWS_AS(bj::repeat(x, 2, 2), bj::ValueError);
+  CHECK_THROWS_AS(bj::repeat(bj::constant(1.0), 2, 0), bj::ValueError);
+  CHECK_THROWS_AS(bj::repeat(x, {std::int64_t{1} << 62, std::int64_t{1} << 62}, 0), bj::ValueError);
   CHECK_THROWS_AS(bj::concat({}, 0), bj::ValueError);
   CHECK_THROWS_AS(bj::concat({x, bj::ones({3, 3})}, 1), bj::ValueError);
   CHECK_THROWS_AS(bj::concat({x, bj::ones({2, 3}, bj::float32)}, 1), bj::ValueError);

@@ -40,6 +40,7 @@
 #else
 #include <xsimd/xsimd.hpp>
 #endif
+#include <batchjac/detail/simd_pow.hpp>
 
 #include <algorithm>
 #include <array>
@@ -64,10 +65,12 @@ namespace batchjac {
 // directions a value can depend on are the same in every lane (the same
 // code runs on them), so each operation runs only over the active ones of
 // its operands: a reaction rate reading 5 of 17 species costs 5 tangent
-// operations, not 17, and constants cost none. (A zero tangent is never
-// multiplied either: 0 x inf stays 0, the library's strong zeros.)
+// operations, not 17, and constants cost none. Strong zeros: the compiled
+// path runs a pass whose Jacobian has a NaN again with Strong duals, whose
+// products are 0 wherever a factor is 0 (as the engine reruns a chunk), so
+// 0 x inf is 0 as on every other path; other entries keep their bits.
 // ============================================================================
-template <class T, int D, class Arch = xsimd::default_arch>
+template <class T, int D, class Arch = xsimd::default_arch, bool Strong = false>
 struct Dual {
   static_assert(D >= 1 && D <= 64, "Dual: 1 to 64 directions");
   using batch_type = xsimd::batch<T, Arch>;
@@ -87,6 +90,27 @@ struct Dual {
   // A value whose tangents the caller sets, with `active`.
   struct Uninitialized {};
   Dual(batch_type value, Uninitialized) : v(value) {}
+
+  // p t, and a strong zero (0 where either factor is 0) when Strong: the
+  // compiled path reruns a block whose Jacobian has a NaN with Strong duals,
+  // as the engine does, so 0 x inf is 0 along every direction.
+  static batch_type mul(const batch_type& p, const batch_type& t) {
+    if constexpr (Strong) {
+      const batch_type zero(T(0));
+      return xsimd::select(p == zero || t == zero, zero, p * t);
+    } else {
+      return p * t;
+    }
+  }
+  // fma(a, b, c), c exactly where a or b is 0 when Strong.
+  static batch_type fma(const batch_type& a, const batch_type& b, const batch_type& c) {
+    if constexpr (Strong) {
+      const batch_type zero(T(0));
+      return xsimd::select(a == zero || b == zero, c, xsimd::fma(a, b, c));
+    } else {
+      return xsimd::fma(a, b, c);
+    }
+  }
 
   // f(k) for each k of `m`: unrolled when every direction is active.
   template <class F>
@@ -117,9 +141,9 @@ struct Dual {
     return *this;
   }
   Dual& operator*=(const Dual& b) {
-    each(active & b.active, [&](int k) { d[k] = xsimd::fma(d[k], b.v, v * b.d[k]); });
-    each(active & ~b.active, [&](int k) { d[k] = d[k] * b.v; });
-    each(b.active & ~active, [&](int k) { d[k] = v * b.d[k]; });
+    each(active & b.active, [&](int k) { d[k] = fma(d[k], b.v, mul(v, b.d[k])); });
+    each(active & ~b.active, [&](int k) { d[k] = mul(d[k], b.v); });
+    each(b.active & ~active, [&](int k) { d[k] = mul(v, b.d[k]); });
     active |= b.active;
     v = v * b.v;
     return *this;
@@ -127,9 +151,9 @@ struct Dual {
   Dual& operator/=(const Dual& b) {
     const batch_type inv = batch_type(T(1)) / b.v;
     const batch_type q = v * inv;
-    each(active & b.active, [&](int k) { d[k] = xsimd::fnma(q, b.d[k], d[k]) * inv; });
-    each(active & ~b.active, [&](int k) { d[k] = d[k] * inv; });
-    each(b.active & ~active, [&](int k) { d[k] = -(q * b.d[k]) * inv; });
+    each(active & b.active, [&](int k) { d[k] = mul(fma(-q, b.d[k], d[k]), inv); });
+    each(active & ~b.active, [&](int k) { d[k] = mul(d[k], inv); });
+    each(b.active & ~active, [&](int k) { d[k] = mul(-mul(q, b.d[k]), inv); });
     active |= b.active;
     v = q;
     return *this;
@@ -144,14 +168,14 @@ struct Dual {
   }
   Dual& operator*=(double b) {
     const batch_type s = batch_type(static_cast<T>(b));
-    each(active, [&](int k) { d[k] = s * d[k]; });
+    each(active, [&](int k) { d[k] = mul(s, d[k]); });
     v = v * s;
     return *this;
   }
   Dual& operator/=(double b) {
     const batch_type s = batch_type(static_cast<T>(b));
     const batch_type inv = batch_type(T(1)) / s;
-    each(active, [&](int k) { d[k] = d[k] * inv; });
+    each(active, [&](int k) { d[k] = mul(d[k], inv); });
     v = v / s;
     return *this;
   }
@@ -182,18 +206,18 @@ struct Dual {
   }
   friend Dual operator*(const Dual& a, const Dual& b) {
     Dual r(a.v * b.v, Uninitialized{});
-    each(a.active & b.active, [&](int k) { r.d[k] = xsimd::fma(a.d[k], b.v, a.v * b.d[k]); });
-    each(a.active & ~b.active, [&](int k) { r.d[k] = a.d[k] * b.v; });
-    each(b.active & ~a.active, [&](int k) { r.d[k] = a.v * b.d[k]; });
+    each(a.active & b.active, [&](int k) { r.d[k] = fma(a.d[k], b.v, mul(a.v, b.d[k])); });
+    each(a.active & ~b.active, [&](int k) { r.d[k] = mul(a.d[k], b.v); });
+    each(b.active & ~a.active, [&](int k) { r.d[k] = mul(a.v, b.d[k]); });
     r.active = a.active | b.active;
     return r;
   }
   friend Dual operator/(const Dual& a, const Dual& b) {
     const batch_type inv = batch_type(T(1)) / b.v;
     Dual r(a.v * inv, Uninitialized{});
-    each(a.active & b.active, [&](int k) { r.d[k] = xsimd::fnma(r.v, b.d[k], a.d[k]) * inv; });
-    each(a.active & ~b.active, [&](int k) { r.d[k] = a.d[k] * inv; });
-    each(b.active & ~a.active, [&](int k) { r.d[k] = -(r.v * b.d[k]) * inv; });
+    each(a.active & b.active, [&](int k) { r.d[k] = mul(fma(-r.v, b.d[k], a.d[k]), inv); });
+    each(a.active & ~b.active, [&](int k) { r.d[k] = mul(a.d[k], inv); });
+    each(b.active & ~a.active, [&](int k) { r.d[k] = mul(-mul(r.v, b.d[k]), inv); });
     r.active = a.active | b.active;
     return r;
   }
@@ -210,7 +234,7 @@ struct Dual {
     const batch_type s = batch_type(static_cast<T>(b));
     const batch_type inv = batch_type(T(1)) / s;
     Dual r(a.v / s, Uninitialized{});
-    each(a.active, [&](int k) { r.d[k] = a.d[k] * inv; });
+    each(a.active, [&](int k) { r.d[k] = mul(a.d[k], inv); });
     r.active = a.active;
     return r;
   }
@@ -235,7 +259,7 @@ struct Dual {
   // value v, the tangents scaled by p (a chain-rule step f'(a) da).
   Dual scaled(batch_type value, batch_type p) const {
     Dual r(value, Uninitialized{});
-    each(active, [&](int k) { r.d[k] = p * d[k]; });
+    each(active, [&](int k) { r.d[k] = mul(p, d[k]); });
     r.active = active;
     return r;
   }
@@ -266,11 +290,22 @@ struct Dual {
     r.active = a.active | b.active;
     return r;
   }
+  // The tangent of a where ta, of b where tb, else 0 (ta and tb disjoint).
+  static Dual pick(batch_type value, const mask_type& ta, const Dual& a, const mask_type& tb, const Dual& b) {
+    const batch_type zero(T(0));
+    Dual r(value, Uninitialized{});
+    each(a.active & b.active,
+         [&](int k) { r.d[k] = xsimd::select(ta, a.d[k], xsimd::select(tb, b.d[k], zero)); });
+    each(a.active & ~b.active, [&](int k) { r.d[k] = xsimd::select(ta, a.d[k], zero); });
+    each(b.active & ~a.active, [&](int k) { r.d[k] = xsimd::select(tb, b.d[k], zero); });
+    r.active = a.active | b.active;
+    return r;
+  }
 };
 
-template <class T, int D, class A>
-Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
-  using N = Dual<T, D, A>;
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> select(const typename Dual<T, D, A, G>::mask_type& m, const Dual<T, D, A, G>& a, const Dual<T, D, A, G>& b) {
+  using N = Dual<T, D, A, G>;
   const typename N::batch_type zero(T(0));
   N r(xsimd::select(m, a.v, b.v), typename N::Uninitialized{});
   N::each(a.active & b.active, [&](int k) { r.d[k] = xsimd::select(m, a.d[k], b.d[k]); });
@@ -279,13 +314,13 @@ Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D
   r.active = a.active | b.active;
   return r;
 }
-template <class T, int D, class A>
-Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, const Dual<T, D, A>& a, double b) {
-  return select(m, a, Dual<T, D, A>(b));
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> select(const typename Dual<T, D, A, G>::mask_type& m, const Dual<T, D, A, G>& a, double b) {
+  return select(m, a, Dual<T, D, A, G>(b));
 }
-template <class T, int D, class A>
-Dual<T, D, A> select(const typename Dual<T, D, A>::mask_type& m, double a, const Dual<T, D, A>& b) {
-  return select(m, Dual<T, D, A>(a), b);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> select(const typename Dual<T, D, A, G>::mask_type& m, double a, const Dual<T, D, A, G>& b) {
+  return select(m, Dual<T, D, A, G>(a), b);
 }
 // For the functor instantiated with plain numbers (the caller's own checks).
 template <class T>
@@ -301,9 +336,9 @@ T square(T x) {
 
 // ---- math: value and partial per lane (the partials as the tensor ops' rules) ----
 #define BATCHJAC_DUAL_UNARY(name, value_expr, partial_expr, scale)         \
-  template <class T, int D, class A>                                        \
-  Dual<T, D, A> name(const Dual<T, D, A>& a) {                              \
-    using B = typename Dual<T, D, A>::batch_type;                           \
+  template <class T, int D, class A, bool G>                                        \
+  Dual<T, D, A, G> name(const Dual<T, D, A, G>& a) {                              \
+    using B = typename Dual<T, D, A, G>::batch_type;                           \
     const B x = a.v;                                                        \
     const B y = value_expr;                                                 \
     (void)y;                                                                \
@@ -332,73 +367,81 @@ BATCHJAC_DUAL_UNARY(abs, xsimd::abs(x), xsimd::sign(x), scaled)
 BATCHJAC_DUAL_UNARY(fabs, xsimd::abs(x), xsimd::sign(x), scaled)
 #undef BATCHJAC_DUAL_UNARY
 
-template <class T, int D, class A>
-Dual<T, D, A> square(const Dual<T, D, A>& a) {
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> square(const Dual<T, D, A, G>& a) {
   return a * a;
 }
 // x^p: d/dx = p x^(p-1); p = 0 gives 0 everywhere.
-template <class T, int D, class A>
-Dual<T, D, A> pow(const Dual<T, D, A>& a, double p) {
-  using B = typename Dual<T, D, A>::batch_type;
-  const B y = xsimd::pow(a.v, B(T(p)));
-  if (p == 0) return Dual<T, D, A>(y, typename Dual<T, D, A>::Uninitialized{});  // no tangent
-  return a.scaled_strong(y, B(T(p)) * xsimd::pow(a.v, B(T(p - 1))));
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> pow(const Dual<T, D, A, G>& a, double p) {
+  using B = typename Dual<T, D, A, G>::batch_type;
+  const B y = detail::std_pow(a.v, B(T(p)));
+  if (p == 0) return Dual<T, D, A, G>(y, typename Dual<T, D, A, G>::Uninitialized{});  // no tangent
+  return a.scaled_strong(y, B(T(p)) * detail::std_pow(a.v, B(T(p - 1))));
+}
+// An integer exponent: the same as a double one (not xsimd's integer power).
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> pow(const Dual<T, D, A, G>& a, int p) {
+  return pow(a, static_cast<double>(p));
 }
 // a^b: d/da = b a^(b-1); d/db = a^b log(a), taken as 0 where a <= 0 (TF).
-template <class T, int D, class A>
-Dual<T, D, A> pow(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
-  using B = typename Dual<T, D, A>::batch_type;
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> pow(const Dual<T, D, A, G>& a, const Dual<T, D, A, G>& b) {
+  using B = typename Dual<T, D, A, G>::batch_type;
   const B zero(T(0));
-  const B y = xsimd::pow(a.v, b.v);
-  const B pa = b.v * xsimd::pow(a.v, b.v - B(T(1)));
-  const B pb = xsimd::select(a.v > zero, y * xsimd::log(a.v), zero);
-  return Dual<T, D, A>::chain2(y, a, pa, b, pb);
+  const B y = detail::std_pow(a.v, b.v);
+  const B pa = b.v * detail::std_pow(a.v, b.v - B(T(1)));
+  const B pb = xsimd::select(a.v > zero, y * xsimd::log(xsimd::select(a.v > zero, a.v, B(T(1)))), zero);
+  return Dual<T, D, A, G>::chain2(y, a, pa, b, pb);
 }
-template <class T, int D, class A>
-Dual<T, D, A> pow(double a, const Dual<T, D, A>& b) {
-  using B = typename Dual<T, D, A>::batch_type;
-  const B y = xsimd::pow(B(T(a)), b.v);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> pow(double a, const Dual<T, D, A, G>& b) {
+  using B = typename Dual<T, D, A, G>::batch_type;
+  const B y = detail::std_pow(B(T(a)), b.v);
   return b.scaled_strong(y, a > 0 ? y * B(T(std::log(static_cast<T>(a)))) : B(T(0)));
 }
 // atan2(y, x): d/dy = x / (x^2 + y^2), d/dx = -y / (x^2 + y^2).
-template <class T, int D, class A>
-Dual<T, D, A> atan2(const Dual<T, D, A>& y, const Dual<T, D, A>& x) {
-  using B = typename Dual<T, D, A>::batch_type;
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> atan2(const Dual<T, D, A, G>& y, const Dual<T, D, A, G>& x) {
+  using B = typename Dual<T, D, A, G>::batch_type;
   const B inv = B(T(1)) / xsimd::fma(x.v, x.v, y.v * y.v);
-  return Dual<T, D, A>::chain2(xsimd::atan2(y.v, x.v), y, x.v * inv, x, -y.v * inv);
+  return Dual<T, D, A, G>::chain2(xsimd::atan2(y.v, x.v), y, x.v * inv, x, -y.v * inv);
 }
-template <class T, int D, class A>
-Dual<T, D, A> atan2(const Dual<T, D, A>& y, double x) {
-  return atan2(y, Dual<T, D, A>(x));
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> atan2(const Dual<T, D, A, G>& y, double x) {
+  return atan2(y, Dual<T, D, A, G>(x));
 }
-template <class T, int D, class A>
-Dual<T, D, A> atan2(double y, const Dual<T, D, A>& x) {
-  return atan2(Dual<T, D, A>(y), x);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> atan2(double y, const Dual<T, D, A, G>& x) {
+  return atan2(Dual<T, D, A, G>(y), x);
 }
-// The larger (smaller) operand and its derivative; ties take b's (TF's maximum).
-template <class T, int D, class A>
-Dual<T, D, A> fmax(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
-  return select(a > b, a, b);
+// The larger (smaller) operand, as bj::maximum (bj::minimum): at a tie the
+// derivative is a's (TF), a NaN operand gives NaN with no derivative.
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmax(const Dual<T, D, A, G>& a, const Dual<T, D, A, G>& b) {
+  const auto take_a = a.v >= b.v, take_b = a.v < b.v;
+  return Dual<T, D, A, G>::pick(xsimd::select(take_a || xsimd::isnan(a.v), a.v, b.v), take_a, a, take_b, b);
 }
-template <class T, int D, class A>
-Dual<T, D, A> fmin(const Dual<T, D, A>& a, const Dual<T, D, A>& b) {
-  return select(a < b, a, b);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmin(const Dual<T, D, A, G>& a, const Dual<T, D, A, G>& b) {
+  const auto take_a = a.v <= b.v, take_b = a.v > b.v;
+  return Dual<T, D, A, G>::pick(xsimd::select(take_a || xsimd::isnan(a.v), a.v, b.v), take_a, a, take_b, b);
 }
-template <class T, int D, class A>
-Dual<T, D, A> fmax(const Dual<T, D, A>& a, double b) {
-  return fmax(a, Dual<T, D, A>(b));
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmax(const Dual<T, D, A, G>& a, double b) {
+  return fmax(a, Dual<T, D, A, G>(b));
 }
-template <class T, int D, class A>
-Dual<T, D, A> fmax(double a, const Dual<T, D, A>& b) {
-  return fmax(Dual<T, D, A>(a), b);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmax(double a, const Dual<T, D, A, G>& b) {
+  return fmax(Dual<T, D, A, G>(a), b);
 }
-template <class T, int D, class A>
-Dual<T, D, A> fmin(const Dual<T, D, A>& a, double b) {
-  return fmin(a, Dual<T, D, A>(b));
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmin(const Dual<T, D, A, G>& a, double b) {
+  return fmin(a, Dual<T, D, A, G>(b));
 }
-template <class T, int D, class A>
-Dual<T, D, A> fmin(double a, const Dual<T, D, A>& b) {
-  return fmin(Dual<T, D, A>(a), b);
+template <class T, int D, class A, bool G>
+Dual<T, D, A, G> fmin(double a, const Dual<T, D, A, G>& b) {
+  return fmin(Dual<T, D, A, G>(a), b);
 }
 
 // ============================================================================
@@ -427,18 +470,21 @@ class TracedScalar {
   double c_ = 0;
 };
 
-// A per-example condition: a boolean [b, 1], or a C++ constant.
+// A per-example condition: a boolean [b, 1] and the dtype of the numbers
+// it compared (the type of a select's constants), or a C++ constant.
 class TracedMask {
  public:
   TracedMask(bool c) : c_(c) {}  // NOLINT
-  explicit TracedMask(Tensor t) : t_(std::move(t)) {}
+  TracedMask(Tensor t, DType compared) : t_(std::move(t)), dtype_(compared) {}
   bool is_constant() const { return !t_.has_value(); }
   bool constant() const { return c_; }
   const Tensor& tensor() const { return *t_; }
+  DType dtype() const { return dtype_; }
 
  private:
   std::optional<Tensor> t_;
   bool c_ = false;
+  DType dtype_ = DType::float64;
 };
 
 TracedScalar operator+(const TracedScalar& a);
@@ -511,6 +557,10 @@ void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* ds
                    bool stream);
 extern template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t, bool);
 extern template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t, bool);
+// engine::check_options: ValueError naming `fn` for options out of range.
+void check_jacobian_options(const char* fn, const JacobianOptions& options);
+// Orders the non-temporal stores of this thread before later stores.
+void stream_fence();
 // Directions per pass of the compiled path: all of them up to 32, else
 // equal chunks of at most 32.
 constexpr int dual_directions(int n) {
@@ -526,10 +576,15 @@ constexpr DType dtype_of() {
 // The object bj::scalar_function returns: f R^N -> R^M per example, for
 // batches in caller memory (x [b][N], value [b][M], jacobian [b][M][N],
 // row-major, float or double). Copies share the traced program. Safe to
-// call from many threads at once.
-template <int N, int M, class F>
+// call from many threads at once. Arch is the instruction set of the
+// compiled path (the caller's translation unit's by default): part of the
+// type, so translation units built for different ones do not share code.
+template <int N, int M, class F, class Arch = xsimd::default_arch>
 class ScalarFunction {
   static_assert(N >= 1 && M >= 1, "scalar_function<N, M>: N and M must be >= 1");
+  // Whether the functor can run on TracedScalar (the traced path, and
+  // automatic's estimate); else only the compiled path exists.
+  static constexpr bool kTraceable = std::is_invocable_v<const F&, const TracedScalar*, TracedScalar*>;
 
  public:
   ScalarFunction(F f, ScalarPath path) : f_(std::move(f)), path_(path), lazy_(std::make_shared<Lazy>()) {
@@ -575,6 +630,7 @@ class ScalarFunction {
   // cost model's choice (automatic). Tracing the functor is part of it.
   ScalarPath path(DType dtype = DType::float64, const JacobianOptions& options = {}) const {
     if (path_ != ScalarPath::automatic) return path_;
+    if constexpr (!kTraceable) return ScalarPath::compiled;
     const Choice key{dtype, options.mode, options.parallel_iterations.value_or(-1),
                      options.experimental_use_pfor, ScalarPath::automatic};
     Lazy& l = *lazy_;
@@ -591,12 +647,17 @@ class ScalarFunction {
     return made.path;
   }
 
-  // The functor traced into a bj::Function of x [-1, N] -> [-1, M] (made on first use).
+  // The functor traced into a bj::Function of x [-1, N] -> [-1, M] (made on
+  // first use). ValueError for a functor that does not take TracedScalar.
   const Function& traced(DType dtype) const {
-    Lazy& l = *lazy_;
-    const int i = dtype == DType::float32 ? 0 : 1;
-    std::call_once(l.once[i], [&] { l.fn[i] = trace_functor(dtype); });
-    return *l.fn[i];
+    if constexpr (!kTraceable) {
+      throw ValueError("scalar_function: the functor does not take bj::TracedScalar: only the compiled path runs it");
+    } else {
+      Lazy& l = *lazy_;
+      const int i = dtype == DType::float32 ? 0 : 1;
+      std::call_once(l.once[i], [&] { l.fn[i] = trace_functor(dtype); });
+      return *l.fn[i];
+    }
   }
 
   // The traced path's estimate in the same units: its plan's estimate
@@ -613,8 +674,8 @@ class ScalarFunction {
   // and 1.5 vector operations per direction it depends on (inactive ones
   // are skipped), on lanes examples at a time; each Jacobian entry a store.
   static double compiled_cost(DType dtype, const detail::TracedCost& t) {
-    const double lanes = dtype == DType::float32 ? double(xsimd::batch<float>::size)
-                                                 : double(xsimd::batch<double>::size);
+    const double lanes = dtype == DType::float32 ? double(xsimd::batch<float, Arch>::size)
+                                                 : double(xsimd::batch<double, Arch>::size);
     constexpr int D = detail::dual_directions(N);
     constexpr int passes = (N + D - 1) / D;
     return (double(t.ops) * passes + 1.5 * t.active) / lanes + double(M) * N;
@@ -660,15 +721,13 @@ class ScalarFunction {
     };
     check(jacobian.size(), std::size_t(M) * N, value ? "the Jacobian output" : "the output");
     if (value) check(value->size(), M, "the value output");
+    detail::check_jacobian_options((std::string("scalar_function::") + fn).c_str(), options);
     if (path(detail::dtype_of<S>(), options) == ScalarPath::traced) {
       const Function& t = traced(detail::dtype_of<S>());
       if (value) t.value_and_batch_jacobian_into(x, *value, jacobian, options);
       else t.batch_jacobian_into(x, jacobian, options);
       return;
     }
-    if (options.max_threads && *options.max_threads < 1)
-      throw ValueError(std::string("scalar_function::") + fn + ": max_threads must be >= 1 or unset, got " +
-                       std::to_string(*options.max_threads));
     compiled<S>(x.data(), value ? value->data() : nullptr, jacobian.data(), b, options);
   }
 
@@ -683,18 +742,63 @@ class ScalarFunction {
     bool stream;  // the Jacobian is larger than the caches: non-temporal stores
   };
 
+  // One pass of directions d0 .. d0 + nd on a block whose inputs' values are
+  // in xs: seeds them, runs the functor, and returns whether a tangent of
+  // the result is NaN in some lane.
+  template <class Num>
+  static bool pass(const F& f, std::vector<Num>& xs, std::vector<Num>& ys, int d0, int nd) {
+    using B = typename Num::batch_type;
+    using S = typename B::value_type;
+    // Input i moves along direction i - d0 alone (none outside the pass).
+    for (int i = 0; i < N; ++i) {
+      Num& xi = xs[static_cast<std::size_t>(i)];
+      const bool in_pass = i >= d0 && i < d0 + nd;
+      if (in_pass) xi.d[i - d0] = B(S(1));
+      xi.active = in_pass ? typename Num::Active(1) << (i - d0) : 0;
+    }
+    for (Num& y : ys) y = Num(0.0);
+    call(f, xs.data(), ys.data());
+    bool nan = false;
+    for (const Num& y : ys) Num::each(y.active, [&](int k) { nan |= xsimd::any(xsimd::isnan(y.d[k])); });
+    return nan;
+  }
+
   template <class S>
   static void compiled_range(void* context, std::int64_t begin, std::int64_t end) {
     const Blocks<S>& c = *static_cast<const Blocks<S>*>(context);
-    using B = xsimd::batch<S>;
+    using B = xsimd::batch<S, Arch>;
     constexpr int L = static_cast<int>(B::size);
     constexpr int D = detail::dual_directions(N);
-    using Num = Dual<S, D>;
-    // Scratch kept per thread: a call allocates nothing (W9's inputs alone
-    // are 135 KiB, which malloc would map and fault in anew each call).
-    thread_local std::vector<Num> xs(N, Num(0.0)), ys(M, Num(0.0));
-    // Per block: tangents lane-major [M][D][L], then written row-major.
-    thread_local std::vector<S, xsimd::aligned_allocator<S>> lanes(static_cast<std::size_t>(M * D * L));
+    using Num = Dual<S, D, Arch>;
+    using StrongNum = Dual<S, D, Arch, true>;
+    // Scratch: inputs, outputs (and their strong-zero twins), and per block
+    // the tangents lane-major [M][D][L], then written row-major. Kept per
+    // thread, so a call allocates nothing (W9's inputs alone are 135 KiB,
+    // which malloc would map and fault in anew each call); a range that
+    // starts while this thread is inside another (a functor that waits on
+    // TBB) has its own.
+    struct Scratch {
+      std::vector<Num> xs = std::vector<Num>(N, Num(0.0)), ys = std::vector<Num>(M, Num(0.0));
+      std::vector<StrongNum> strong_xs = std::vector<StrongNum>(N, StrongNum(0.0)),
+                             strong_ys = std::vector<StrongNum>(M, StrongNum(0.0));
+      std::vector<S, xsimd::aligned_allocator<S>> lanes =
+          std::vector<S, xsimd::aligned_allocator<S>>(static_cast<std::size_t>(M * D * L));
+    };
+    thread_local Scratch kept;
+    thread_local bool in_use = false;
+    std::optional<Scratch> own;
+    if (in_use) own.emplace();
+    Scratch& scratch = own ? *own : kept;
+    struct Release {
+      bool* flag;
+      ~Release() {
+        if (flag) *flag = false;
+      }
+    } release{own ? nullptr : &in_use};
+    in_use = true;
+    std::vector<Num>& xs = scratch.xs;
+    std::vector<Num>& ys = scratch.ys;
+    auto& lanes = scratch.lanes;
     alignas(64) S buf[L];
     for (std::int64_t block = begin; block < end; ++block) {
       const std::int64_t b0 = block * L;
@@ -706,18 +810,20 @@ class ScalarFunction {
       }
       for (int d0 = 0; d0 < N; d0 += D) {
         const int nd = std::min(D, N - d0);
-        // Input i moves along direction i - d0 alone (none outside the pass).
-        for (int i = 0; i < N; ++i) {
-          Num& xi = xs[static_cast<std::size_t>(i)];
-          const bool in_pass = i >= d0 && i < d0 + nd;
-          if (in_pass) xi.d[i - d0] = B(S(1));
-          xi.active = in_pass ? typename Num::Active(1) << (i - d0) : 0;
+        auto store = [&](const auto& outputs) {
+          for (int m = 0; m < M; ++m)
+            for (int k = 0; k < nd; ++k)
+              outputs[static_cast<std::size_t>(m)].tangent(k).store_aligned(&lanes[(std::size_t(m) * D + k) * L]);
+        };
+        if (pass(*c.f, xs, ys, d0, nd)) {
+          // A NaN: the pass again with strong zeros (0 x inf = 0), as the
+          // engine reruns a chunk; entries without a zero factor keep their bits.
+          for (int i = 0; i < N; ++i) scratch.strong_xs[static_cast<std::size_t>(i)].v = xs[static_cast<std::size_t>(i)].v;
+          pass(*c.f, scratch.strong_xs, scratch.strong_ys, d0, nd);
+          store(scratch.strong_ys);
+        } else {
+          store(ys);
         }
-        for (Num& y : ys) y = Num(0.0);
-        call(*c.f, xs.data(), ys.data());
-        for (int m = 0; m < M; ++m)
-          for (int k = 0; k < nd; ++k)
-            ys[static_cast<std::size_t>(m)].tangent(k).store_aligned(&lanes[(std::size_t(m) * D + k) * L]);
         S* rows = c.jacobian + b0 * std::int64_t(M) * N + d0;
         if (nd == N)  // one pass: each example's M x N entries are contiguous
           detail::lanes_to_rows(lanes.data(), std::int64_t(M) * N, L, count, rows, std::int64_t(M) * N, c.stream);
@@ -733,12 +839,13 @@ class ScalarFunction {
         }
       }
     }
+    if (c.stream) detail::stream_fence();  // non-temporal stores done before the data is shared
   }
 
   template <class S>
   void compiled(const S* x, S* value, S* jacobian, std::int64_t b, const JacobianOptions& options) const {
     if (b == 0) return;
-    constexpr std::int64_t L = xsimd::batch<S>::size;
+    constexpr std::int64_t L = xsimd::batch<S, Arch>::size;
     constexpr std::int64_t kStreamBytes = 8 << 20;  // as the engine's
     Blocks<S> c{&f_, x, value, jacobian, b, b * M * N * std::int64_t(sizeof(S)) > kStreamBytes};
     detail::parallel_ranges((b + L - 1) / L, options, &compiled_range<S>, &c);
@@ -756,17 +863,45 @@ class ScalarFunction {
   // ---- the traced path ----
   Function trace_functor(DType dtype) const {
     const F f = f_;
-    return trace(
-        [f](const Tensor& x) {
-          std::vector<TracedScalar> xs, ys(M);
-          for (int i = 0; i < N; ++i) xs.emplace_back(slice(x, {0, i}, {-1, 1}));
-          call(f, xs.data(), ys.data());
-          std::vector<Tensor> columns;
-          for (const TracedScalar& y : ys)
-            columns.push_back(y.is_constant() ? fill({x.shape()[0], 1}, y.constant(), x.dtype()) : y.tensor());
-          return concat(columns, 1);
-        },
-        TensorSpec{Shape{-1, N}, dtype});
+    return trace([f](const Tensor& x) { return traced_outputs(f, x); }, TensorSpec{Shape{-1, N}, dtype});
+  }
+
+  // The functor on x's columns, its outputs as [b, M]. Outputs that are
+  // C++ constants (an inert species' rate) come from shared constants, so
+  // that the program does not depend on the batch size: the traced outputs
+  // side by side, a zero column after them, gathered into place, and the
+  // constants set by a where.
+  static Tensor traced_outputs(const F& f, const Tensor& x) {
+    std::vector<TracedScalar> xs, ys(M);
+    for (int i = 0; i < N; ++i) xs.emplace_back(slice(x, {0, i}, {-1, 1}));
+    call(f, xs.data(), ys.data());
+    std::vector<Tensor> columns;
+    std::vector<std::int64_t> column(M);
+    std::vector<double> fixed(M, 0.0), is_fixed(M, 0.0);
+    bool any_fixed = false, any_nonzero = false;
+    for (int m = 0; m < M; ++m) {
+      const TracedScalar& y = ys[static_cast<std::size_t>(m)];
+      if (y.is_constant()) {
+        any_fixed = true;
+        any_nonzero |= y.constant() != 0.0 || std::signbit(y.constant());
+        fixed[static_cast<std::size_t>(m)] = y.constant();
+        is_fixed[static_cast<std::size_t>(m)] = 1.0;
+        column[static_cast<std::size_t>(m)] = -1;
+      } else {
+        column[static_cast<std::size_t>(m)] = static_cast<std::int64_t>(columns.size());
+        columns.push_back(y.tensor());
+      }
+    }
+    if (!any_fixed) return concat(columns, 1);
+    const Shape row{1, M};
+    if (columns.empty())  // nothing computed from x: a constant function
+      return broadcast_to(constant(fixed, row, x.dtype()), Shape{x.shape()[0], M});
+    const auto zero_column = static_cast<std::int64_t>(columns.size());
+    for (std::int64_t& c : column)
+      if (c < 0) c = zero_column;
+    Tensor y = gather(pad(concat(columns, 1), {{{0, 0}}, {{0, 1}}}), column, 1);
+    if (any_nonzero) y = where(constant(is_fixed, row, DType::boolean), constant(fixed, row, x.dtype()), y);
+    return y;
   }
 
   F f_;
@@ -786,9 +921,9 @@ class ScalarFunction {
 // ops (a step's overhead per op). The constants are fitted to bench/'s six
 // scalar workloads. Tracing the functor for the estimate happens on the
 // first call of each dtype and options; the choice is kept.
-template <int N, int M, class F>
-ScalarFunction<N, M, F> scalar_function(F functor, ScalarPath path = ScalarPath::automatic) {
-  return ScalarFunction<N, M, F>(std::move(functor), path);
+template <int N, int M, class Arch = xsimd::default_arch, class F>
+ScalarFunction<N, M, F, Arch> scalar_function(F functor, ScalarPath path = ScalarPath::automatic) {
+  return ScalarFunction<N, M, F, Arch>(std::move(functor), path);
 }
 
 }  // namespace batchjac

@@ -599,6 +599,8 @@ void lanes_to_rows(const T* src, std::int64_t count, int width, int lanes, T* ds
 template void lanes_to_rows<float>(const float*, std::int64_t, int, int, float*, std::int64_t, bool);
 template void lanes_to_rows<double>(const double*, std::int64_t, int, int, double*, std::int64_t, bool);
 
+void stream_fence() { kernels::stream_fence(); }
+
 }  // namespace batchjac::detail
 
 namespace batchjac::engine {

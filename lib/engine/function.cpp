@@ -444,6 +444,8 @@ const TensorSpec& Function::output_spec() const { return state_->out_spec; }
 
 namespace batchjac::detail {
 
+void check_jacobian_options(const char* fn, const JacobianOptions& options) { engine::check_options(fn, options); }
+
 TracedCost traced_cost(const Function& f, const JacobianOptions& options) {
   engine::check_options("scalar_function", options);
   const FunctionState& s = *f.state_;

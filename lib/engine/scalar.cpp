@@ -39,7 +39,7 @@ TracedMask compare(const S& a, const S& b, Op op, bool (*folded)(double, double)
   const Tensor& t = a.is_constant() ? b.tensor() : a.tensor();
   const Tensor ta = a.is_constant() ? like(a.constant(), t) : a.tensor();
   const Tensor tb = b.is_constant() ? like(b.constant(), t) : b.tensor();
-  return TracedMask(op(ta, tb));
+  return TracedMask(op(ta, tb), t.dtype());
 }
 
 template <class Op>
@@ -104,28 +104,23 @@ TracedMask operator!=(const S& a, const S& b) {
 TracedMask operator&&(const TracedMask& a, const TracedMask& b) {
   if (a.is_constant()) return a.constant() ? b : a;
   if (b.is_constant()) return b.constant() ? a : b;
-  return TracedMask(logical_and(a.tensor(), b.tensor()));
+  return TracedMask(logical_and(a.tensor(), b.tensor()), a.dtype());
 }
 TracedMask operator||(const TracedMask& a, const TracedMask& b) {
   if (a.is_constant()) return a.constant() ? a : b;
   if (b.is_constant()) return b.constant() ? b : a;
-  return TracedMask(logical_or(a.tensor(), b.tensor()));
+  return TracedMask(logical_or(a.tensor(), b.tensor()), a.dtype());
 }
 TracedMask operator!(const TracedMask& a) {
-  return a.is_constant() ? TracedMask(!a.constant()) : TracedMask(logical_not(a.tensor()));
+  return a.is_constant() ? TracedMask(!a.constant()) : TracedMask(logical_not(a.tensor()), a.dtype());
 }
 TracedMask operator&(const TracedMask& a, const TracedMask& b) { return a && b; }
 TracedMask operator|(const TracedMask& a, const TracedMask& b) { return a || b; }
 
 TracedScalar select(const TracedMask& m, const TracedScalar& a, const TracedScalar& b) {
   if (m.is_constant()) return m.constant() ? a : b;
-  if (a.is_constant() && b.is_constant()) {
-    // No dtype to take from a branch: the condition's shape, float64 branches
-    // cast to the program's type where they meet it. (A constant result
-    // of a select on two constants is rare: it is a per-example constant.)
-    const Tensor one = where(m.tensor(), constant(a.constant()), constant(b.constant()));
-    return S(one);
-  }
+  if (a.is_constant() && b.is_constant())  // of the type the condition compared
+    return S(where(m.tensor(), constant(a.constant(), m.dtype()), constant(b.constant(), m.dtype())));
   const Tensor& t = a.is_constant() ? b.tensor() : a.tensor();
   return S(where(m.tensor(), a.is_constant() ? like(a.constant(), t) : a.tensor(),
                  b.is_constant() ? like(b.constant(), t) : b.tensor()));
@@ -174,8 +169,16 @@ TracedScalar atan2(const TracedScalar& y, const TracedScalar& x) {
       y, x, [](const Tensor& a, const Tensor& b) { return atan2(a, b); },
       [](double a, double b) { return std::atan2(a, b); });
 }
-// The larger (smaller) operand; ties take b's (as bj::Dual's fmax).
-TracedScalar fmax(const TracedScalar& a, const TracedScalar& b) { return select(a > b, a, b); }
-TracedScalar fmin(const TracedScalar& a, const TracedScalar& b) { return select(a < b, a, b); }
+// bj::maximum and bj::minimum (ties: a's derivative; NaN propagates).
+TracedScalar fmax(const TracedScalar& a, const TracedScalar& b) {
+  return through_tensors(
+      a, b, [](const Tensor& x, const Tensor& y) { return maximum(x, y); },
+      [](double x, double y) { return x >= y || std::isnan(x) ? x : y; });
+}
+TracedScalar fmin(const TracedScalar& a, const TracedScalar& b) {
+  return through_tensors(
+      a, b, [](const Tensor& x, const Tensor& y) { return minimum(x, y); },
+      [](double x, double y) { return x <= y || std::isnan(x) ? x : y; });
+}
 
 }  // namespace batchjac

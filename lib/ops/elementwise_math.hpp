@@ -5,6 +5,8 @@
 // attribute (pow's exponent), unused by most.
 #pragma once
 
+#include <batchjac/detail/simd_pow.hpp>
+
 #include <xsimd/xsimd.hpp>
 
 #include <immintrin.h>
@@ -76,30 +78,8 @@ auto is_nan(V x) {
   else return xsimd::isnan(x);
 }
 
-// x^y with std::pow's values (C99 Annex F) in every lane. xsimd 8's pow is
-// exp(y log|x|) signed for odd integer y, but it gives 0 for x = +-0 whatever
-// y is (std::pow: +-inf for y < 0, 1 for y = 0) and NaN for pow(+-1, +-inf)
-// and pow(-inf, 0.5). Here: the same exp(y log|x|), where log(0) = -inf and
-// exp(+-inf) = inf, 0 give the zero and infinite bases, then the sign of odd
-// powers, NaN for negative bases with other exponents, and the ones.
-template <class V>
-V std_pow(V x, V y) {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return std::pow(x, y);
-  } else {
-    using S = typename V::value_type;
-    const V zero(S(0)), one(S(1)), inf(std::numeric_limits<S>::infinity());
-    V r = xsimd::exp(y * xsimd::log(xsimd::abs(x)));
-    // Odd integer powers keep x's sign (-0's too); floats from 2^digits up are even.
-    const auto odd = xsimd::is_odd(y) && xsimd::abs(y) < V(S(2) / std::numeric_limits<S>::epsilon());
-    r = sel(odd, xsimd::copysign(r, x), r);
-    // A finite negative base to a finite power that is not an integer: NaN.
-    const auto invalid = x < zero && x > -inf && !xsimd::is_flint(y) && xsimd::abs(y) < inf;
-    r = sel(invalid, V(std::numeric_limits<S>::quiet_NaN()), r);
-    // 1 for y = +-0 (any x, even NaN), x = 1 (any y, even NaN), x = -1 with y = +-inf.
-    return sel(y == zero || x == one || (x == -one && xsimd::abs(y) == inf), one, r);
-  }
-}
+// x^y with std::pow's values in every lane (include/batchjac/detail/simd_pow.hpp).
+using batchjac::detail::std_pow;
 
 // Rounds each element to float and back (a cast to float32 inside a float64
 // program). Vectors convert with GCC's __builtin_convertvector: a store,

@@ -344,3 +344,113 @@ TEST_CASE("Dual: operations run over the directions their operands depend on", "
   CHECK(l.tangent(0).get(0) == 1.0);
   CHECK(std::isinf(l.tangent(2).get(0)));
 }
+
+namespace {
+// Powers at the edges of std::pow: a zero base, a unit base.
+struct Powers {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using std::pow;
+    y[0] = pow(x[0], 1.0);
+    y[1] = pow(x[0], 0.0);
+    y[2] = pow(x[0], -1.0) * 0.0 + pow(x[1], 3.5);
+    y[3] = pow(x[0] + 1.0, x[1]);
+    y[4] = pow(2.0, x[0]);
+    y[5] = pow(x[1], 2);
+  }
+};
+// A select between two constants, in float32 too; an inert output; a constant one.
+int traced_calls = 0;
+struct Selects {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    if constexpr (std::is_same_v<T, bj::TracedScalar>) ++traced_calls;
+    y[0] = x[0] * bj::select(x[0] > x[1], T(1.0), T(2.0));
+    y[1] = 0.0;
+    y[2] = 2.5;
+    y[3] = bj::fmax(x[0], x[1]) + bj::fmin(x[0], x[1]);
+  }
+};
+// Runs on Dual only (and says so: a constraint the traced path's check sees).
+struct DualOnly {
+  template <class T>
+    requires requires { typename T::batch_type; }
+  void operator()(const T* x, T* y) const {
+    typename T::batch_type v = x[0].v;  // TracedScalar has no batch_type
+    y[0] = x[0] * x[0] + T(0.0) * T(v.get(0) * 0.0);
+  }
+};
+}  // namespace
+
+TEST_CASE("scalar_function: powers at a zero and a unit base agree on both paths", "[engine][scalar_function]") {
+  const std::vector<double> x{0.0, 1.0, 0.5, 2.0};  // two examples
+  const auto compiled = bj::scalar_function<2, 6>(Powers{}, bj::ScalarPath::compiled);
+  const auto traced = bj::scalar_function<2, 6>(Powers{}, bj::ScalarPath::traced);
+  std::vector<double> vc, vt;
+  const auto jc = jacobian_of(compiled, x, &vc), jt = jacobian_of(traced, x, &vt);
+  CHECK(vc[0] == 0.0);
+  CHECK(vc[1] == 1.0);    // 0^0
+  CHECK(std::isnan(vc[2]));  // inf * 0
+  CHECK(jc[0] == 1.0);    // d x^1 / dx at 0
+  CHECK(jc[2] == 0.0);    // d x^0 / dx
+  for (std::size_t k = 0; k < vc.size(); ++k)
+    if (!std::isnan(vt[k])) CHECK(vc[k] == Approx(vt[k]).epsilon(1e-14));
+  for (std::size_t k = 0; k < jc.size(); ++k) {
+    INFO("entry " << k);
+    if (std::isnan(jt[k])) CHECK(std::isnan(jc[k]));
+    else CHECK(jc[k] == Approx(jt[k]).epsilon(1e-14).margin(1e-300));
+  }
+}
+
+TEST_CASE("scalar_function: constants in selects and outputs; fmax, fmin ties", "[engine][scalar_function]") {
+  std::mt19937_64 rng(23);
+  const std::vector<double> x{1.0, 1.0, 0.5, -0.5, -1.0, 2.0};  // a tie, a > b, a < b
+  for (auto path : {bj::ScalarPath::compiled, bj::ScalarPath::traced}) {
+    const auto f = bj::scalar_function<2, 4>(Selects{}, path);
+    std::vector<double> value;
+    const auto j = jacobian_of(f, x, &value);
+    INFO("path " << static_cast<int>(path));
+    // Example 0 (tie): select takes 2; fmax's derivative is a's, fmin's a's too.
+    CHECK(value[0] == 2.0);
+    CHECK(j[0] == 2.0);
+    CHECK(j[1] == 0.0);
+    CHECK(value[1] == 0.0);
+    CHECK(value[2] == 2.5);
+    for (int k = 2; k < 6; ++k) CHECK(j[k] == 0.0);  // the constant outputs' rows
+    CHECK(j[6] == 2.0);  // d(fmax + fmin)/da at a tie: 1 + 1
+    CHECK(j[7] == 0.0);
+    // Example 1 (a > b): select takes 1.
+    CHECK(value[4] == 0.5);
+    CHECK(j[8] == 1.0);
+    // float32 spans.
+    const std::vector<float> xf(x.begin(), x.end());
+    const auto jf = jacobian_of(f, xf);
+    CHECK(jf[0] == 2.0f);
+  }
+  // The traced program does not depend on the batch size: traced once per
+  // dtype, whatever the batch sizes of the calls.
+  traced_calls = 0;
+  const auto f = bj::scalar_function<2, 4>(Selects{}, bj::ScalarPath::traced);
+  for (std::int64_t b : {1, 3, 5, 8, 9, 17, 33}) (void)jacobian_of(f, check::random_values(rng, b * 2, -1, 1));
+  CHECK(traced_calls == 1);
+}
+
+TEST_CASE("scalar_function: options are checked on every path; a Dual-only functor", "[engine][scalar_function]") {
+  std::vector<double> x(4, 0.5), jac(8);
+  bj::JacobianOptions bad;
+  bad.parallel_iterations = 0;
+  for (auto path : {bj::ScalarPath::automatic, bj::ScalarPath::compiled, bj::ScalarPath::traced})
+    CHECK_THROWS_AS((bj::scalar_function<2, 2>(SquareBoth{}, path).batch_jacobian_into(x, jac, bad)), bj::ValueError);
+  bj::JacobianOptions mode;
+  mode.mode = static_cast<bj::JacobianMode>(7);
+  CHECK_THROWS_AS((bj::scalar_function<2, 2>(SquareBoth{}, bj::ScalarPath::compiled).batch_jacobian_into(x, jac, mode)),
+                  bj::ValueError);
+  // A functor written for Dual alone: automatic takes the compiled path; traced cannot run it.
+  const auto f = bj::scalar_function<1, 1>(DualOnly{});
+  CHECK(f.path() == bj::ScalarPath::compiled);
+  std::vector<double> one{3.0}, j(1);
+  f.batch_jacobian_into(one, j);
+  CHECK(j[0] == 6.0);
+  CHECK_THROWS_AS((bj::scalar_function<1, 1>(DualOnly{}, bj::ScalarPath::traced).batch_jacobian_into(one, j)),
+                  bj::ValueError);
+}

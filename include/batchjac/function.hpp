@@ -47,7 +47,9 @@ TracedCost traced_cost(const Function& f, const JacobianOptions& options);
 // Calls record nothing and run the plans kept from the first call of the
 // same options: the numbers are those of recording f on a tape and calling
 // the tape's method with the same options, bit for bit. A call's tensors
-// are not recorded on the caller's tapes either (no nested derivatives yet).
+// are not recorded on the caller's tapes either (no nested derivatives
+// yet), except that a function whose result is not computed from x or aux
+// (a constant) runs f itself for its value, as an ordinary call would.
 class Function {
  public:
   // f(x) (or f(x, aux)): a new tensor [b, y...], computed, not deferred.
@@ -65,7 +67,9 @@ class Function {
   // `value` b * prod(y...), `aux` b * prod(a...), row-major, batch first.
   // ValueError: a size that does not divide or does not match, a span type
   // that is not the input's dtype (float: float32, double: float64).
-  // Unconnected: the Jacobian is zeros. A Function traced with aux needs it.
+  // Unconnected: the Jacobian is zeros. A Function traced with aux needs it,
+  // as a span of x's type (a Function whose aux spec has another dtype
+  // takes aux as a Tensor only).
   void batch_jacobian_into(std::span<const float> x, std::span<float> jacobian,
                            const JacobianOptions& options = {}) const;
   void batch_jacobian_into(std::span<const double> x, std::span<double> jacobian,

@@ -1,4 +1,5 @@
-// Linear algebra primitives: matmul (cross is a composition, see linalg.cpp).
+// Linear algebra primitives: matmul (cross is a composition, see linalg.cpp),
+// and the small-matrix inverse and determinant.
 #pragma once
 
 #include "ops/primitive.hpp"
@@ -9,6 +10,18 @@ namespace batchjac::ops {
 // per-example programs a may be a vector [k] (a row of a batch [b, k]).
 struct MatmulOp {
   static constexpr Prim id = Prim::matmul;
+  BATCHJAC_PRIMITIVE_RULES
+};
+
+// Small square matrices in the last two axes (ops/small_matrix.cpp): their
+// inverse and determinant, by Gauss-Jordan elimination with partial pivoting
+// in each example's lane (kernels::MatrixArgs).
+struct MatrixInverseOp {
+  static constexpr Prim id = Prim::matrix_inverse;
+  BATCHJAC_PRIMITIVE_RULES
+};
+struct MatrixDeterminantOp {
+  static constexpr Prim id = Prim::matrix_determinant;
   BATCHJAC_PRIMITIVE_RULES
 };
 

@@ -44,6 +44,9 @@ enum class Prim : std::uint8_t {
   concat,         // along attrs.arg
   stop_gradient,
   cast,
+  // Small matrices (ops/small_matrix.cpp).
+  matrix_inverse,      // [..., n, n] -> [..., n, n]
+  matrix_determinant,  // [..., n, n] -> [...]
 };
 
 // The index_map kinds (attrs.op) and what their attrs hold.

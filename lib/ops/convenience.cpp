@@ -33,6 +33,22 @@ std::int64_t row_width(const Tensor& t, std::size_t i) {
                    t.shape().to_string());
 }
 
+[[noreturn]] void out_of_range(std::int64_t index, std::size_t t, std::int64_t r, std::int64_t n) {
+  throw ValueError("gather_rows: index " + std::to_string(index) + " (list " + std::to_string(t) +
+                   ", entry " + std::to_string(r) + ") is out of range for a table of " +
+                   std::to_string(n) + " rows");
+}
+
+// Rows of a few elements: a loop the compiler unrolls beats memcpy's call.
+template <class T>
+void copy_row(T* dst, const T* src, std::int64_t w) {
+  if (w > 32) {
+    std::memcpy(dst, src, static_cast<std::size_t>(w) * sizeof(T));
+    return;
+  }
+  for (std::int64_t k = 0; k < w; ++k) dst[k] = src[k];
+}
+
 template <class T>
 Tensor copy_rows(const std::vector<Tensor>& tables, const std::vector<std::span<const std::int64_t>>& indices,
                  const std::vector<std::int64_t>& width, std::int64_t rows, std::int64_t total, DType dtype) {
@@ -43,9 +59,13 @@ Tensor copy_rows(const std::vector<Tensor>& tables, const std::vector<std::span<
     const T* src = tables[t].impl().as<T>();
     const std::int64_t w = width[t];
     const std::int64_t* idx = indices[t].data();
+    const std::int64_t n = tables[t].shape()[0];
     T* dst = out + col;
-    for (std::int64_t r = 0; r < rows; ++r)
-      std::memcpy(dst + r * total, src + idx[r] * w, static_cast<std::size_t>(w) * sizeof(T));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const std::int64_t i = idx[r];
+      if (i < 0 || i >= n) out_of_range(i, t, r, n);
+      copy_row(dst + r * total, src + i * w, w);
+    }
     col += w;
   }
   return detail::make_tensor(std::move(impl));
@@ -71,17 +91,14 @@ Tensor gather_rows(const std::vector<Tensor>& tables, const std::vector<std::spa
     if (static_cast<std::int64_t>(indices[t].size()) != rows)
       throw ValueError("gather_rows: index list " + std::to_string(t) + " has " +
                        std::to_string(indices[t].size()) + " entries, list 0 has " + std::to_string(rows));
-    const std::int64_t n = tables[t].shape()[0];
-    for (std::size_t r = 0; r < indices[t].size(); ++r)
-      if (indices[t][r] < 0 || indices[t][r] >= n)
-        throw ValueError("gather_rows: index " + std::to_string(indices[t][r]) + " (list " +
-                         std::to_string(t) + ", entry " + std::to_string(r) +
-                         ") is out of range for a table of " + std::to_string(n) + " rows");
   }
   // Tracked by a tape (a table is differentiated): the recorded ops.
   if (graph::recorded(tables)) {
     std::vector<Tensor> parts;
     for (std::size_t t = 0; t < tables.size(); ++t) {
+      const std::int64_t n = tables[t].shape()[0];
+      for (std::int64_t r = 0; r < rows; ++r)
+        if (const std::int64_t i = indices[t][static_cast<std::size_t>(r)]; i < 0 || i >= n) out_of_range(i, t, r, n);
       const Tensor table = tables[t].rank() == 1 ? reshape(tables[t], {tables[t].shape()[0], 1}) : tables[t];
       parts.push_back(gather(table, std::vector<std::int64_t>(indices[t].begin(), indices[t].end()), 0));
     }

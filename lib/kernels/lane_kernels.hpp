@@ -293,6 +293,12 @@ inline V matrix_abs(V x) {
   else return xsimd::abs(x);
 }
 
+template <class C>
+inline bool matrix_any(C c) {
+  if constexpr (std::is_same_v<C, bool>) return c;
+  else return xsimd::any(c);
+}
+
 template <class V>
 void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::int64_t bt,
                   std::int64_t l, V* m, V* x) {
@@ -317,6 +323,7 @@ void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::
     }
     for (std::int64_t i = k + 1; i < n; ++i) {
       const auto c = piv == V(T(i));
+      if (!matrix_any(c)) continue;  // no lane swaps rows k and i
       for (std::int64_t j = inverse ? 0 : k; j < n; ++j) {
         const V t = m[k * n + j];
         m[k * n + j] = sel(c, m[i * n + j], t);

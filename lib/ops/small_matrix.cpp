@@ -8,10 +8,13 @@
 #include "ops/linalg.hpp"
 #include "ops/lowering.hpp"
 #include "tensor/sizes.hpp"
+#include "tensor/tensor_impl.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,45 @@ void matrix_batch(const Node& n, BatchQuery& q) {
                 " depends on the source and its batch axis is a matrix axis: each result example "
                 "would mix several source examples (give each example its own [n, n] matrix: [b, n, n])");
   single_batch(n, q);
+}
+
+// Eager evaluation of `batch` matrices of a (batch-first) a vector of W at
+// a time: W matrices into lanes, the SIMD table's kernel, back out. A last
+// partial vector repeats its last matrix.
+template <class T>
+Tensor matrix_eager(const Tensor& a, const ValueInfo& out, int op) {
+  const kernels::KernelTable<T>& table = kernels::simd_kernels<T>();
+  const Shape& s = a.shape();
+  const std::int64_t n = s[s.size() - 1], nn = n * n, batch = matrices(s);
+  const std::int64_t per = op == kernels::kInverse ? nn : 1, w = table.width;
+  auto impl = detail::new_tensor(out.shape, out.dtype);
+  const T* src = a.impl().as<T>();
+  T* dst = impl->as_mutable<T>();
+  std::vector<T> in(static_cast<std::size_t>(nn * w)), res(static_cast<std::size_t>(per * w));
+  kernels::MatrixArgs<T> args;
+  args.a.ptr = in.data();
+  args.out = res.data();
+  args.n = n;
+  args.op = op;
+  args.lanes = w;
+  for (std::int64_t b0 = 0; b0 < batch; b0 += w) {
+    const std::int64_t count = std::min(w, batch - b0);
+    for (std::int64_t l = 0; l < w; ++l) {
+      const T* m = src + (b0 + std::min(l, count - 1)) * nn;
+      for (std::int64_t e = 0; e < nn; ++e) in[static_cast<std::size_t>(e * w + l)] = m[e];
+    }
+    table.matrix(args);
+    for (std::int64_t l = 0; l < count; ++l)
+      for (std::int64_t e = 0; e < per; ++e) dst[(b0 + l) * per + e] = res[static_cast<std::size_t>(e * w + l)];
+  }
+  return detail::make_tensor(std::move(impl));
+}
+
+std::optional<Tensor> eager_matrices(const std::vector<Tensor>& in, const ValueInfo& out, int op) {
+  const Shape& s = in[0].shape();
+  if (matrices(s) < 2 || s.num_elements() == 0) return std::nullopt;  // the one-lane lowering
+  return in[0].dtype() == DType::float32 ? matrix_eager<float>(in[0], out, op)
+                                         : matrix_eager<double>(in[0], out, op);
 }
 
 // The transpose of the last two axes of v (rank r >= 2).
@@ -79,6 +121,10 @@ int MatrixInverseOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const
 
 void MatrixInverseOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
   fail(n, "is not linear: its JVP is made of matmuls, which transpose");
+}
+
+std::optional<Tensor> MatrixInverseOp::eager(const Node&, const std::vector<Tensor>& in, const ValueInfo& out) {
+  return eager_matrices(in, out, kernels::kInverse);
 }
 
 template <class T>
@@ -120,6 +166,11 @@ int MatrixDeterminantOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<c
 
 void MatrixDeterminantOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
   fail(n, "is not linear: its JVP is a product and a sum, which transpose");
+}
+
+std::optional<Tensor> MatrixDeterminantOp::eager(const Node&, const std::vector<Tensor>& in,
+                                                 const ValueInfo& out) {
+  return eager_matrices(in, out, kernels::kDeterminant);
 }
 
 template <class T>

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -71,7 +72,9 @@ struct NewtonReport {
 // ([b, 17], updated in place): Newton on G(z) = z - x - dt f(z), each
 // iteration one pass for f(z) and its 17 x 17 Jacobians, then the batched
 // solve (I - dt J) delta = G. Stops when the scaled residual is below tol.
-inline NewtonReport backward_euler_step(std::span<double> x, double dt, double tol = 1e-12, int max_iterations = 20) {
+// max_threads: batchjac's JacobianOptions::max_threads (unset: the caller's arena).
+inline NewtonReport backward_euler_step(std::span<double> x, double dt, double tol = 1e-12, int max_iterations = 20,
+                                        std::optional<int> max_threads = std::nullopt) {
   const std::int64_t b = static_cast<std::int64_t>(x.size()) / n;
   std::vector<double> z(x.begin(), x.end()), f(x.size()), jac(x.size() * n);
   NewtonReport report;
@@ -80,7 +83,9 @@ inline NewtonReport backward_euler_step(std::span<double> x, double dt, double t
     const bj::Tensor zt = bj::view(std::span<const double>(z), {b, n});
     tape.watch(zt);
     const bj::Tensor ft = source_term(zt);
-    tape.value_and_batch_jacobian_into(ft, zt, f, jac);
+    bj::JacobianOptions options;
+    options.max_threads = max_threads;
+    tape.value_and_batch_jacobian_into(ft, zt, f, jac, options);
     std::vector<double> g(x.size());
     report.residual = 0;
     for (std::size_t i = 0; i < g.size(); ++i) {

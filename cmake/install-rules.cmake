@@ -16,3 +16,11 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/batchjacConfigVersion.cma
 install(FILES ${PROJECT_BINARY_DIR}/batchjacConfig.cmake
               ${PROJECT_BINARY_DIR}/batchjacConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/batchjac)
+
+# pkg-config: batchjac.pc in <libdir>/pkgconfig, beside the CMake package, for
+# plain Makefiles: c++ -std=c++20 app.cpp $(pkg-config --cflags --libs batchjac).
+set(BATCHJAC_PC_DIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+file(RELATIVE_PATH BATCHJAC_PC_TO_PREFIX /prefix/${BATCHJAC_PC_DIR} /prefix)
+string(REGEX REPLACE "/$" "" BATCHJAC_PC_TO_PREFIX "${BATCHJAC_PC_TO_PREFIX}")
+configure_file(cmake/batchjac.pc.in ${PROJECT_BINARY_DIR}/batchjac.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/batchjac.pc DESTINATION ${BATCHJAC_PC_DIR})

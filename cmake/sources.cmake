@@ -12,11 +12,13 @@ set(BATCHJAC_SOURCES
   lib/ops/eager.cpp
   lib/ops/elementwise.cpp
   lib/ops/linalg.cpp
+  lib/ops/small_matrix.cpp
   lib/ops/reduction.cpp
   lib/ops/shape_ops.cpp
   lib/ops/shape_api.cpp
   lib/ops/misc.cpp
   lib/ops/custom_jvp.cpp
+  lib/ops/convenience.cpp
   lib/graph/program.cpp
   lib/graph/tape.cpp
   lib/graph/gradient_tape.cpp

@@ -32,11 +32,24 @@ struct JacobianOptions {
   // false: one row or column at a time (TF's while_loop), same numbers.
   bool experimental_use_pfor = true;
   JacobianMode mode = JacobianMode::automatic;
-  // Threads used; unset: the caller's task arena (all cores by default).
-  // >= 1; a larger value than the machine's concurrency (the hardware
-  // threads this process may run on) is clamped to it: more threads would
-  // only take turns, and each thread count keeps a task arena for the life
-  // of the process.
+  // Threads used, at most; >= 1. The caller's threads come first:
+  // - unset: the caller's task arena. Called inside the caller's
+  //   tbb::task_arena (or a TBB parallel loop), the call's tasks run there,
+  //   next to the caller's own, in no pool of batchjac's; outside any arena,
+  //   in TBB's implicit arena (all cores).
+  // - unset, called from an active OpenMP parallel region (one call per
+  //   thread of the team): the call runs on its calling thread alone, as
+  //   with 1. The team already holds the cores; no TBB worker joins.
+  // - n: a cap. A caller's arena of at most n threads runs the call
+  //   itself; a larger one (or the implicit arena, or an OpenMP thread,
+  //   when n is below the machine's concurrency) hands it to a task arena of
+  //   n threads that batchjac keeps for that n. Inside an OpenMP team of T
+  //   threads, n > 1 lets each call add TBB workers to the team's threads:
+  //   up to T + n - 1 threads on the machine, the caller's choice.
+  // A value above the machine's concurrency (the hardware threads this
+  // process may run on) is clamped to it: more threads would only take
+  // turns, and each thread count keeps a task arena for the life of the
+  // process. Results are bitwise the same for every value and caller.
   std::optional<int> max_threads;
 };
 

@@ -26,6 +26,7 @@
 #include <array>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 namespace batchjac {
@@ -210,5 +211,49 @@ Tensor stop_gradient(const Tensor& x);
 // Converts between float32, float64 and bool (nonzero and NaN -> true, true -> 1).
 // Between floats the derivative casts back; to or from bool there is none.
 Tensor cast(const Tensor& x, DType dtype);
+
+// ---- small matrices, conveniences (issue #20) -------------------------------------
+// Per-example square matrices in the last two axes, as tf.linalg. Computed
+// by Gauss-Jordan elimination with partial pivoting in each example's lane
+// (one example per SIMD lane inside Jacobian programs, the same bits
+// eagerly); meant for small n (up to a few dozen), any n works.
+// Singular matrices are not detected: a zero pivot gives inf or NaN entries
+// in inv and solve (no error, as the kernels run per lane), det gives
+// exactly 0, and det's derivative, det(A) A^-T, is then NaN. Near-singular
+// matrices lose accuracy as their condition number grows.
+namespace linalg {
+// A^-1 of a [..., n, n]; ValueError unless float and square.
+// Derivative: -A^-1 dA A^-1.
+Tensor inv(const Tensor& a);
+// det(A) of a [..., n, n] -> [...]; the determinant of a 0 x 0 matrix is 1.
+// Derivative (Jacobi's formula): det(A) A^-T.
+Tensor det(const Tensor& a);
+// X with A X = B (adjoint: A^T X = B) for A [..., n, n], B [..., n, k];
+// leading dims broadcast as in matmul. Computed as inv(A) B, so its error
+// grows with cond(A) like the inverse's. ValueError for a non-square A or
+// a B whose rows differ from n.
+Tensor solve(const Tensor& a, const Tensor& b, bool adjoint = false);
+}  // namespace linalg
+
+// The n x n identity (float dtypes; ValueError for n < 0).
+Tensor eye(std::int64_t n, DType dtype = float64);
+
+// C++-scalar forms: the scalar takes the tensor's dtype, so that
+// where(c, x, 0.0) works for float32 x as for float64.
+Tensor where(const Tensor& condition, const Tensor& a, double b);
+Tensor where(const Tensor& condition, double a, const Tensor& b);
+Tensor equal(const Tensor& a, double b);
+Tensor not_equal(const Tensor& a, double b);
+
+// Per-example rows gathered from shared tables in one pass: row i of the
+// result is tables[0][indices[0][i]], tables[1][indices[1][i]], ... side by
+// side, so the result is [len, sum of widths] for tables [n_t, w_t] (a table
+// [n_t] is one column). The values of concat of gathers along axis 0, in a
+// plain copy; while a live tape tracks a table it records those ops instead
+// (the tables can then be differentiated). Tables of one float dtype; index
+// lists of equal length, each index in [0, n_t) (ValueError otherwise).
+// Bundle adjustment: gather_rows({cameras, points}, {cam_of_obs, point_of_obs}).
+Tensor gather_rows(const std::vector<Tensor>& tables,
+                   const std::vector<std::span<const std::int64_t>>& indices);
 
 }  // namespace batchjac

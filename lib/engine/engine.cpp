@@ -38,9 +38,24 @@
 #define BATCHJAC_NO_TSAN
 #endif
 
+// OpenMP's "am I in an active parallel region?", if the program links an
+// OpenMP runtime (libgomp, libomp); null otherwise. batchjac does not use
+// OpenMP itself: a weak reference costs nothing to programs without it.
+extern "C" int omp_in_parallel(void) __attribute__((weak));
+
 namespace batchjac::engine {
 
 namespace {
+
+// The threads a call may use where it is called. Inside an active OpenMP
+// parallel region the team already holds the cores, one call per thread: a
+// call runs on its calling thread alone (no TBB workers join, so nothing is
+// oversubscribed, and nothing waits on another team thread). Elsewhere: the
+// caller's task arena (TBB's implicit one outside any arena).
+int caller_concurrency() {
+  if (omp_in_parallel != nullptr && omp_in_parallel() != 0) return 1;
+  return tbb::this_task_arena::max_concurrency();
+}
 
 // One arena per thread count used (at most max_concurrency()), made once.
 struct Arenas {
@@ -437,8 +452,12 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   const std::int64_t n_chunks = values_only ? 1 : std::max<std::int64_t>(1, (p.n_dirs + chunk - 1) / chunk);
   // More threads than the machine runs would only take turns on it, and
   // each count keeps an arena for good: max_threads is clamped.
-  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
-                                          : tbb::this_task_arena::max_concurrency();
+  // Unset: the caller's arena (or its OpenMP thread alone). Set: at most
+  // that many; the caller's arena serves when it has no more threads, so a
+  // call inside the caller's tbb::task_arena never starts a second pool.
+  const int here = caller_concurrency();
+  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency()) : here;
+  const bool own_arena = threads < tbb::this_task_arena::max_concurrency();
   if (threads == 1 || n_blocks * n_chunks <= 1) {
     // Small or single-threaded calls never touch the task scheduler; one
     // pass over the blocks runs every chunk (of at most parallel_iterations
@@ -465,7 +484,7 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
     BATCHJAC_TSAN_RELEASE(&join);
   };
   BATCHJAC_TSAN_RELEASE(&fork);
-  if (options.max_threads) arena_for(threads).execute(body);
+  if (own_arena) arena_for(threads).execute(body);
   else body();
   BATCHJAC_TSAN_ACQUIRE(&join);
 }
@@ -553,8 +572,10 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
   using engine::arena_for;
   using engine::max_concurrency;
   if (n <= 0) return;
-  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency())
-                                          : tbb::this_task_arena::max_concurrency();
+  // The caller's threads as in run_typed: its arena or its OpenMP thread.
+  const int threads =
+      options.max_threads ? std::min(*options.max_threads, max_concurrency()) : engine::caller_concurrency();
+  const bool own_arena = threads < tbb::this_task_arena::max_concurrency();
   if (threads == 1 || n == 1) {
     body(context, 0, n);
     return;
@@ -573,7 +594,7 @@ void parallel_ranges(std::int64_t n, const JacobianOptions& options,
     BATCHJAC_TSAN_RELEASE(&join);
   };
   BATCHJAC_TSAN_RELEASE(&fork);
-  if (options.max_threads) arena_for(threads).execute(run);
+  if (own_arena) arena_for(threads).execute(run);
   else run();
   BATCHJAC_TSAN_ACQUIRE(&join);
 }

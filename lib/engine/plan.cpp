@@ -33,6 +33,9 @@ double steps_cost(const std::vector<ops::Step<T>>& steps) {
         cost += double(s.mm.batch * s.mm.m * s.mm.n) * double(s.mm.k + 1);
         break;
       case ops::Step<T>::Kind::scan: cost += 2.0 * double(s.sc.outer * s.sc.len * s.sc.inner); break;
+      case ops::Step<T>::Kind::matrix:  // Gauss-Jordan: about 2 n^3 operations per matrix
+        cost += 2.0 * double(s.mx.batch * s.mx.n * s.mx.n) * double(s.mx.n + 1);
+        break;
     }
   }
   return cost;

@@ -57,6 +57,7 @@ class Compiler {
       case ops::Step<T>::Kind::index: return index(s);
       case ops::Step<T>::Kind::matmul: return matmul(s);
       case ops::Step<T>::Kind::scan: return scan(s);
+      case ops::Step<T>::Kind::matrix: return false;  // nonlinear: primal steps only
     }
     return false;
   }

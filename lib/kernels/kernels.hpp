@@ -120,6 +120,24 @@ struct SparseOp {
   std::int32_t run = 1;  // this op and the run - 1 after it have the same term counts
 };
 
+// Small square matrices, one per batch entry per lane: `batch` matrices of
+// n x n elements in `a` (element e of matrix bt at bt * n * n + e), each
+// inverted (out: n x n per matrix) or its determinant taken (out: one
+// element per matrix), by Gauss-Jordan elimination with partial pivoting in
+// every lane at once. A zero pivot (a singular matrix) gives determinant 0
+// and inf or NaN entries in the inverse.
+enum MatrixOp : int { kInverse = 0, kDeterminant = 1 };
+template <class T>
+struct MatrixArgs {
+  T* out = nullptr;
+  std::int64_t out_dir_stride = 0;
+  Operand<T> a;  // map unused
+  std::int64_t batch = 1, n = 0;
+  int op = kInverse;
+  std::int64_t n_dir = 1;
+  std::int64_t lanes = 1;
+};
+
 template <class T>
 using ElementwiseFn = void (*)(const ElementwiseArgs<T>&);
 template <class T>
@@ -128,6 +146,8 @@ template <class T>
 using MatmulFn = void (*)(const MatmulArgs<T>&);
 template <class T>
 using ScanFn = void (*)(const ScanArgs<T>&);
+template <class T>
+using MatrixFn = void (*)(const MatrixArgs<T>&);
 
 inline constexpr int kMaxUnary = 64;
 inline constexpr int kMaxBinary = 32;
@@ -150,6 +170,7 @@ struct KernelTable {
   IndexFn<T> scatter_reduce = nullptr;  // out[j] = op over in[e] with map[e] == j
   ScanFn<T> scan = nullptr;
   MatmulFn<T> matmul = nullptr;
+  MatrixFn<T> matrix = nullptr;  // inverse or determinant (MatrixArgs::op)
   // The linear program's products with strong zeros (ops::math::strong_mul):
   // the same arithmetic as matmul, multiply, divide, axpy, lincomb and
   // sparse_linear, but a product with a zero factor is 0.

@@ -280,6 +280,107 @@ void scatter_reduce(const IndexArgs<typename Vec<V>::S>& a) {
   }
 }
 
+// Small matrices (MatrixArgs): Gauss-Jordan elimination with partial
+// pivoting on one vector of lanes at a time. Each lane picks its own pivot
+// row; the row swaps are selects, so every lane runs the same instructions.
+// The inverse reduces [A | I] to [I | A^-1]; the determinant is the signed
+// product of the pivots of the forward elimination. Plain products and
+// differences (no fused multiply-adds): one lane and a vector give the same
+// bits.
+template <class V>
+inline V matrix_abs(V x) {
+  if constexpr (std::is_arithmetic_v<V>) return std::abs(x);
+  else return xsimd::abs(x);
+}
+
+template <class C>
+inline bool matrix_any(C c) {
+  if constexpr (std::is_same_v<C, bool>) return c;
+  else return xsimd::any(c);
+}
+
+template <class V>
+void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::int64_t bt,
+                  std::int64_t l, V* m, V* x) {
+  using T = typename Vec<V>::S;
+  using ops::math::sel;
+  const std::int64_t n = a.n, nn = n * n;
+  const bool inverse = a.op == kInverse;
+  const T* in = a.a.ptr + (a.a.varying ? d * a.a.dir_stride : 0) + bt * nn * (a.a.varying ? a.lanes : 1);
+  for (std::int64_t e = 0; e < nn; ++e) m[e] = a.a.varying ? Vec<V>::load(in + e * a.lanes + l) : V(in[e]);
+  if (inverse)
+    for (std::int64_t e = 0; e < nn; ++e) x[e] = V(T(e / n == e % n ? 1 : 0));
+  V det = V(T(1));
+  for (std::int64_t k = 0; k < n; ++k) {
+    // Pivot: the first row at or below k with the largest |m[i][k]|.
+    V best = matrix_abs(m[k * n + k]);
+    V piv = V(T(k));
+    for (std::int64_t i = k + 1; i < n; ++i) {
+      const V v = matrix_abs(m[i * n + k]);
+      const auto c = v > best;
+      best = sel(c, v, best);
+      piv = sel(c, V(T(i)), piv);
+    }
+    for (std::int64_t i = k + 1; i < n; ++i) {
+      const auto c = piv == V(T(i));
+      if (!matrix_any(c)) continue;  // no lane swaps rows k and i
+      for (std::int64_t j = inverse ? 0 : k; j < n; ++j) {
+        const V t = m[k * n + j];
+        m[k * n + j] = sel(c, m[i * n + j], t);
+        m[i * n + j] = sel(c, t, m[i * n + j]);
+      }
+      if (inverse)
+        for (std::int64_t j = 0; j < n; ++j) {
+          const V t = x[k * n + j];
+          x[k * n + j] = sel(c, x[i * n + j], t);
+          x[i * n + j] = sel(c, t, x[i * n + j]);
+        }
+    }
+    const V p = m[k * n + k];
+    if (!inverse) {
+      // A zero pivot has zeros below it: dividing by 1 instead leaves the
+      // rest finite, and the determinant exactly 0.
+      det = sel(piv == V(T(k)), det, -det) * p;
+      const V ps = sel(p == V(T(0)), V(T(1)), p);
+      for (std::int64_t i = k + 1; i < n; ++i) {
+        const V f = m[i * n + k] / ps;
+        for (std::int64_t j = k + 1; j < n; ++j) m[i * n + j] = m[i * n + j] - f * m[k * n + j];
+      }
+      continue;
+    }
+    const V r = V(T(1)) / p;
+    for (std::int64_t j = k + 1; j < n; ++j) m[k * n + j] = m[k * n + j] * r;
+    for (std::int64_t j = 0; j < n; ++j) x[k * n + j] = x[k * n + j] * r;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (i == k) continue;
+      const V f = m[i * n + k];
+      for (std::int64_t j = k + 1; j < n; ++j) m[i * n + j] = m[i * n + j] - f * m[k * n + j];
+      for (std::int64_t j = 0; j < n; ++j) x[i * n + j] = x[i * n + j] - f * x[k * n + j];
+    }
+  }
+  T* out = a.out + d * a.out_dir_stride;
+  if (inverse) {
+    for (std::int64_t e = 0; e < nn; ++e) Vec<V>::store(out + (bt * nn + e) * a.lanes + l, x[e]);
+  } else {
+    Vec<V>::store(out + bt * a.lanes + l, det);
+  }
+}
+
+template <class V>
+void matrix(const MatrixArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  const std::size_t nn = static_cast<std::size_t>(a.n * a.n);
+  std::vector<V> wide(2 * nn);
+  std::vector<T> one(2 * nn);
+  for (std::int64_t d = 0; d < a.n_dir; ++d)
+    for (std::int64_t bt = 0; bt < a.batch; ++bt) {
+      std::int64_t l = 0;
+      for (; l + W <= a.lanes; l += W) matrix_lanes<V>(a, d, bt, l, wide.data(), wide.data() + nn);
+      for (; l < a.lanes; ++l) matrix_lanes<T>(a, d, bt, l, one.data(), one.data() + nn);
+    }
+}
+
 template <class V>
 void scan(const ScanArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
@@ -999,6 +1100,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.scatter_reduce = &scatter_reduce<V>;
   t.scan = &scan<V>;
   t.matmul = &matmul<V, false>;
+  t.matrix = &matrix<V>;
   t.matmul_strong = &matmul<V, true>;
   if constexpr (kFusedFma<V>) t.matmul_one_lane = &matmul_one_lane<V, false>;
   t.sparse_linear = &sparse_linear<V, false>;

@@ -118,6 +118,20 @@ void Lowering<T>::scan(int out, int in, const kernels::ScanArgs<T>& sizes) {
 }
 
 template <class T>
+void Lowering<T>::matrix(int out, int in, std::int64_t batch, std::int64_t n, int op) {
+  Step<T> s;
+  s.kind = Step<T>::Kind::matrix;
+  s.mx_fn = table_.matrix;
+  s.mx.batch = batch;
+  s.mx.n = n;
+  s.mx.op = op;
+  s.out = out;
+  s.in[0] = in;
+  s.n_in = 1;
+  steps_.push_back(s);
+}
+
+template <class T>
 void Lowering<T>::matmul(int out, int a, int b, kernels::MatmulArgs<T> sizes,
                          std::vector<std::int64_t> a_batch, std::vector<std::int64_t> b_batch) {
   Step<T> s;
@@ -173,6 +187,16 @@ void execute(std::span<const Step<T>> steps, const Binding<T>& b) {
       case Step<T>::Kind::scan:
         step.sc_fn(one_input(step.sc, step, n_dir));
         break;
+      case Step<T>::Kind::matrix: {
+        kernels::MatrixArgs<T> a = step.mx;
+        a.out = b.ptr[step.out];
+        a.out_dir_stride = b.dir_stride[step.out];
+        a.a = operand(a.a, step.in[0]);
+        a.n_dir = n_dir;
+        a.lanes = b.lanes;
+        step.mx_fn(a);
+        break;
+      }
       case Step<T>::Kind::matmul: {
         kernels::MatmulArgs<T> a = step.mm;
         a.out = b.ptr[step.out];

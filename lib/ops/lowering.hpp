@@ -18,16 +18,18 @@ namespace batchjac::ops {
 
 template <class T>
 struct Step {
-  enum class Kind : std::uint8_t { elementwise, index, scan, matmul };
+  enum class Kind : std::uint8_t { elementwise, index, scan, matmul, matrix };
   Kind kind = Kind::elementwise;
   kernels::ElementwiseFn<T> ew_fn = nullptr;
   kernels::IndexFn<T> ix_fn = nullptr;
   kernels::MatmulFn<T> mm_fn = nullptr;
   kernels::ScanFn<T> sc_fn = nullptr;
+  kernels::MatrixFn<T> mx_fn = nullptr;
   kernels::ElementwiseArgs<T> ew;  // sizes, maps and scalar; pointers bound at run time
   kernels::IndexArgs<T> ix;
   kernels::MatmulArgs<T> mm;
   kernels::ScanArgs<T> sc;
+  kernels::MatrixArgs<T> mx;
   int out = -1;
   std::array<int, 4> in{-1, -1, -1, -1};
   int n_in = 0;
@@ -67,6 +69,8 @@ class Lowering {
               std::vector<std::int64_t> a_batch, std::vector<std::int64_t> b_batch);
   // A running sum or product with the given sizes.
   void scan(int out, int in, const kernels::ScanArgs<T>& sizes);
+  // The inverse or determinant (op) of each of `batch` n x n matrices of in.
+  void matrix(int out, int in, std::int64_t batch, std::int64_t n, int op);
 
  private:
   const std::int64_t* keep(std::vector<std::int64_t> map);

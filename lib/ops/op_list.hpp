@@ -22,7 +22,9 @@ struct PrimList {};
 using Primitives =
     PrimList<UnaryOp, UnaryPartialOp, BinaryOp, BinaryPartialOp, WhereOp, LincombOp, MatmulOp, ReduceSumOp,
              ReduceOp, ScanOp, ReshapeOp, BroadcastToOp, IndexMapOp, IndexScatterOp, ConcatOp,
-             StopGradientOp, CastOp, CustomJvpOp>;
+             StopGradientOp, CastOp, CustomJvpOp,
+             // small matrices
+             MatrixInverseOp, MatrixDeterminantOp>;
 
 namespace dispatch {
 template <class... Ps>

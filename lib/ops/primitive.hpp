@@ -50,6 +50,9 @@ enum class Prim : std::uint8_t {
   stop_gradient,
   cast,
   custom_jvp,     // (y, x_1..x_n) -> y, differentiated by a user's rule (bj::custom_jvp)
+  // Small matrices (ops/small_matrix.cpp).
+  matrix_inverse,      // [..., n, n] -> [..., n, n]
+  matrix_determinant,  // [..., n, n] -> [...]
 };
 
 // The index_map kinds (attrs.op) and what their attrs hold.

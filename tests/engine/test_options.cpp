@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <optional>
 #include <span>
@@ -317,8 +318,9 @@ TEST_CASE("distinct max_threads values make at most one task arena per usable co
     o.max_threads = threads;
     REQUIRE(tape.batch_jacobian(y, x, o).has_value());
   }
-  CHECK(bj::engine::task_arenas() >= 1);
-  CHECK(bj::engine::task_arenas() <= static_cast<std::size_t>(most));
+  // Counts at or above the caller's arena's (TBB's implicit one here, all
+  // cores) run in the caller's arena: only 2 .. most - 1 may make one.
+  CHECK(bj::engine::task_arenas() <= static_cast<std::size_t>(std::max(most - 2, 0)));
 }
 
 TEST_CASE("out-of-range mode and unconnected_gradients are ValueError", "[engine][options][errors]") {

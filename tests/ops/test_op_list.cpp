@@ -20,7 +20,7 @@ template <class... Ps>
 constexpr int count(ops::PrimList<Ps...>) {
   return sizeof...(Ps);
 }
-static_assert(count(ops::Primitives{}) == 18,
+static_assert(count(ops::Primitives{}) == 20,
               "a primitive was added or removed: list its variants in primitive_names()");
 
 // The attrs.op values that name a primitive's public variants; internal-only

@@ -136,6 +136,7 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
   w.put(static_cast<std::int64_t>(program.rules.size()));
   for (const graph::JvpRule& r : program.rules) {
     w.put_all(r.tangents);
+    w.put_all(r.zero_tangents);
     w.put(std::int64_t{r.result});
     put_nodes(r.nodes);
   }

@@ -141,6 +141,17 @@ std::vector<std::optional<Tensor>> GradientTape::several(const char* fn, const T
   bool together = distinct.size() > 1;
   for (const Tensor& s : distinct) together = together && s.dtype() == distinct[0].dtype();
   together = together && graph::independent(*state_, distinct);
+  if (together) {  // the joint answer must fit as one tensor too (each source's did)
+    std::int64_t total = 0;
+    for (const Tensor& s : distinct)
+      total += (batched ? ops::drop_batch_axis(s.shape()) : s.shape()).num_elements();
+    const Shape joint_shape = engine::concat_shapes(sum ? Shape{} : target.shape(), Shape{total}, 0);
+    try {
+      detail::check_tensor_size(fn, joint_shape, distinct[0].dtype(), "the Jacobian");
+    } catch (const ValueError&) {
+      together = false;  // a program per source: each answer alone fits
+    }
+  }
   std::vector<std::optional<Tensor>> results;
   if (together) {
     results = joint(*state_, target, distinct, batched, sum, options);

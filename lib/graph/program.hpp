@@ -38,6 +38,9 @@ struct Value {
 struct JvpRule {
   std::vector<ops::Node> nodes;
   std::vector<int> tangents;
+  // Constants standing for the zero tangents of inputs not computed from
+  // the parameter (their placeholders, which the nodes may read).
+  std::vector<int> zero_tangents;
   int result = -1;
 };
 

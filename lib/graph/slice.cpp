@@ -79,10 +79,12 @@ struct Builder {
   int add_rule(const detail::CustomJvpTrace& trace) {
     JvpRule rule;
     std::unordered_set<std::uint64_t> from;  // computed from the program's values or tangents
+    std::unordered_set<std::uint64_t> zero;  // placeholders of zero tangents
     for (std::size_t i = 0; i < trace.primals.size(); ++i) {
       const auto it = computed.find(trace.primals[i].id());
       if (it == computed.end()) {  // its tangent is zero: the placeholder stays a constant
         rule.tangents.push_back(-1);
+        zero.insert(trace.tangents[i].id());
         continue;
       }
       const int v = program.add_value(program.info(it->second), ValueKind::linear, true);
@@ -107,6 +109,8 @@ struct Builder {
     }
     for (std::size_t i = 0; i < trace.tape.records.size(); ++i)
       if (needed[i]) add(trace.tape.records[i], rule.nodes);
+    for (const auto& [key, value] : consts)  // the constants the nodes made of placeholders
+      if (zero.count(key.first)) rule.zero_tangents.push_back(value);
     const auto result = computed.find(trace.tangent_out.id());
     rule.result = result == computed.end() ? -1 : result->second;
     program.rules.push_back(std::move(rule));

@@ -108,33 +108,52 @@ int CustomJvpOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int
   std::map<int, int> tangent;  // rule value computed from tangents -> its linear value (-1: zero)
   for (std::size_t i = 0; i < rule.tangents.size(); ++i)
     if (rule.tangents[i] >= 0) tangent[rule.tangents[i]] = t[1 + i];
+  for (const int v : rule.zero_tangents) tangent[v] = -1;
   const std::size_t primal0 = c.primal_nodes().size(), linear0 = c.linear_nodes().size();
+  auto not_linear = [&](const Node& r, const std::string& why) {
+    fail(n, "its JVP rule must be linear in the tangents, but an op of it (" + op_name(r) + ") " + why +
+                ": use tangents only in sums, products with values, and index, shape and "
+                "linear-algebra ops that are linear in them");
+  };
   for (const Node& r : rule.nodes) {
     Node m = r;
     std::vector<int> tin;
+    std::vector<bool> is_tangent;
     bool on_tangents = false, any = false;
     for (int& v : m.inputs) {
       if (auto it = tangent.find(v); it != tangent.end()) {
         on_tangents = true;
         any = any || it->second >= 0;
         tin.push_back(it->second);
+        is_tangent.push_back(true);
         continue;
       }
       if (auto it = primal.find(v); it != primal.end()) v = it->second;
       tin.push_back(-1);
+      is_tangent.push_back(false);
     }
-    if (!on_tangents) primal[r.output] = c.primal(m.prim, m.attrs, m.inputs);
-    else tangent[r.output] = any ? ops::jvp(c, m, tin) : -1;
+    if (!on_tangents) {
+      primal[r.output] = c.primal(m.prim, m.attrs, m.inputs);
+      continue;
+    }
+    // A value beside a tangent in a sum, a concat or a where's branches
+    // makes the rule affine (t + x): its JVP would drop the value.
+    const bool additive = (m.prim == Prim::binary && (m.attrs.op == math::kAdd || m.attrs.op == math::kSubtract)) ||
+                          m.prim == Prim::concat;
+    for (std::size_t i = 0; i < is_tangent.size(); ++i)
+      if (!is_tangent[i] && (additive || (m.prim == Prim::where && i > 0)))
+        not_linear(r, "adds a value that is not a tangent");
+    const int out = any ? ops::jvp(c, m, tin) : -1;
+    // Moving tangents that gives no derivative: a comparison, a cast to bool, stop_gradient.
+    if (any && out < 0) not_linear(r, "has no derivative with respect to them");
+    tangent[r.output] = out;
   }
   // A rule linear in the tangents never reads one as a coefficient: the
   // values computed from tangents exist only as linear values.
   auto check = [&](const std::vector<Node>& nodes, std::size_t from) {
     for (std::size_t i = from; i < nodes.size(); ++i)
       for (int v : nodes[i].inputs)
-        if (tangent.count(v))
-          fail(n, "its JVP rule must be linear in the tangents, but an op of it (" + op_name(nodes[i]) +
-                      ") is not: use tangents only in sums, products with values, and index, shape and "
-                      "linear-algebra ops that are linear in them");
+        if (tangent.count(v)) not_linear(nodes[i], "reads one as a coefficient");
   };
   check(c.primal_nodes(), primal0);
   check(c.linear_nodes(), linear0);

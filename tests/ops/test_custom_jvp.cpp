@@ -194,7 +194,21 @@ TEST_CASE("custom_jvp: errors", "[ops][custom_jvp][errors]") {
   // Not linear in the tangents: raised when a Jacobian is taken, naming custom_jvp.
   const auto squared = bj::custom_jvp(id, [](const Tensors&, const bj::Tensor&, const Tensors& t) { return t[0] * t[0]; });
   const auto of_sin = bj::custom_jvp(id, [](const Tensors&, const bj::Tensor&, const Tensors& t) { return bj::sin(t[0]); });
-  for (const auto* f : {&squared, &of_sin}) {
+  // Affine, not linear: a value added to a tangent (a typo for a product).
+  const auto plus_value =
+      bj::custom_jvp(id, [](const Tensors& p, const bj::Tensor&, const Tensors& t) { return t[0] + bj::sigmoid(p[0]); });
+  const auto minus_constant = bj::custom_jvp(id, [](const Tensors&, const bj::Tensor&, const Tensors& t) { return 1.0 - t[0]; });
+  const auto concat_value = bj::custom_jvp(id, [](const Tensors& p, const bj::Tensor&, const Tensors& t) {
+    return bj::concat({bj::slice(t[0], {0, 0}, {-1, 1}), bj::slice(p[0], {0, 1}, {-1, 1})}, 1);
+  });
+  const auto where_value = bj::custom_jvp(id, [](const Tensors& p, const bj::Tensor&, const Tensors& t) {
+    return bj::where(p[0] > 1.5, t[0], p[0]);
+  });
+  // A step of the tangents: no derivative of its own, not linear.
+  const auto step = bj::custom_jvp(id, [](const Tensors& p, const bj::Tensor&, const Tensors& t) {
+    return bj::cast(t[0] > 0.0, bj::float64) * p[0] + t[0];
+  });
+  for (const auto* f : {&squared, &of_sin, &plus_value, &minus_constant, &concat_value, &where_value, &step}) {
     const bj::Tensor y = (*f)(x);
     for (auto mode : kModes)
       CHECK_THROWS_WITH(tape.batch_jacobian(y, x, check::with_mode(mode)),

@@ -434,6 +434,41 @@ BATCHJAC_NO_TSAN Bounds bounds_of(const tbb::blocked_range2d<std::int64_t>& r) {
   return {r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end()};
 }
 
+// The threads a call uses: max_threads, clamped (more than the machine runs
+// would only take turns on it, and each count keeps an arena for good), or
+// unset the caller's: its arena, or its OpenMP thread alone.
+int call_threads(const JacobianOptions& options) {
+  return options.max_threads ? std::min(*options.max_threads, max_concurrency()) : caller_concurrency();
+}
+
+// What a parallel loop's tasks hand over: each starts with
+// BATCHJAC_TSAN_ACQUIRE(&fork) and ends with BATCHJAC_TSAN_RELEASE(&join).
+struct Handoff {
+  char fork = 0, join = 0;
+};
+
+// Runs `loop` (a TBB parallel loop, itself BATCHJAC_NO_TSAN, whose tasks
+// use the Handoff it is given) on `threads` threads: in the caller's arena
+// when that has no more, so a call inside the caller's tbb::task_arena
+// never starts a second pool, else in batchjac's arena of that many.
+// `fork` hands the caller's writes to whichever thread runs the loop (an
+// arena the caller cannot join runs it on a worker) and to the tasks;
+// `join` hands the tasks' writes back. Reads of the captures outside the
+// tasks' own work are not instrumented (see bounds_of).
+template <class Loop>
+void run_parallel(int threads, Loop&& loop) {
+  [[maybe_unused]] Handoff h;
+  auto body = [&]() BATCHJAC_NO_TSAN {
+    BATCHJAC_TSAN_ACQUIRE(&h.fork);
+    loop(h);
+    BATCHJAC_TSAN_RELEASE(&h.join);
+  };
+  BATCHJAC_TSAN_RELEASE(&h.fork);
+  if (threads < tbb::this_task_arena::max_concurrency()) arena_for(threads).execute(body);
+  else body();
+  BATCHJAC_TSAN_ACQUIRE(&h.join);
+}
+
 template <class T, class O>
 void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::int64_t batch, O* out,
                const ValueOut* value, std::int64_t per_example, std::int64_t n_src,
@@ -450,14 +485,7 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
                                       : options.parallel_iterations.value_or(std::max<std::int64_t>(p.n_dirs, 1));
   const std::int64_t n_chunks = values_only ? 1 : std::max<std::int64_t>(1, (p.n_dirs + chunk - 1) / chunk);
-  // More threads than the machine runs would only take turns on it, and
-  // each count keeps an arena for good: max_threads is clamped.
-  // Unset: the caller's arena (or its OpenMP thread alone). Set: at most
-  // that many; the caller's arena serves when it has no more threads, so a
-  // call inside the caller's tbb::task_arena never starts a second pool.
-  const int here = caller_concurrency();
-  const int threads = options.max_threads ? std::min(*options.max_threads, max_concurrency()) : here;
-  const bool own_arena = threads < tbb::this_task_arena::max_concurrency();
+  const int threads = call_threads(options);
   if (threads == 1 || n_blocks * n_chunks <= 1) {
     // Small or single-threaded calls never touch the task scheduler; one
     // pass over the blocks runs every chunk (of at most parallel_iterations
@@ -465,28 +493,17 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
     runner(0, n_blocks, 0, p.n_dirs);
     return;
   }
-  // `fork` hands the caller's writes to whichever thread runs `body` (an
-  // arena the caller cannot join runs it on a worker) and to the tasks;
-  // `join` hands the tasks' writes back. Reads of the captures outside
-  // runner() are not instrumented (see bounds_of).
-  [[maybe_unused]] char fork = 0, join = 0;
-  auto body = [&]() BATCHJAC_NO_TSAN {
-    BATCHJAC_TSAN_ACQUIRE(&fork);
+  run_parallel(threads, [&]([[maybe_unused]] Handoff& h) BATCHJAC_NO_TSAN {
     tbb::parallel_for(
         tbb::blocked_range2d<std::int64_t>(0, n_blocks, 1, 0, n_chunks, 1),
         [&](const tbb::blocked_range2d<std::int64_t>& range) BATCHJAC_NO_TSAN {
-          BATCHJAC_TSAN_ACQUIRE(&fork);
+          BATCHJAC_TSAN_ACQUIRE(&h.fork);
           const Bounds r = bounds_of(range);
           for (std::int64_t c = r.col0; c < r.col1; ++c)
             runner(r.row0, r.row1, c * chunk, std::min(p.n_dirs, (c + 1) * chunk));
-          BATCHJAC_TSAN_RELEASE(&join);
+          BATCHJAC_TSAN_RELEASE(&h.join);
         });
-    BATCHJAC_TSAN_RELEASE(&join);
-  };
-  BATCHJAC_TSAN_RELEASE(&fork);
-  if (own_arena) arena_for(threads).execute(body);
-  else body();
-  BATCHJAC_TSAN_ACQUIRE(&join);
+  });
 }
 
 template <class T>
@@ -569,34 +586,20 @@ namespace batchjac::detail {
 // bj::scalar_function's compiled path: its blocks on the engine's threads.
 void parallel_ranges(std::int64_t n, const JacobianOptions& options,
                      void (*body)(void*, std::int64_t, std::int64_t), void* context) {
-  using engine::arena_for;
-  using engine::max_concurrency;
   if (n <= 0) return;
-  // The caller's threads as in run_typed: its arena or its OpenMP thread.
-  const int threads =
-      options.max_threads ? std::min(*options.max_threads, max_concurrency()) : engine::caller_concurrency();
-  const bool own_arena = threads < tbb::this_task_arena::max_concurrency();
+  const int threads = engine::call_threads(options);  // as the engine's calls
   if (threads == 1 || n == 1) {
     body(context, 0, n);
     return;
   }
-  // As in run_typed: `fork` and `join` hand the writes over the threads TBB
-  // (not instrumented) runs this on.
-  [[maybe_unused]] char fork = 0, join = 0;
-  auto run = [&]() BATCHJAC_NO_TSAN {
-    BATCHJAC_TSAN_ACQUIRE(&fork);
+  engine::run_parallel(threads, [&]([[maybe_unused]] engine::Handoff& h) BATCHJAC_NO_TSAN {
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, 1),
                       [&](const tbb::blocked_range<std::int64_t>& range) BATCHJAC_NO_TSAN {
-                        BATCHJAC_TSAN_ACQUIRE(&fork);
+                        BATCHJAC_TSAN_ACQUIRE(&h.fork);
                         body(context, range.begin(), range.end());
-                        BATCHJAC_TSAN_RELEASE(&join);
+                        BATCHJAC_TSAN_RELEASE(&h.join);
                       });
-    BATCHJAC_TSAN_RELEASE(&join);
-  };
-  BATCHJAC_TSAN_RELEASE(&fork);
-  if (own_arena) arena_for(threads).execute(run);
-  else run();
-  BATCHJAC_TSAN_ACQUIRE(&join);
+  });
 }
 
 template <class T>

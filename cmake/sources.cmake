@@ -33,6 +33,8 @@ set(BATCHJAC_SOURCES
   lib/engine/engine.cpp
   lib/engine/jacobian.cpp
   lib/engine/several_sources.cpp
+  lib/engine/nested.cpp
+  lib/engine/hessian.cpp
   lib/engine/function.cpp
   lib/engine/scalar.cpp
   lib/engine/values.cpp

@@ -163,6 +163,11 @@ class GradientTape {
       UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
 
  private:
+  friend std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, const Tensor& source,
+                                             const JacobianOptions& options);
+  friend std::optional<Tensor> batch_hvp(GradientTape& tape, const Tensor& target, const Tensor& source,
+                                         const Tensor& vectors, UnconnectedGradients unconnected_gradients);
+
   // batch_jacobian_into's destination: `size` elements of `dtype` at `data`
   // (null when size is 0).
   struct Out {
@@ -189,5 +194,39 @@ class GradientTape {
   // Shared with the pauses, which must not keep it alive.
   std::shared_ptr<detail::TapeState> state_;
 };
+
+// ---- second derivatives -------------------------------------------------------
+// Derivatives are differentiable again. A Jacobian call that returns a
+// tensor (batch_jacobian, jacobian, gradient, and their several-source
+// forms; not the _into forms) records its result on every other live tape
+// of the thread that sees what it is computed from (the source, or a
+// constant it reads), so an outer tape differentiates it: nesting two tapes
+// gives per-example Hessians as in TF, at any depth,
+//   outer.batch_jacobian(*inner.batch_jacobian(y, x), x)  ->  [b, y..., x..., x...].
+// A tape does not record its own answers: nest a second tape (TF's pattern).
+// An inner result that does not depend on the source (a linear function's
+// Jacobian) is unconnected for the outer tape, which then follows its own
+// unconnected_gradients (nullopt or zeros), never silent zeros.
+
+// Per-example Hessians of a per-example scalar target ([b] or [b, 1]) with
+// respect to source [b, x...]: [b, x..., x...], symmetric bit for bit.
+// Forward over reverse: the gradient of the target is derived as ops and its
+// batch_jacobian taken (mode automatic means forward here; the other
+// options are batch_jacobian's). The mirrored entries are averaged where
+// they differ by rounding. The call is the tape's answer (a non-persistent
+// tape answers once). nullopt (or zeros) when the target does not depend on
+// the source or is linear in it. The result is recorded on outer tapes as
+// a batch_jacobian's is. ValueError: a target of another shape, or
+// batch_jacobian's errors; RuntimeError: a used non-persistent tape.
+std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, const Tensor& source,
+                                    const JacobianOptions& options = {});
+
+// Per-example Hessian-vector products H_i v_i, shaped like source, without
+// forming the Hessian: the directional derivative of the gradient along
+// `vectors` (same shape and dtype as source), one forward pass. Values are
+// computed when read. Same target, errors and answer rules as batch_hessian.
+std::optional<Tensor> batch_hvp(GradientTape& tape, const Tensor& target, const Tensor& source,
+                                const Tensor& vectors,
+                                UnconnectedGradients unconnected_gradients = UnconnectedGradients::none);
 
 }  // namespace batchjac

@@ -3,6 +3,8 @@
 
 #include "graph/program.hpp"
 
+#include <batchjac/tensor.hpp>
+
 #include <map>
 #include <vector>
 
@@ -21,6 +23,13 @@ class JvpContext {
   int linear(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
     return program_.emit(linear_, graph::ValueKind::linear, prim, std::move(attrs),
                          std::move(inputs));
+  }
+  // A scalar shared by every example (second-derivative rules need a few).
+  int constant(double value, DType dtype) {
+    const int v = program_.add_value({Shape{}, dtype}, graph::ValueKind::constant, false);
+    program_.values[v].constant = static_cast<int>(program_.constants.size());
+    program_.constants.push_back(batchjac::constant(value, dtype));
+    return v;
   }
   // By value: emitting nodes grows the value table.
   ops::ValueInfo info(int v) const { return program_.info(v); }

@@ -3,6 +3,7 @@
 #include "autodiff/autodiff.hpp"
 #include "engine/engine.hpp"
 #include "engine/jacobian_call.hpp"
+#include "engine/nested.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
 #include "graph/tape.hpp"
@@ -257,6 +258,7 @@ std::optional<Tensor> GradientTape::batch_jacobian_impl(const Tensor& target, co
   // Into the caller's memory, an unconnected target is false and zeros.
   auto result = out ? finish(program, source, out_shape, out->data, UnconnectedGradients::none, options, value)
                     : finish(program, source, out_shape, nullptr, options.unconnected_gradients, options, value);
+  if (!out && result) engine::record_derivative(*state_, target, source, engine::Derivative::batch_jacobian, *result);
   answered();
   return result;
 }
@@ -304,6 +306,7 @@ std::optional<Tensor> GradientTape::jacobian(const Tensor& target, const Tensor&
                             "the Jacobian");
   check_unused(fn, *state_);
   auto result = engine::one_source(*state_, target, source, false, false, options);
+  if (result) engine::record_derivative(*state_, target, source, engine::Derivative::jacobian, *result);
   answered();
   return result;
 }
@@ -316,6 +319,7 @@ std::optional<Tensor> GradientTape::gradient(const Tensor& target, const Tensor&
   check_float(fn, "target", target);
   check_unused(fn, *state_);
   auto result = engine::one_source(*state_, target, source, false, true, gradient_options(unconnected_gradients));
+  if (result) engine::record_derivative(*state_, target, source, engine::Derivative::gradient, *result);
   answered();
   return result;
 }

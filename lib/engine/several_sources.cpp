@@ -3,6 +3,7 @@
 // their elements side by side, differentiated once; the others run one by one.
 #include "autodiff/autodiff.hpp"
 #include "engine/jacobian_call.hpp"
+#include "engine/nested.hpp"
 #include "graph/slice.hpp"
 #include "tensor/sizes.hpp"
 #include "tensor/tensor_impl.hpp"
@@ -160,6 +161,11 @@ std::vector<std::optional<Tensor>> GradientTape::several(const char* fn, const T
     // else fixed), or sources of several dtypes: a program for each.
     for (const Tensor& s : distinct) results.push_back(engine::one_source(*state_, target, s, batched, sum, options));
   }
+  const engine::Derivative kind = sum       ? engine::Derivative::gradient
+                                  : batched ? engine::Derivative::batch_jacobian
+                                            : engine::Derivative::jacobian;
+  for (std::size_t j = 0; j < distinct.size(); ++j)
+    if (results[j]) engine::record_derivative(*state_, target, distinct[j], kind, *results[j]);
   answered();
   std::vector<std::optional<Tensor>> out;
   for (std::size_t j : slot) out.push_back(results[j]);

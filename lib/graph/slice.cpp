@@ -19,6 +19,7 @@ struct Builder {
   Program program;
   std::unordered_map<std::uint64_t, int> computed;       // tensor id -> value
   std::map<std::pair<std::uint64_t, bool>, int> consts;  // (tensor id, per-example) -> value
+  std::vector<std::optional<Tensor>>* tensors = nullptr;  // value -> the recorded tensor, when wanted
 
   int constant(const Tensor& t, const Shape& shape, bool per_example) {
     auto key = std::make_pair(t.id(), per_example);
@@ -66,6 +67,10 @@ struct Builder {
                           "several source examples");
     node.output = program.add_value(out, ValueKind::primal, true);
     computed[r.output.id()] = node.output;
+    if (tensors) {
+      tensors->resize(program.values.size());
+      (*tensors)[node.output] = r.output;
+    }
     if (r.prim == ops::Prim::custom_jvp) {
       node.attrs.op = add_rule(*r.attrs.custom);
       node.attrs.custom.reset();
@@ -165,7 +170,8 @@ std::vector<char> needed_records(const detail::TapeState& tape, const Tensor& ta
 }  // namespace
 
 std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
-                             const Tensor& source, bool batched, const Tensor* input) {
+                             const Tensor& source, bool batched, const Tensor* input,
+                             std::vector<std::optional<Tensor>>* tensors) {
   // The input (a per-example constant whose ops stay in the program) is
   // walked like a source.
   const Tensor both[2] = {source, input ? *input : source};
@@ -175,6 +181,7 @@ std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target
   const std::vector<char> needed = needed_records(tape, target, sources, depends);
 
   Builder b{tape, source, batched, {}, {}, {}};
+  b.tensors = tensors;
   b.program.batched = batched;
   b.program.batch = batched ? source.shape()[0] : 1;
   const Shape param = batched ? ops::drop_batch_axis(source.shape()) : source.shape();

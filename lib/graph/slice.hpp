@@ -18,8 +18,12 @@ namespace batchjac::graph {
 // per-example input that is not differentiated against: it becomes a
 // per-example constant, and the ops that read it are in the program, so a
 // traced function (bj::trace) computes them per call.
+// `tensors`, if given, receives the recorded tensor of each computed value
+// (indexed by value; others empty): derivatives recorded on outer tapes
+// read the forward values the tape recorded (engine/nested.cpp).
 std::optional<Program> slice(const detail::TapeState& tape, const Tensor& target,
-                             const Tensor& source, bool batched, const Tensor* input = nullptr);
+                             const Tensor& source, bool batched, const Tensor* input = nullptr,
+                             std::vector<std::optional<Tensor>>* tensors = nullptr);
 
 // Several independent sources at once (none computed from another on the
 // tape, one dtype, distinct): the parameter is their elements joined, per

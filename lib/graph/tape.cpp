@@ -55,6 +55,14 @@ bool tracks(const detail::TapeState& tape, const std::vector<Tensor>& inputs) {
 }
 }  // namespace
 
+bool others_record(const detail::TapeState& tape) {
+  const auto records = [&](const detail::TapeState* t) { return t != &tape && t->paused == 0 && !t->ended; };
+  if (only) return records(only);
+  if (exited || !this_thread.list) return false;
+  std::lock_guard<std::mutex> lock(this_thread.list->mutex);
+  return std::any_of(this_thread.list->tapes.begin(), this_thread.list->tapes.end(), records);
+}
+
 bool recorded(const std::vector<Tensor>& inputs) {
   if (only) return tracks(*only, inputs);
   if (exited || !this_thread.list) return false;

@@ -89,6 +89,8 @@ void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& 
 // from its creator's list, from any thread.
 void push_tape(detail::TapeState* tape);
 void pop_tape(detail::TapeState* tape);
+// Whether a live, unpaused tape of this thread other than `tape` records.
+bool others_record(const detail::TapeState& tape);
 // How many tapes the calling thread records on (for tests).
 std::size_t live_tapes_of_this_thread();
 

@@ -4,11 +4,13 @@
 #include "ops/batching.hpp"
 #include "ops/eager.hpp"
 #include "ops/elementwise_math.hpp"
+#include "ops/op_list.hpp"
 
 #include <batchjac/errors.hpp>
 #include <batchjac/ops.hpp>
 
 #include <array>
+#include <map>
 #include <string>
 
 namespace batchjac::ops {
@@ -46,6 +48,57 @@ void require_boolean(const std::string& op, const ValueInfo& v, int input) {
   if (v.dtype != DType::boolean)
     throw ValueError(op + ": input " + std::to_string(input) + " must be a bool tensor, got " +
                      std::string(dtype_name(v.dtype)) + " of shape " + v.shape.to_string());
+}
+
+// Second derivatives: a local partial (unary_partial, binary_partial) is
+// written again as primitives of its inputs, each differentiated by its own
+// JVP rule. The rewritten value is only differentiated: the partial's own
+// value stays the kernel's.
+class Expansion {
+ public:
+  // `values` are the partial node's inputs, `tangents` theirs (-1: none).
+  Expansion(autodiff::JvpContext& c, const Node& n, std::span<const int> tangents)
+      : c_(c), dtype_(c.info(n.output).dtype) {
+    for (std::size_t i = 0; i < n.inputs.size(); ++i) tangent_[n.inputs[i]] = tangents[i];
+  }
+  int unary(int op, int x, double s = 0.0) { return emit(Prim::unary, op_attrs(op, s), {x}); }
+  int binary(int op, int a, int b) { return emit(Prim::binary, op_attrs(op), {a, b}); }
+  int where(int cond, int a, int b) { return emit(Prim::where, {}, {cond, a, b}); }
+  int number(double v) { return c_.constant(v, dtype_); }
+  // The tangent of an emitted (or input) value; -1 when it has none.
+  int tangent(int v) const {
+    const auto it = tangent_.find(v);
+    return it == tangent_.end() ? -1 : it->second;
+  }
+
+ private:
+  int emit(Prim prim, Attrs attrs, std::vector<int> inputs) {
+    const int v = c_.primal(prim, std::move(attrs), inputs);
+    std::vector<int> t;
+    bool any = false;
+    for (int in : inputs) {
+      t.push_back(tangent(in));
+      any = any || t.back() >= 0;
+    }
+    if (any) tangent_[v] = ops::jvp(c_, c_.primal_nodes().back(), t);
+    return v;
+  }
+
+  autodiff::JvpContext& c_;
+  DType dtype_;
+  std::map<int, int> tangent_;
+};
+
+template <class F>
+constexpr int unary_index = m::index_of<F, m::Unary>;
+template <class F>
+constexpr int binary_index = m::index_of<F, m::Binary>;
+
+// 1 / sqrt(one_minus ? 1 - x^2 : x^2 + sign), the partials of asin, acos, asinh, acosh.
+int inverse_sqrt_of_square(Expansion& e, int x, bool one_minus, double sign) {
+  const int xx = e.binary(kMultiply, x, x);
+  const int r = one_minus ? e.binary(kSubtract, e.number(1), xx) : e.binary(kAdd, xx, e.number(sign));
+  return e.binary(kDivide, e.number(1), e.unary(unary_index<m::Sqrt>, r));
 }
 }  // namespace
 
@@ -105,8 +158,58 @@ std::string UnaryPartialOp::name(const Attrs& a) {
 }
 ValueInfo UnaryPartialOp::infer(const Node&, std::span<const ValueInfo> in) { return in[0]; }
 void UnaryPartialOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
-int UnaryPartialOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
-  fail(n, "second derivatives are not supported yet");
+int UnaryPartialOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  // The partial p(x, y) of y = f(x), written as primitives (its table in
+  // ops/elementwise_math.hpp); a piecewise-constant partial has none.
+  Expansion e(c, n, t);
+  const int x = n.inputs[0], y = n.inputs[1], op = n.attrs.op;
+  const auto one = [&] { return e.number(1); };
+  const auto square = [&](int v) { return e.binary(kMultiply, v, v); };
+  int p = -1;
+  switch (op) {
+    case unary_index<m::Square>: p = e.binary(kAdd, x, x); break;
+    case unary_index<m::Sqrt>: p = e.binary(kDivide, e.number(0.5), y); break;
+    case unary_index<m::Rsqrt>: p = e.binary(kDivide, e.binary(kMultiply, e.number(-0.5), y), x); break;
+    case unary_index<m::Reciprocal>: p = e.unary(kNegative, square(y)); break;
+    case unary_index<m::Exp>: return e.tangent(y);
+    case unary_index<m::Expm1>: return e.tangent(y);  // y + 1
+    case unary_index<m::Log>: p = e.unary(unary_index<m::Reciprocal>, x); break;
+    case unary_index<m::Log1p>: p = e.unary(unary_index<m::Reciprocal>, e.binary(kAdd, one(), x)); break;
+    case unary_index<m::Sin>: p = e.unary(unary_index<m::Cos>, x); break;
+    case unary_index<m::Cos>: p = e.unary(kNegative, e.unary(unary_index<m::Sin>, x)); break;
+    case unary_index<m::Tan>: p = e.binary(kAdd, one(), square(y)); break;
+    case unary_index<m::Asin>: p = inverse_sqrt_of_square(e, x, true, 0); break;
+    case unary_index<m::Acos>: p = e.unary(kNegative, inverse_sqrt_of_square(e, x, true, 0)); break;
+    case unary_index<m::Atan>: p = e.unary(unary_index<m::Reciprocal>, e.binary(kAdd, one(), square(x))); break;
+    case unary_index<m::Sinh>: p = e.unary(unary_index<m::Cosh>, x); break;
+    case unary_index<m::Cosh>: p = e.unary(unary_index<m::Sinh>, x); break;
+    case unary_index<m::Tanh>: p = e.binary(kSubtract, one(), square(y)); break;
+    case unary_index<m::Asinh>: p = inverse_sqrt_of_square(e, x, false, 1); break;
+    case unary_index<m::Acosh>: p = inverse_sqrt_of_square(e, x, false, -1); break;
+    case unary_index<m::Atanh>: p = e.unary(unary_index<m::Reciprocal>, e.binary(kSubtract, one(), square(x))); break;
+    case unary_index<m::Sigmoid>: p = e.binary(kMultiply, y, e.binary(kSubtract, one(), y)); break;
+    case unary_index<m::Softplus>: p = e.unary(unary_index<m::Sigmoid>, x); break;
+    case unary_index<m::Erf>:  // 2/sqrt(pi) exp(-x^2)
+      p = e.binary(kMultiply, e.number(1.1283791670955126),
+                   e.unary(unary_index<m::Exp>, e.unary(kNegative, square(x))));
+      break;
+    case unary_index<m::PowScalar>:  // p x^(p-1); 0 for p = 0
+      if (n.attrs.scalar == 0.0) return -1;
+      p = e.binary(kMultiply, e.number(n.attrs.scalar),
+                   e.unary(unary_index<m::PowScalar>, x, n.attrs.scalar - 1.0));
+      break;
+    case kNegative:
+    case kIdentity:
+    case kRoundToFloat:
+    case unary_index<m::Abs>:
+    case unary_index<m::Sign>:
+    case unary_index<m::Relu>:
+    case unary_index<m::NonZero>:
+      return -1;  // constant between kinks (TF's convention at them: 0)
+    default:
+      fail(n, "has no second derivative");
+  }
+  return e.tangent(p);
 }
 void UnaryPartialOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
   fail(n, "is not linear");
@@ -172,6 +275,9 @@ int BinaryOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t
         tb = term(kMultiply, t[1], c.primal(Prim::unary, op_attrs(kNegative), {q}));
       }
       return sum_tangents(c, ta, tb);
+    case kSelectFirst:   // y = c ? b : 0 (a derived program's): linear in b
+    case kSelectSecond:  // y = c ? 0 : b
+      return t[1] < 0 ? -1 : c.linear(Prim::binary, n.attrs, {a, t[1]});
     default: {  // y = f(a, b);  y_dot = f_a a_dot + f_b b_dot, partials from the op
       for (int i = 0; i < 2; ++i) {
         if (t[i] < 0) continue;
@@ -224,8 +330,38 @@ std::string BinaryPartialOp::name(const Attrs& a) {
 }
 ValueInfo BinaryPartialOp::infer(const Node&, std::span<const ValueInfo> in) { return in[2]; }
 void BinaryPartialOp::batch(const Node& n, BatchQuery& q) { elementwise_batch(n, q); }
-int BinaryPartialOp::jvp(autodiff::JvpContext&, const Node& n, std::span<const int>) {
-  fail(n, "second derivatives are not supported yet");
+int BinaryPartialOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
+  // The partial dy/da (arg 0) or dy/db (arg 1) of y = f(a, b), written as
+  // primitives (ops/elementwise_math.hpp).
+  Expansion e(c, n, t);
+  const int a = n.inputs[0], b = n.inputs[1], y = n.inputs[2];
+  const bool da = n.attrs.arg == 0;
+  int p = -1;
+  switch (n.attrs.op) {
+    case binary_index<m::Pow>:
+      if (da) {  // b a^(b-1)
+        p = e.binary(kMultiply, b, e.binary(binary_index<m::Pow>, a, e.binary(kSubtract, b, e.number(1))));
+      } else {  // a > 0 ? y log(a) : 0
+        const int positive = e.binary(binary_index<m::Greater>, a, e.number(0));
+        const int log_a = e.unary(unary_index<m::Log>, e.where(positive, a, e.number(1)));
+        p = e.where(positive, e.binary(kMultiply, y, log_a), e.number(0));
+      }
+      break;
+    case binary_index<m::Atan2>: {  // b / (a^2 + b^2), -a / (a^2 + b^2)
+      const int r2 = e.binary(kAdd, e.binary(kMultiply, a, a), e.binary(kMultiply, b, b));
+      p = e.binary(kDivide, da ? b : e.unary(kNegative, a), r2);
+      break;
+    }
+    case binary_index<m::SquaredDifference>:  // 2 (a - b), -2 (a - b)
+      p = e.binary(kMultiply, e.number(da ? 2.0 : -2.0), e.binary(kSubtract, a, b));
+      break;
+    case binary_index<m::Maximum>:
+    case binary_index<m::Minimum>:
+      return -1;  // 0 or 1 between ties
+    default:
+      fail(n, "has no second derivative");
+  }
+  return e.tangent(p);
 }
 void BinaryPartialOp::transpose(autodiff::TransposeContext&, const Node& n, int) {
   fail(n, "is not linear");

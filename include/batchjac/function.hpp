@@ -62,6 +62,16 @@ class Function {
   std::optional<Tensor> batch_jacobian(const Tensor& x, const Tensor& aux,
                                        const JacobianOptions& options = {}) const;
 
+  // Per-example Hessians [b, x..., x...] of a function with one scalar per
+  // example (output [b, 1]; ValueError otherwise), symmetric bit for
+  // bit: bj::batch_hessian's forward over reverse, traced once. On the first
+  // call f's gradient (f recorded under a tape, its gradient derived as
+  // ops) is traced as a Function of its own and kept. nullopt (or zeros,
+  // under unconnected_gradients) when f is constant or linear in x.
+  std::optional<Tensor> batch_hessian(const Tensor& x, const JacobianOptions& options = {}) const;
+  std::optional<Tensor> batch_hessian(const Tensor& x, const Tensor& aux,
+                                      const JacobianOptions& options = {}) const;
+
   // Into the caller's memory. The batch is x.size() / the elements of one
   // example of x; `jacobian` holds b * prod(y...) * prod(x...) elements,
   // `value` b * prod(y...), `aux` b * prod(a...), row-major, batch first.
@@ -98,6 +108,7 @@ class Function {
 
  private:
   friend detail::TracedCost detail::traced_cost(const Function& f, const JacobianOptions& options);
+  std::optional<Tensor> hessian(const Tensor& x, const Tensor* aux, const JacobianOptions& options) const;
   std::shared_ptr<const detail::FunctionState> state_;
 };
 

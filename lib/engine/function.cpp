@@ -2,6 +2,7 @@
 // them on the caller's arrays.
 #include "engine/engine.hpp"
 #include "engine/jacobian_call.hpp"
+#include "engine/nested.hpp"
 #include "engine/plan.hpp"
 #include "engine/plan_cache.hpp"
 #include "graph/slice.hpp"
@@ -11,6 +12,7 @@
 
 #include <batchjac/errors.hpp>
 #include <batchjac/function.hpp>
+#include <batchjac/gradient_tape.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -115,6 +117,9 @@ struct FunctionState {
   bool computed = true;
   mutable std::mutex mutex;
   mutable std::list<std::pair<std::int64_t, std::shared_ptr<const Traced>>> by_batch;  // most recent first
+  // batch_hessian's: f's gradient as a Function of its own, traced on first use.
+  mutable std::once_flag gradient_once;
+  mutable std::optional<Function> gradient;
 
   // What tracing at one batch size gives.
   struct Trace {
@@ -408,6 +413,40 @@ std::optional<Tensor> Function::batch_jacobian(const Tensor& x, const JacobianOp
 std::optional<Tensor> Function::batch_jacobian(const Tensor& x, const Tensor& aux,
                                                const JacobianOptions& options) const {
   return detail::jacobian_of(*state_, detail::tensor_call(*state_, "batch_jacobian", x, &aux), options);
+}
+
+std::optional<Tensor> Function::batch_hessian(const Tensor& x, const JacobianOptions& options) const {
+  return hessian(x, nullptr, options);
+}
+std::optional<Tensor> Function::batch_hessian(const Tensor& x, const Tensor& aux,
+                                              const JacobianOptions& options) const {
+  return hessian(x, &aux, options);
+}
+
+std::optional<Tensor> Function::hessian(const Tensor& x, const Tensor* aux, const JacobianOptions& options) const {
+  const detail::FunctionState& s = *state_;
+  engine::check_options("batch_hessian", options);
+  const Shape& out = s.out_spec.shape;
+  if (!(out.size() == 1 || (out.size() == 2 && out[1] == 1)))
+    throw ValueError("batch_hessian: the function must give one scalar per example, [b] or [b, 1], got " +
+                     out.to_string());
+  std::call_once(s.gradient_once, [&] {
+    // The gradient of f as ops (nested tapes: the trace's tape records it).
+    auto f = s.f;
+    s.gradient = detail::trace_function(
+        [f](const Tensor& z, const Tensor* a) {
+          GradientTape tape;
+          tape.watch(z);
+          const Tensor y = f(z, a);
+          return *tape.gradient(y, z, UnconnectedGradients::zero);
+        },
+        s.spec, s.aux_spec);
+  });
+  JacobianOptions outer = options;
+  if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
+  std::optional<Tensor> h = aux ? s.gradient->batch_jacobian(x, *aux, outer) : s.gradient->batch_jacobian(x, outer);
+  if (h) h = engine::symmetric_hessian(*h, static_cast<std::int64_t>(s.spec.shape.size()) - 1);
+  return h;
 }
 
 #define BATCHJAC_FUNCTION_INTO(S)                                                                            \

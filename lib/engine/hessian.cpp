@@ -41,35 +41,6 @@ void copy_records(const detail::TapeState& from, detail::TapeState& to, const Te
   to.tracked.insert(source.id());
 }
 
-// H = (H + H^T) / 2 over the two source halves, where they differ: bit for
-// bit symmetric whichever order the passes rounded in.
-template <class T>
-void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
-  for (std::int64_t e = 0; e < batch; ++e, h += n * n)
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = i + 1; j < n; ++j) {
-        T& a = h[i * n + j];
-        T& c = h[j * n + i];
-        if (a != c) a = c = T(0.5) * a + T(0.5) * c;
-      }
-}
-
-Tensor symmetrized(const Tensor& h, std::int64_t batch, std::int64_t n, std::int64_t rank) {
-  if (graph::recorded({h})) {  // an outer tape differentiates it: as ops
-    std::vector<std::int64_t> perm{0};
-    for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + rank + i);
-    for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + i);
-    const Tensor ht = transpose(h, Axes(perm));
-    const Tensor half = constant(0.5, h.dtype());
-    return where(equal(h, ht), h, add(multiply(half, h), multiply(half, ht)));
-  }
-  // A new tensor no one else holds yet: in place.
-  auto impl = std::const_pointer_cast<detail::TensorImpl>(h.impl_ptr());
-  if (h.dtype() == float32) symmetrize(impl->as_mutable<float>(), batch, n);
-  else symmetrize(impl->as_mutable<double>(), batch, n);
-  return h;
-}
-
 }  // namespace
 
 std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, const Tensor& source,
@@ -92,9 +63,7 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
       JacobianOptions outer = options;
       if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
       result = copy.batch_jacobian(*gradient, source, outer);
-      if (result)
-        result = symmetrized(*result, source.shape()[0], per_example.num_elements(),
-                             static_cast<std::int64_t>(per_example.size()));
+      if (result) result = engine::symmetric_hessian(*result, static_cast<std::int64_t>(per_example.size()));
     } else if (options.unconnected_gradients == UnconnectedGradients::zero) {
       result = zeros(out_shape, source.dtype());
     }

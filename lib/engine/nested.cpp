@@ -5,6 +5,7 @@
 #include "engine/jacobian_call.hpp"
 #include "graph/slice.hpp"
 #include "ops/eager.hpp"
+#include "tensor/tensor_impl.hpp"
 
 #include <batchjac/ops.hpp>
 
@@ -54,7 +55,39 @@ Tensor one_hot(const Shape& shape, DType dtype, std::int64_t per_example, std::i
   return constant(data, shape, dtype);
 }
 
+// H = (H + H^T) / 2 over the two source halves, where they differ: bit for
+// bit symmetric whichever order the passes rounded in.
+template <class T>
+void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
+  for (std::int64_t e = 0; e < batch; ++e, h += n * n)
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = i + 1; j < n; ++j) {
+        T& a = h[i * n + j];
+        T& c = h[j * n + i];
+        if (a != c) a = c = T(0.5) * a + T(0.5) * c;
+      }
+}
+
 }  // namespace
+
+Tensor symmetric_hessian(const Tensor& h, std::int64_t rank) {
+  const std::int64_t batch = h.shape()[0];
+  std::int64_t n = 1;
+  for (std::int64_t i = 0; i < rank; ++i) n *= h.shape()[static_cast<std::size_t>(1 + i)];
+  if (graph::recorded({h})) {  // an outer tape differentiates it: as ops
+    std::vector<std::int64_t> perm{0};
+    for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + rank + i);
+    for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + i);
+    const Tensor ht = transpose(h, Axes(perm));
+    const Tensor half = constant(0.5, h.dtype());
+    return where(equal(h, ht), h, add(multiply(half, h), multiply(half, ht)));
+  }
+  // A new tensor no one else holds yet: in place.
+  auto impl = std::const_pointer_cast<detail::TensorImpl>(h.impl_ptr());
+  if (h.dtype() == float32) symmetrize(impl->as_mutable<float>(), batch, n);
+  else symmetrize(impl->as_mutable<double>(), batch, n);
+  return h;
+}
 
 std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor& target,
                                      const Tensor& source, Derivative kind, const Tensor* direction) {
@@ -96,22 +129,27 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
   if (kind == Derivative::gradient) return pass(constant(1.0, seed_dtype));
 
   // One pass per element of the smaller side, joined: forward passes give
-  // the columns [b?, y...], reverse passes the rows [b?, x...].
+  // the columns [b?, y...], stacked on a last axis; reverse passes the rows
+  // [b?, x...], stacked after the batch axis. Neither moves an axis an
+  // outer batch_jacobian keeps per example.
+  const Shape out = concat_shapes(target.shape(), source.shape(), batched ? 1 : 0);
   const std::int64_t passes = forward ? n : m;
-  const std::int64_t per_example = forward ? n : m;
+  if (passes == 1) return reshape(pass(one_hot(seed_shape, seed_dtype, 1, 0)), out);
   std::vector<Tensor> parts;
   for (std::int64_t k = 0; k < passes; ++k) {
-    const Tensor part = pass(one_hot(seed_shape, seed_dtype, per_example, k));
-    const std::int64_t other = forward ? m : n;
+    const Tensor part = pass(one_hot(seed_shape, seed_dtype, passes, k));
     std::vector<std::int64_t> dims;
-    if (batched) dims.push_back(b);
-    if (forward) dims.insert(dims.end(), {other, 1});
-    else dims.insert(dims.end(), {1, other});
+    if (forward) {
+      dims = part.shape().dims();
+      dims.push_back(1);
+    } else {
+      if (batched) dims.push_back(b);
+      dims.insert(dims.end(), {1, n});
+    }
     parts.push_back(reshape(part, Shape(dims)));
   }
-  const std::int64_t axis = (batched ? 1 : 0) + (forward ? 1 : 0);
-  const Tensor joined = parts.size() == 1 ? parts[0] : concat(parts, axis);
-  return reshape(joined, concat_shapes(target.shape(), source.shape(), batched ? 1 : 0));
+  const std::int64_t axis = forward ? parts[0].rank() - 1 : (batched ? 1 : 0);
+  return reshape(concat(parts, axis), out);
 }
 
 void record_derivative(detail::TapeState& tape, const Tensor& target, const Tensor& source,

@@ -54,4 +54,9 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
 void record_derivative(detail::TapeState& tape, const Tensor& target, const Tensor& source,
                        Derivative kind, const Tensor& result);
 
+// Per-example Hessians h [b, x..., x...] (a new tensor, rank = x's rank
+// per example) made symmetric bit for bit: mirrored entries that differ by
+// rounding become their average. As ops when a tape records h.
+Tensor symmetric_hessian(const Tensor& h, std::int64_t rank);
+
 }  // namespace batchjac::engine

@@ -107,8 +107,11 @@ int unbroadcast(autodiff::TransposeContext& c, int ct, const Shape& shape) {
   if (from == shape) return ct;
   Attrs a;
   const std::size_t off = from.size() - shape.size();
+  // (Not over axes of size 1 on both sides: that sum is the identity, and
+  // over the batch axis of one example an outer batch_jacobian would take
+  // it for a mix of examples.)
   for (std::size_t i = 0; i < from.size(); ++i)
-    if (i < off || shape[i - off] == 1) a.axes.push_back(static_cast<std::int64_t>(i));
+    if (i < off || (shape[i - off] == 1 && from[i] != 1)) a.axes.push_back(static_cast<std::int64_t>(i));
   int summed = c.emit(Prim::reduce_sum, a, {ct});
   Attrs r;
   r.shape = shape;

@@ -356,8 +356,16 @@ ValueInfo IndexScatterOp::infer(const Node& n, std::span<const ValueInfo> in) {
   return {n.attrs.source_shape, in[0].dtype};
 }
 
-void IndexScatterOp::batch(const Node& n, BatchQuery&) {
-  fail(n, "appears only in derived programs");
+void IndexScatterOp::batch(const Node& n, BatchQuery& q) {
+  // A derived program's, differentiated again: per example it scatters by
+  // the per-example form of the map it transposes, whose rule checks it
+  // keeps examples apart.
+  const Shape into = n.attrs.source_shape;
+  BatchQuery map{std::span<const Shape>(&into, 1), q.in, q.batch, n.attrs, {}};
+  IndexMapOp::batch(n, map);
+  q.attrs = map.attrs;
+  q.attrs.source_shape = drop_batch_axis(into);
+  single_batch(n, q);
 }
 
 int IndexScatterOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {

@@ -95,3 +95,352 @@ TEST_CASE("nested tapes: outer batch_jacobian of an inner one", "[graph][nested]
       CHECK(relative_error(h->to_vector<double>(), want) < 1e-8);
     }
 }
+
+namespace {
+
+// d/dx of the inner per-example Jacobian of f, by nested tapes.
+std::optional<bj::Tensor> nested(const Fn& f, const bj::Tensor& x, const bj::JacobianOptions& outer_options = {}) {
+  bj::GradientTape outer;
+  outer.watch(x);
+  bj::GradientTape inner;
+  inner.watch(x);
+  const auto j = inner.batch_jacobian(f(x), x);
+  REQUIRE(j.has_value());
+  return outer.batch_jacobian(*j, x, outer_options);
+}
+
+struct OpCase {
+  const char* name;
+  Fn f;
+  double lo, hi;
+};
+
+}  // namespace
+
+TEST_CASE("nested tapes: second derivatives of every elementwise op", "[graph][nested]") {
+  using T = const bj::Tensor&;
+  const OpCase cases[] = {
+      {"square", [](T x) { return bj::square(x); }, -1, 1},
+      {"sqrt", [](T x) { return bj::sqrt(x); }, 0.3, 2},
+      {"rsqrt", [](T x) { return bj::rsqrt(x); }, 0.3, 2},
+      {"reciprocal", [](T x) { return bj::reciprocal(x); }, 0.3, 2},
+      {"exp", [](T x) { return bj::exp(x); }, -1, 1},
+      {"expm1", [](T x) { return bj::expm1(x); }, -1, 1},
+      {"log", [](T x) { return bj::log(x); }, 0.3, 2},
+      {"log1p", [](T x) { return bj::log1p(x); }, -0.5, 1},
+      {"sin", [](T x) { return bj::sin(x); }, -2, 2},
+      {"cos", [](T x) { return bj::cos(x); }, -2, 2},
+      {"tan", [](T x) { return bj::tan(x); }, -1, 1},
+      {"asin", [](T x) { return bj::asin(x); }, -0.8, 0.8},
+      {"acos", [](T x) { return bj::acos(x); }, -0.8, 0.8},
+      {"atan", [](T x) { return bj::atan(x); }, -2, 2},
+      {"sinh", [](T x) { return bj::sinh(x); }, -1, 1},
+      {"cosh", [](T x) { return bj::cosh(x); }, -1, 1},
+      {"tanh", [](T x) { return bj::tanh(x); }, -1.5, 1.5},
+      {"asinh", [](T x) { return bj::asinh(x); }, -2, 2},
+      {"acosh", [](T x) { return bj::acosh(x); }, 1.3, 3},
+      {"atanh", [](T x) { return bj::atanh(x); }, -0.8, 0.8},
+      {"sigmoid", [](T x) { return bj::sigmoid(x); }, -3, 3},
+      {"softplus", [](T x) { return bj::softplus(x); }, -3, 3},
+      {"erf", [](T x) { return bj::erf(x); }, -1.5, 1.5},
+      {"pow scalar", [](T x) { return bj::pow(x, 2.5); }, 0.3, 2},
+      {"pow scalar 0", [](T x) { return bj::pow(x, 0.0) * x; }, 0.3, 2},
+      {"relu, abs", [](T x) { return bj::relu(x) * bj::abs(x) + bj::negative(x) * x; }, -1, 1},
+      // Binary ops of the two halves of x: [b, 2] -> [b, 1].
+      {"pow", [](T x) { return bj::pow(bj::slice(x, {0, 0}, {-1, 1}), bj::slice(x, {0, 1}, {-1, 1})); }, 0.3, 2},
+      {"atan2", [](T x) { return bj::atan2(bj::slice(x, {0, 0}, {-1, 1}), bj::slice(x, {0, 1}, {-1, 1})); }, 0.3, 2},
+      {"squared_difference",
+       [](T x) {
+         return bj::squared_difference(bj::slice(x, {0, 0}, {-1, 1}), bj::slice(x, {0, 1}, {-1, 1})) * x;
+       },
+       -1, 1},
+      {"maximum, minimum",
+       [](T x) {
+         const bj::Tensor a = bj::slice(x, {0, 0}, {-1, 1}), b = bj::slice(x, {0, 1}, {-1, 1});
+         return bj::maximum(a, b) * bj::minimum(a, b) * x;
+       },
+       -1, 1},
+      {"divide", [](T x) { return bj::slice(x, {0, 0}, {-1, 1}) / bj::slice(x, {0, 1}, {-1, 1}); }, 0.3, 2},
+      {"where", [](T x) { return bj::where(x > 0.0, bj::exp(x), bj::sin(x) * x); }, -1, 1},
+  };
+  std::mt19937_64 rng(5);
+  for (const OpCase& c : cases) {
+    INFO(c.name);
+    const bj::Tensor x = check::random_tensor(rng, {4, 2}, c.lo, c.hi);
+    const auto h = nested(c.f, x);
+    const std::vector<double> want = central([&](const bj::Tensor& z) { return jacobian_of(c.f, z); }, x, 1e-5);
+    bool zero = true;
+    for (double v : want) zero = zero && std::abs(v) < 1e-9;
+    if (zero) {  // piecewise linear: the outer tape sees no connection
+      CHECK((!h || relative_error(h->to_vector<double>(), want) < 1e-12));
+      continue;
+    }
+    REQUIRE(h.has_value());
+    CHECK(relative_error(h->to_vector<double>(), want) < 1e-7);
+  }
+}
+
+TEST_CASE("nested tapes: depth 3, against differences of depth 2", "[graph][nested]") {
+  std::mt19937_64 rng(7);
+  const bj::Tensor x = check::random_tensor(rng, {3, 2}, 0.4, 1.0);
+  const Fn f = [](const bj::Tensor& z) { return bj::exp(z) * bj::sin(bj::reduce_sum(z * z, {1}, true)); };
+  const Fn second = [&](const bj::Tensor& z) { return *nested(f, z); };
+  const std::vector<double> want = central(second, x, 1e-4);
+  for (auto mode : kModes) {
+    bj::GradientTape t3;
+    t3.watch(x);
+    bj::GradientTape t2;
+    t2.watch(x);
+    bj::GradientTape t1;
+    t1.watch(x);
+    const auto j1 = t1.batch_jacobian(f(x), x, with_mode(mode));
+    const auto j2 = t2.batch_jacobian(*j1, x, with_mode(mode));
+    const auto j3 = t3.batch_jacobian(*j2, x, with_mode(mode));
+    REQUIRE(j3.has_value());
+    REQUIRE(j3->shape() == bj::Shape{3, 2, 2, 2, 2});
+    CHECK(relative_error(j3->to_vector<double>(), want) < 1e-6);
+  }
+}
+
+TEST_CASE("nested tapes: jacobian and gradient, and derivatives with respect to weights",
+          "[graph][nested]") {
+  std::mt19937_64 rng(9);
+  const bj::Tensor x = check::random_tensor(rng, {3, 2}, -1, 1);
+  const bj::Tensor w = check::random_tensor(rng, {2, 2}, -1, 1);
+  SECTION("outer gradient of an inner gradient: the Hessian summed over rows") {
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    const auto g = inner.gradient(bj::reduce_sum(bj::sin(x) * x * x, {1}), x);
+    const auto h = outer.jacobian(*g, x);
+    REQUIRE(h.has_value());
+    // d/dx_j (cos x_j x_j^2 + 2 x_j sin x_j): diagonal across every element.
+    for (std::int64_t e = 0; e < 3; ++e)
+      for (std::int64_t k = 0; k < 2; ++k) {
+        const double v = x.at({e, k});
+        const double want = -std::sin(v) * v * v + 4 * v * std::cos(v) + 2 * std::sin(v);
+        CHECK(std::abs(h->at({e, k, e, k}) - want) < 1e-12);
+        CHECK(h->at({e, k, e, 1 - k}) == 0.0);
+      }
+  }
+  SECTION("a Jacobian's derivative with respect to a weight the outer tape watches") {
+    // J = diag(1 - tanh(x w)^2) w^T per example; d J / d w by differences.
+    const auto jac = [&](const bj::Tensor& weights) {
+      bj::GradientTape inner;
+      inner.watch(x);
+      return *inner.batch_jacobian(bj::tanh(bj::matmul(x, weights)), x);
+    };
+    bj::GradientTape outer;
+    outer.watch(w);
+    const auto dj = outer.jacobian(jac(w), w);
+    REQUIRE(dj.has_value());
+    REQUIRE(dj->shape() == bj::Shape{3, 2, 2, 2, 2});
+    std::vector<double> want(dj->to_vector<double>().size());
+    const std::int64_t per = 12;  // entries of J
+    for (std::int64_t k = 0; k < 4; ++k) {
+      std::vector<double> up = w.to_vector<double>(), down = up;
+      up[static_cast<std::size_t>(k)] += 1e-6;
+      down[static_cast<std::size_t>(k)] -= 1e-6;
+      const auto ju = jac(bj::constant(up, w.shape())).to_vector<double>();
+      const auto jd = jac(bj::constant(down, w.shape())).to_vector<double>();
+      for (std::int64_t i = 0; i < per; ++i)
+        want[static_cast<std::size_t>(i * 4 + k)] = (ju[static_cast<std::size_t>(i)] - jd[static_cast<std::size_t>(i)]) / 2e-6;
+    }
+    CHECK(relative_error(dj->to_vector<double>(), want) < 1e-8);
+  }
+}
+
+TEST_CASE("nested tapes: unconnected results follow unconnected_gradients", "[graph][nested]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::JacobianOptions zeros;
+  zeros.unconnected_gradients = bj::UnconnectedGradients::zero;
+  SECTION("a linear function's Jacobian is constant") {
+    bj::GradientTape outer(bj::TapeOptions{.persistent = true});
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    const auto j = inner.batch_jacobian(x * 3.0 + 1.0, x);
+    REQUIRE(j.has_value());
+    CHECK_FALSE(outer.batch_jacobian(*j, x).has_value());
+    const auto z = outer.batch_jacobian(*j, x, zeros);
+    REQUIRE(z.has_value());
+    CHECK(z->shape() == bj::Shape{2, 2, 2, 2});
+    for (double v : z->to_vector<double>()) CHECK(v == 0.0);
+  }
+  SECTION("an inner tape the outer one does not see") {
+    bj::GradientTape inner;
+    inner.watch(x);
+    const bj::Tensor y = x * x;
+    bj::GradientTape outer;  // created after y: it recorded nothing of y
+    outer.watch(x);
+    const auto j = inner.batch_jacobian(y, x);
+    REQUIRE(j.has_value());
+    // The derivative's ops read x (2x), which the outer tape sees, as TF's would.
+    const auto h = outer.batch_jacobian(*j, x);
+    REQUIRE(h.has_value());
+    CHECK(h->at({1, 1, 1, 1}) == 2.0);
+    CHECK(h->at({1, 0, 1, 1}) == 0.0);
+    bj::GradientTape late;  // watching x * x only: the derivative's ops do not read it
+    late.watch(y);
+    bj::GradientTape inner2;
+    inner2.watch(x);
+    const bj::Tensor y2 = bj::sin(x);
+    const auto j2 = inner2.batch_jacobian(y2, x);
+    REQUIRE(j2.has_value());
+    CHECK_FALSE(late.batch_jacobian(*j2, y).has_value());
+  }
+  SECTION("a tape does not record its own answers") {
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const auto j = tape.batch_jacobian(x * x, x);
+    REQUIRE(j.has_value());
+    CHECK_FALSE(tape.batch_jacobian(*j, x).has_value());
+  }
+  SECTION("_into forms are not recorded") {
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    std::vector<double> j(8);
+    CHECK(inner.batch_jacobian_into(x * x, x, std::span<double>(j)));
+    CHECK(j[0] == 2.0);
+  }
+}
+
+TEST_CASE("batch_hessian and batch_hvp: against nested tapes and differences", "[graph][nested]") {
+  std::mt19937_64 rng(13);
+  const bj::Tensor x = check::random_tensor(rng, {6, 3}, 0.3, 1.1);
+  const bj::Tensor v = check::random_tensor(rng, {6, 3}, -1, 1);
+  const auto energy = [](const bj::Tensor& z) {
+    return bj::reduce_sum(bj::exp(z) * bj::log(z) + z * bj::sin(bj::reduce_sum(z, {1}, true)), {1});
+  };
+  const auto gradient = [&](const bj::Tensor& z) {
+    bj::GradientTape tape;
+    tape.watch(z);
+    return *tape.gradient(energy(z), z);
+  };
+  const std::vector<double> want = central(gradient, x, 1e-5);
+  for (auto mode : {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    bj::GradientTape tape;
+    tape.watch(x);
+    const bj::Tensor e = energy(x);
+    const auto h = bj::batch_hessian(tape, e, x, with_mode(mode));
+    REQUIRE(h.has_value());
+    REQUIRE(h->shape() == bj::Shape{6, 3, 3});
+    CHECK(relative_error(h->to_vector<double>(), want) < 1e-8);
+    for (std::int64_t i = 0; i < 6; ++i)
+      for (std::int64_t a = 0; a < 3; ++a)
+        for (std::int64_t b = 0; b < 3; ++b) CHECK(h->at({i, a, b}) == h->at({i, b, a}));
+    CHECK_THROWS_AS(bj::batch_hessian(tape, e, x), bj::RuntimeError);  // it answered
+  }
+  SECTION("a [b, 1] target, and the Hessian-vector products") {
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const bj::Tensor e = bj::reshape(energy(x), {6, 1});
+    const auto h = bj::batch_hessian(tape, e, x);
+    const auto hv = bj::batch_hvp(tape, e, x, v);
+    REQUIRE(h.has_value());
+    REQUIRE(hv.has_value());
+    REQUIRE(hv->shape() == bj::Shape{6, 3});
+    std::vector<double> product(18, 0.0);
+    for (std::int64_t i = 0; i < 6; ++i)
+      for (std::int64_t a = 0; a < 3; ++a)
+        for (std::int64_t b = 0; b < 3; ++b) product[static_cast<std::size_t>(i * 3 + a)] += h->at({i, a, b}) * v.at({i, b});
+    CHECK(relative_error(hv->to_vector<double>(), product) < 1e-12);
+    // The nested tapes give the same Hessian.
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    const auto j = inner.batch_jacobian(bj::reshape(energy(x), {6, 1}), x);
+    const auto hn = outer.batch_jacobian(bj::reshape(*j, {6, 3}), x);
+    REQUIRE(hn.has_value());
+    CHECK(relative_error(hn->to_vector<double>(), h->to_vector<double>()) < 1e-13);
+  }
+  SECTION("a third derivative: batch_hessian under an outer tape") {
+    const auto hessian = [&](const bj::Tensor& z) {
+      bj::GradientTape tape;
+      tape.watch(z);
+      return *bj::batch_hessian(tape, energy(z), z);
+    };
+    const std::vector<double> third = central(hessian, x, 1e-4);
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape tape;
+    tape.watch(x);
+    const auto h = bj::batch_hessian(tape, energy(x), x);
+    const auto d3 = outer.batch_jacobian(*h, x);
+    REQUIRE(d3.has_value());
+    REQUIRE(d3->shape() == bj::Shape{6, 3, 3, 3});
+    CHECK(relative_error(d3->to_vector<double>(), third) < 1e-6);
+  }
+}
+
+TEST_CASE("batch_hessian and batch_hvp: errors and unconnected targets", "[graph][nested]") {
+  const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = x * x;
+  const bj::Tensor e = bj::reduce_sum(y, {1});
+  CHECK_THROWS_AS(bj::batch_hessian(tape, y, x), bj::ValueError);  // [b, 2]: not a scalar per example
+  CHECK_THROWS_AS(bj::batch_hessian(tape, e, bj::reshape(x, {4})), bj::ValueError);
+  CHECK_THROWS_AS(bj::batch_hvp(tape, e, x, bj::constant({1., 2.})), bj::ValueError);
+  CHECK_THROWS_AS(bj::batch_hvp(tape, e, x, bj::cast(x, bj::float32)), bj::ValueError);
+  // Examples mixed: ValueError naming the op.
+  const bj::Tensor mixed = bj::reduce_sum(x, {0, 1}) * bj::reduce_sum(x, {1});
+  CHECK_THROWS_AS(bj::batch_hessian(tape, mixed, x), bj::ValueError);
+  CHECK_THROWS_AS(bj::batch_hvp(tape, mixed, x, x), bj::ValueError);
+  bj::JacobianOptions zeros;
+  zeros.unconnected_gradients = bj::UnconnectedGradients::zero;
+  const bj::Tensor linear = bj::reduce_sum(x * 2.0, {1});
+  CHECK_FALSE(bj::batch_hessian(tape, linear, x).has_value());
+  const auto z = bj::batch_hessian(tape, linear, x, zeros);
+  REQUIRE(z.has_value());
+  CHECK(z->shape() == bj::Shape{2, 2, 2});
+  const bj::Tensor other = bj::constant({1., 2.});
+  CHECK_FALSE(bj::batch_hvp(tape, other, x, x).has_value());
+  const auto hz = bj::batch_hvp(tape, other, x, x, bj::UnconnectedGradients::zero);
+  REQUIRE(hz.has_value());
+  CHECK(hz->shape() == x.shape());
+  // The user's tape recorded nothing of the derivatives.
+  const auto j = tape.batch_jacobian(y, x);
+  REQUIRE(j.has_value());
+  CHECK(j->at({1, 1, 1}) == 8.0);
+}
+
+TEST_CASE("Function::batch_hessian: traced once, the tape's numbers", "[graph][nested]") {
+  std::mt19937_64 rng(17);
+  const auto energy = [](const bj::Tensor& z) {  // [b, 1]: a Function's output has rank >= 2
+    return bj::reduce_sum(bj::exp(z) * bj::log(z) + z * bj::sin(bj::reduce_sum(z, {1}, true)), {1}, true);
+  };
+  const bj::Function fn = bj::trace(energy, bj::TensorSpec{bj::Shape{-1, 3}, bj::float64});
+  for (std::int64_t b : {1, 7, 9}) {
+    const bj::Tensor x = check::random_tensor(rng, {b, 3}, 0.3, 1.1);
+    bj::GradientTape tape;
+    tape.watch(x);
+    const auto want = bj::batch_hessian(tape, energy(x), x);
+    const auto h = fn.batch_hessian(x);
+    REQUIRE(h.has_value());
+    REQUIRE(h->shape() == bj::Shape{b, 3, 3});
+    CHECK(h->to_vector<double>() == want->to_vector<double>());
+  }
+  SECTION("with a per-example constant, and errors") {
+    const bj::Function with_aux = bj::trace(
+        [](const bj::Tensor& z, const bj::Tensor& p) { return bj::reduce_sum(bj::square(z * p) * z, {1}, true); },
+        bj::TensorSpec{bj::Shape{-1, 2}, bj::float64}, bj::TensorSpec{bj::Shape{-1, 2}, bj::float64});
+    const bj::Tensor x = bj::constant({{1., 2.}, {3., 4.}});
+    const bj::Tensor p = bj::constant({{0.5, 1.}, {2., 3.}});
+    const auto h = with_aux.batch_hessian(x, p);
+    REQUIRE(h.has_value());
+    // d^2/dz^2 of p^2 z^3 = 6 p^2 z on the diagonal.
+    CHECK(h->at({1, 1, 1}) == 6 * 9. * 4.);
+    CHECK(h->at({1, 0, 1}) == 0.0);
+    const bj::Function vector_valued = bj::trace([](const bj::Tensor& z) { return z * z; },
+                                                 bj::TensorSpec{bj::Shape{-1, 2}, bj::float64});
+    CHECK_THROWS_AS(vector_valued.batch_hessian(x), bj::ValueError);
+    const bj::Function linear = bj::trace([](const bj::Tensor& z) { return bj::reduce_sum(z, {1}, true); },
+                                          bj::TensorSpec{bj::Shape{-1, 2}, bj::float64});
+    CHECK_FALSE(linear.batch_hessian(x).has_value());
+  }
+}

@@ -160,10 +160,8 @@ TEST_CASE("TF JacobianTest.test_parallel_iterations", "[graph][tf]") {
   CHECK(a->at({0, 1, 0, 0}) == 2.0);
 }
 
-TEST_CASE("TF JacobianTest.test_nested_jacobian: second order is not recorded yet (README difference)", "[graph][tf]") {
-  // TF (graph mode): batch_jacobian(gg.jacobian(sum(x^2), x), x) = 2 I per
-  // example. Here results of jacobian are not recorded on the outer tape:
-  // the outer call finds no connection (the Hessian issue covers this).
+TEST_CASE("TF JacobianTest.test_nested_jacobian", "[graph][tf]") {
+  // TF (graph mode): batch_jacobian(gg.jacobian(sum(x^2), x), x) = 2 I per example.
   const bj::Tensor x = bj::ones({10, 2}, bj::float32);
   bj::GradientTape g;
   g.watch(x);
@@ -173,14 +171,23 @@ TEST_CASE("TF JacobianTest.test_nested_jacobian: second order is not recorded ye
   const auto dy_x = gg.jacobian(y, x);
   REQUIRE(dy_x.has_value());
   CHECK(check::values(*dy_x) == std::vector<double>(20, 2.0));
-  CHECK_FALSE(g.batch_jacobian(*dy_x, x).has_value());
+  const auto d2y_x2 = g.batch_jacobian(*dy_x, x);
+  REQUIRE(d2y_x2.has_value());
+  REQUIRE(d2y_x2->shape() == bj::Shape{10, 2, 2});
+  for (std::int64_t i = 0; i < 10; ++i)
+    for (std::int64_t a = 0; a < 2; ++a)
+      for (std::int64_t b = 0; b < 2; ++b) CHECK(d2y_x2->at({i, a, b}) == (a == b ? 2.0 : 0.0));
 }
 
-TEST_CASE("TF JacobianTest.test_cond_func_grad_jacobian: first order ports, second is not recorded", "[graph][tf]") {
-  // y = cond(x > 0, x^3, x^2) as where; gradient at 1 is 3. TF then takes
-  // jacobian(grad, x) = 6: here gradient's result is not recorded.
-  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+TEST_CASE("TF JacobianTest.test_cond_func_grad_jacobian: with a second tape (README difference)", "[graph][tf]") {
+  // y = cond(x > 0, x^3, x^2) as where; gradient at 1 is 3, and TF's
+  // jacobian(grad, x) on the same persistent tape is 6. A tape does not
+  // record its own answers here: the same call finds no connection, and a
+  // second tape around the first gives TF's 6.
   const bj::Tensor x = bj::constant(1.0, bj::float32);
+  bj::GradientTape outer;
+  outer.watch(x);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
   tape.watch(x);
   const bj::Tensor y = bj::where(x > 0.0, bj::pow(x, 3.0), bj::pow(x, 2.0));
   const auto grad = tape.gradient(y, x);
@@ -188,6 +195,9 @@ TEST_CASE("TF JacobianTest.test_cond_func_grad_jacobian: first order ports, seco
   CHECK(grad->at({}) == 3.0);
   CHECK_FALSE(tape.jacobian(*grad, x, pfor(false)).has_value());
   CHECK_FALSE(tape.jacobian(*grad, x, pfor(true)).has_value());
+  const auto second = outer.jacobian(*grad, x);
+  REQUIRE(second.has_value());
+  CHECK(second->at({}) == 6.0);
 }
 
 TEST_CASE("TF JacobianTest.test_indexed_slices", "[graph][tf]") {
@@ -676,7 +686,7 @@ TEST_CASE("Difference: a non-persistent tape with parallel_iterations below the 
   CHECK(j->at({1, 2, 2}) == 12.0);
 }
 
-TEST_CASE("Difference: results of gradient and jacobian are not recorded on tapes", "[graph][tf]") {
+TEST_CASE("Nested tapes: results of gradient and jacobian are recorded on outer tapes", "[graph][tf]") {
   const bj::Tensor x = bj::constant({1., 2.});
   bj::GradientTape outer(bj::TapeOptions{.persistent = true});
   outer.watch(x);
@@ -687,9 +697,13 @@ TEST_CASE("Difference: results of gradient and jacobian are not recorded on tape
   const auto j = inner.jacobian(x * x, x);
   REQUIRE(g.has_value());
   REQUIRE(j.has_value());
-  // TF: the Hessian diag(6x); here no connection.
-  CHECK_FALSE(outer.jacobian(*g, x).has_value());
-  CHECK_FALSE(outer.gradient(*j, x).has_value());
+  // As TF: the Hessian diag(6x), and the gradient of sum(diag(2x)) = 2.
+  const auto h = outer.jacobian(*g, x);
+  REQUIRE(h.has_value());
+  CHECK(check::values(*h) == std::vector<double>{6., 0., 0., 12.});
+  const auto gj = outer.gradient(*j, x);
+  REQUIRE(gj.has_value());
+  CHECK(check::values(*gj) == std::vector<double>{2., 2.});
 }
 
 TEST_CASE("Difference: the batch-axis check is structural (a transpose at b = 1)", "[graph][tf][errors]") {

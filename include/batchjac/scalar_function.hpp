@@ -626,6 +626,24 @@ class ScalarFunction {
     run<float>("value_and_batch_jacobian_into", x, &value, jacobian, options);
   }
 
+  // Per-example Hessians of a scalar functor (M == 1): `hessian` holds
+  // exactly b * N * N elements, [b, N, N] row-major, symmetric bit for bit
+  // (zeros for a functor linear in x). Always the traced path's
+  // Function::batch_hessian, forward over reverse: the functor must take
+  // bj::TracedScalar (ValueError otherwise), and the path option is not used.
+  void batch_hessian_into(std::span<const double> x, std::span<double> hessian,
+                          const JacobianOptions& options = {}) const
+    requires(M == 1)
+  {
+    hessian_into<double>(x, hessian, options);
+  }
+  void batch_hessian_into(std::span<const float> x, std::span<float> hessian,
+                          const JacobianOptions& options = {}) const
+    requires(M == 1)
+  {
+    hessian_into<float>(x, hessian, options);
+  }
+
   // The path calls in `dtype` with `options` take: the forced one, or the
   // cost model's choice (automatic). Tracing the functor is part of it.
   ScalarPath path(DType dtype = DType::float64, const JacobianOptions& options = {}) const {
@@ -729,6 +747,19 @@ class ScalarFunction {
       return;
     }
     compiled<S>(x.data(), value ? value->data() : nullptr, jacobian.data(), b, options);
+  }
+
+  template <class S>
+  void hessian_into(std::span<const S> x, std::span<S> hessian, const JacobianOptions& options) const {
+    const std::int64_t b = batch_of<S>("batch_hessian_into", x.size(), N, "x");
+    const std::size_t need = static_cast<std::size_t>(b) * N * N;
+    if (hessian.size() != need)
+      throw ValueError("scalar_function::batch_hessian_into: the Hessian output needs " + std::to_string(need) +
+                       " elements (" + std::to_string(b) + " examples of " + std::to_string(N * N) + "), got " +
+                       std::to_string(hessian.size()));
+    const std::optional<Tensor> h = traced(detail::dtype_of<S>()).batch_hessian(view(x, Shape{b, N}), options);
+    if (h) std::copy_n(h->data<S>().data(), need, hessian.data());
+    else std::fill(hessian.begin(), hessian.end(), S(0));
   }
 
   // ---- the compiled path ----

@@ -13,6 +13,7 @@
 #include <batchjac/errors.hpp>
 #include <batchjac/function.hpp>
 #include <batchjac/gradient_tape.hpp>
+#include <batchjac/ops.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -425,10 +426,11 @@ std::optional<Tensor> Function::batch_hessian(const Tensor& x, const Tensor& aux
 
 std::optional<Tensor> Function::hessian(const Tensor& x, const Tensor* aux, const JacobianOptions& options) const {
   const detail::FunctionState& s = *state_;
-  engine::check_options("batch_hessian", options);
+  engine::check_options("Function::batch_hessian", options);
+  (void)detail::tensor_call(s, "batch_hessian", x, aux);  // the inputs' checks, before any tracing
   const Shape& out = s.out_spec.shape;
-  if (!(out.size() == 1 || (out.size() == 2 && out[1] == 1)))
-    throw ValueError("batch_hessian: the function must give one scalar per example, [b] or [b, 1], got " +
+  if (!(out.size() == 2 && out[1] == 1))
+    throw ValueError("Function::batch_hessian: the function must give one scalar per example, [b, 1], got " +
                      out.to_string());
   std::call_once(s.gradient_once, [&] {
     // The gradient of f as ops (nested tapes: the trace's tape records it).
@@ -437,8 +439,10 @@ std::optional<Tensor> Function::hessian(const Tensor& x, const Tensor* aux, cons
         [f](const Tensor& z, const Tensor* a) {
           GradientTape tape;
           tape.watch(z);
-          const Tensor y = f(z, a);
-          return *tape.gradient(y, z, UnconnectedGradients::zero);
+          const Tensor y = f(z, a);  // [b, 1]: its batch_jacobian [b, 1, x...] is the gradient
+          JacobianOptions zeros;
+          zeros.unconnected_gradients = UnconnectedGradients::zero;
+          return reshape(*tape.batch_jacobian(y, z, zeros), z.shape());
         },
         s.spec, s.aux_spec);
   });

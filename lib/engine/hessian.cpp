@@ -52,13 +52,15 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
   const Shape out_shape = engine::concat_shapes(source.shape(), per_example, 0);
   detail::check_tensor_size(fn, out_shape, source.dtype(), "the Hessian");
   engine::check_unused(fn, *tape.state_);
+  // Examples must not mix (the batch-axis rules run on the per-example slice).
+  (void)graph::slice(*tape.state_, target, source, true);
   std::optional<Tensor> result;
   {
     const engine::PauseTape pause(*tape.state_);
     GradientTape copy(TapeOptions{.persistent = true});
     copy_records(*tape.state_, *copy.state_, source);
     const std::optional<Tensor> gradient =
-        engine::derivative_ops(*copy.state_, target, source, engine::Derivative::gradient);
+        engine::derivative_ops(*copy.state_, target, source, engine::Derivative::batch_gradient);
     if (gradient) {
       JacobianOptions outer = options;
       if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
@@ -90,7 +92,7 @@ std::optional<Tensor> batch_hvp(GradientTape& tape, const Tensor& target, const 
     GradientTape copy(TapeOptions{.persistent = true});
     copy_records(*tape.state_, *copy.state_, source);
     if (const std::optional<Tensor> gradient =
-            engine::derivative_ops(*copy.state_, target, source, engine::Derivative::gradient))
+            engine::derivative_ops(*copy.state_, target, source, engine::Derivative::batch_gradient))
       result = engine::derivative_ops(*copy.state_, *gradient, source, engine::Derivative::directional, &vectors);
   }
   if (!result && unconnected_gradients == UnconnectedGradients::zero) result = zeros(source.shape(), source.dtype());

@@ -5,6 +5,7 @@
 #include "engine/jacobian_call.hpp"
 #include "graph/slice.hpp"
 #include "ops/eager.hpp"
+#include "ops/elementwise_math.hpp"
 #include "tensor/tensor_impl.hpp"
 
 #include <batchjac/ops.hpp>
@@ -45,15 +46,6 @@ class Replay {
   const graph::Program& program_;
   std::vector<std::optional<Tensor>> tensors_;
 };
-
-// A one-hot direction shaped `shape`: 1 at flat element k of every example
-// (per_example elements each), 0 elsewhere.
-Tensor one_hot(const Shape& shape, DType dtype, std::int64_t per_example, std::int64_t k) {
-  std::vector<double> data(static_cast<std::size_t>(shape.num_elements()), 0.0);
-  for (std::size_t i = static_cast<std::size_t>(k); i < data.size(); i += static_cast<std::size_t>(per_example))
-    data[i] = 1.0;
-  return constant(data, shape, dtype);
-}
 
 // H = (H + H^T) / 2 over the two source halves, where they differ: bit for
 // bit symmetric whichever order the passes rounded in.
@@ -96,29 +88,42 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
   if (!sliced) return std::nullopt;
   graph::Program& program = *sliced;
   // Ops no tape records would only be evaluated now, for nothing.
-  std::vector<Tensor> read{source};
+  std::vector<Tensor> read{source, target};
   if (direction) read.push_back(*direction);
-  for (const auto& t : recorded)
-    if (t) read.push_back(*t);
   for (const Tensor& t : program.constants) read.push_back(t);
+  std::vector<Tensor> forward_values;
+  std::vector<int> of_value;
+  for (std::size_t v = 0; v < recorded.size(); ++v)
+    if (recorded[v]) {
+      forward_values.push_back(*recorded[v]);
+      of_value.push_back(static_cast<int>(v));
+    }
+  read.insert(read.end(), forward_values.begin(), forward_values.end());
   if (!graph::recorded(read)) return std::nullopt;
-  if (kind == Derivative::gradient) sum_result(program);
+  // A forward value some recording tape did not see (it was made after the
+  // value) is computed again by ops, so that its dependence on what that tape
+  // watches is not lost; custom_jvp results cannot be (their rule is gone).
+  const std::vector<bool> seen = graph::tracked_everywhere(read, forward_values);
+  std::vector<char> custom(program.values.size(), 0);
+  for (const ops::Node& node : program.nodes)
+    if (node.prim == ops::Prim::custom_jvp) custom[node.output] = 1;
+  for (std::size_t i = 0; i < of_value.size(); ++i)
+    if (!seen[i] && !custom[of_value[i]]) recorded[of_value[i]].reset();
+
   graph::LinearProgram jvp = autodiff::linearize(program);
   if (jvp.output < 0) return std::nullopt;
-
-  const bool batched = kind == Derivative::batch_jacobian;
+  const bool batched = kind == Derivative::batch_jacobian || kind == Derivative::batch_gradient;
   const std::int64_t b = batched ? source.shape()[0] : 1;
   const std::int64_t n = source.num_elements() / (b > 0 ? b : 1);
   const std::int64_t m = target.num_elements() / (b > 0 ? b : 1);
-  const bool forward = kind == Derivative::directional || (kind != Derivative::gradient && n <= m);
+  const bool gradient = kind == Derivative::gradient || kind == Derivative::batch_gradient;
+  const bool forward = kind == Derivative::directional || (!gradient && n <= m);
   graph::LinearProgram lin = forward ? jvp : autodiff::transpose(program, jvp);
   autodiff::prune(program, lin);
 
   Replay replay(program, std::move(recorded));
   replay.set(program.parameter, source);
-  replay.run(program.nodes);  // the partials the rules added (the rest is recorded)
-  const Shape& seed_shape = forward ? source.shape() : program.info(program.result).shape;
-  const DType seed_dtype = forward ? source.dtype() : target.dtype();
+  replay.run(program.nodes);  // the partials the rules added, and values the tapes did not see
   auto pass = [&](const Tensor& seed) {
     Replay one = replay;
     one.set(lin.input, seed);
@@ -126,7 +131,16 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
     return one.get(lin.output);
   };
   if (kind == Derivative::directional) return pass(*direction);
-  if (kind == Derivative::gradient) return pass(constant(1.0, seed_dtype));
+  // Seeds are made from the seeded side by ops where that side keeps its
+  // examples apart (ones where it is, times a one-hot of one example's
+  // shape), so no constant has the batch's size: a traced derivative stays
+  // independent of the batch. An unbatched target (a sum over examples) is
+  // seeded by constants instead, which an outer batch_jacobian accepts.
+  const Tensor& side = forward ? source : target;
+  const Tensor all = forward || batched
+                         ? ops::apply(ops::Prim::unary_partial, ops::op_attrs(ops::math::kIdentity), {side, side})
+                         : ones(side.shape(), side.dtype());
+  if (gradient) return pass(all);  // of the sum, or of each example's
 
   // One pass per element of the smaller side, joined: forward passes give
   // the columns [b?, y...], stacked on a last axis; reverse passes the rows
@@ -134,10 +148,13 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
   // outer batch_jacobian keeps per example.
   const Shape out = concat_shapes(target.shape(), source.shape(), batched ? 1 : 0);
   const std::int64_t passes = forward ? n : m;
-  if (passes == 1) return reshape(pass(one_hot(seed_shape, seed_dtype, 1, 0)), out);
+  if (passes == 1) return reshape(pass(all), out);
+  const Shape one_example = batched ? ops::drop_batch_axis(side.shape()) : side.shape();
   std::vector<Tensor> parts;
   for (std::int64_t k = 0; k < passes; ++k) {
-    const Tensor part = pass(one_hot(seed_shape, seed_dtype, passes, k));
+    std::vector<double> hot(static_cast<std::size_t>(passes), 0.0);
+    hot[static_cast<std::size_t>(k)] = 1.0;
+    const Tensor part = pass(multiply(all, constant(hot, one_example, side.dtype())));
     std::vector<std::int64_t> dims;
     if (forward) {
       dims = part.shape().dims();

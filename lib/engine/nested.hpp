@@ -24,6 +24,7 @@ enum class Derivative {
   batch_jacobian,  // [b, y..., x...]
   jacobian,        // [y..., x...]
   gradient,        // of the target's sum, shaped like the source
+  batch_gradient,  // of each example's scalar (target [b] or [b, 1]), shaped like the source
   directional,     // along a direction shaped like the source; shaped like the target
 };
 

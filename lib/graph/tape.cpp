@@ -55,6 +55,23 @@ bool tracks(const detail::TapeState& tape, const std::vector<Tensor>& inputs) {
 }
 }  // namespace
 
+std::vector<bool> tracked_everywhere(const std::vector<Tensor>& inputs, const std::vector<Tensor>& tensors) {
+  std::vector<bool> out(tensors.size(), true);
+  auto check = [&](const detail::TapeState& tape) {
+    if (!tracks(tape, inputs)) return;
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+      if (!tape.tracked.count(tensors[i].id())) out[i] = false;
+  };
+  if (only) {
+    check(*only);
+    return out;
+  }
+  if (exited || !this_thread.list) return out;
+  std::lock_guard<std::mutex> lock(this_thread.list->mutex);
+  for (const detail::TapeState* tape : this_thread.list->tapes) check(*tape);
+  return out;
+}
+
 bool others_record(const detail::TapeState& tape) {
   const auto records = [&](const detail::TapeState* t) { return t != &tape && t->paused == 0 && !t->ended; };
   if (only) return records(only);

@@ -89,6 +89,9 @@ void record(ops::Prim prim, const ops::Attrs& attrs, const std::vector<Tensor>& 
 // from its creator's list, from any thread.
 void push_tape(detail::TapeState* tape);
 void pop_tape(detail::TapeState* tape);
+// For each of `tensors`, whether every live, unpaused tape of this thread
+// that tracks one of `inputs` also tracks it (true when none tracks them).
+std::vector<bool> tracked_everywhere(const std::vector<Tensor>& inputs, const std::vector<Tensor>& tensors);
 // Whether a live, unpaused tape of this thread other than `tape` records.
 bool others_record(const detail::TapeState& tape);
 // How many tapes the calling thread records on (for tests).

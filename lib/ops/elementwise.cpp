@@ -80,7 +80,10 @@ class Expansion {
       t.push_back(tangent(in));
       any = any || t.back() >= 0;
     }
-    if (any) tangent_[v] = ops::jvp(c_, c_.primal_nodes().back(), t);
+    if (any) {
+      const Node node = c_.primal_nodes().back();  // a copy: rules grow the node list
+      tangent_[v] = ops::jvp(c_, node, t);
+    }
     return v;
   }
 

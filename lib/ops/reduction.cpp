@@ -218,7 +218,8 @@ void ScanOp::batch(const Node& n, BatchQuery& q) {
 
 int ScanOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {
   if (t[0] < 0) return -1;
-  if (n.attrs.op != kernels::kSum) fail(n, "is not differentiable (internal)");
+  // A product scan appears only in reduce_prod's derivative.
+  if (n.attrs.op != kernels::kSum) fail(n, "(of reduce_prod's derivative) has no second derivative");
   return c.linear(Prim::scan, n.attrs, {t[0]});  // linear
 }
 

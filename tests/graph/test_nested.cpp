@@ -444,3 +444,59 @@ TEST_CASE("Function::batch_hessian: traced once, the tape's numbers", "[graph][n
     CHECK_FALSE(linear.batch_hessian(x).has_value());
   }
 }
+
+TEST_CASE("nested tapes: review cases", "[graph][nested]") {
+  const bj::Tensor x = bj::constant({{0.3, 0.7}, {1.1, -0.4}});
+  SECTION("an outer tape made after the forward pass gets the whole second derivative") {
+    bj::GradientTape inner;
+    inner.watch(x);
+    const bj::Tensor y = bj::tanh(x) + x * x;
+    bj::GradientTape outer;
+    outer.watch(x);
+    const auto h = outer.batch_jacobian(*inner.batch_jacobian(y, x), x);
+    REQUIRE(h.has_value());
+    for (std::int64_t e = 0; e < 2; ++e)
+      for (std::int64_t k = 0; k < 2; ++k) {
+        const double t = std::tanh(x.at({e, k}));
+        CHECK(std::abs(h->at({e, k, k, k}) - (2.0 - 2.0 * t * (1.0 - t * t))) < 1e-14);
+      }
+  }
+  SECTION("pow of a long chain: the partial's rule grows the node list") {
+    for (int k = 0; k < 12; ++k) {
+      bj::GradientTape t;
+      t.watch(x);
+      bj::Tensor z = bj::abs(x) + 0.5;
+      for (int i = 0; i < k; ++i) z = z * 1.0001;
+      const auto h = bj::batch_hessian(t, bj::reduce_sum(bj::pow(z, z), {1}), x);
+      REQUIRE(h.has_value());
+    }
+  }
+  SECTION("batch_hessian checks that examples stay apart") {
+    bj::GradientTape t;
+    t.watch(x);
+    const bj::Tensor e = bj::reduce_sum(x * x * x, {1}) + bj::reduce_sum(x);
+    CHECK_THROWS_AS(bj::batch_hessian(t, e, x), bj::ValueError);
+  }
+  SECTION("reduce_prod has no second derivative: a ValueError that says so") {
+    bj::GradientTape t;
+    t.watch(x);
+    CHECK_THROWS_WITH(bj::batch_hessian(t, bj::reduce_prod(x, {1}), x), Catch::Contains("no second derivative"));
+  }
+  SECTION("a Function's gradient is traced once, whatever the batch") {
+    int calls = 0;
+    const bj::Function fn = bj::trace(
+        [&calls](const bj::Tensor& z) {
+          ++calls;
+          return bj::reduce_sum(bj::sin(z) * z * z, {1}, true);
+        },
+        bj::TensorSpec{bj::Shape{-1, 2}, bj::float64});
+    std::mt19937_64 rng(3);
+    (void)fn.batch_hessian(x);
+    const int after_first = calls;
+    for (std::int64_t b : {1, 3, 5, 6, 7, 9, 11}) {
+      const auto h = fn.batch_hessian(check::random_tensor(rng, {b, 2}, -1, 1));
+      REQUIRE(h.has_value());
+    }
+    CHECK(calls == after_first);
+  }
+}

@@ -356,8 +356,18 @@ ValueInfo IndexScatterOp::infer(const Node& n, std::span<const ValueInfo> in) {
   return {n.attrs.source_shape, in[0].dtype};
 }
 
-void IndexScatterOp::batch(const Node& n, BatchQuery&) {
-  fail(n, "appears only in derived programs");
+// A gradient derived as ops (nested tapes, batch_hessian) holds scatters and
+// is differentiated per example again: the scatter of the per-example map,
+// which keeps the examples apart exactly when the map does. The map's rule
+// is asked about the shape it maps from, the one this op scatters into.
+void IndexScatterOp::batch(const Node& n, BatchQuery& q) {
+  const Shape source = n.attrs.source_shape;
+  const std::span<const Shape> mapped = q.in_shapes;
+  q.in_shapes = std::span<const Shape>(&source, 1);
+  IndexMapOp::batch(n, q);
+  q.in_shapes = mapped;
+  q.attrs.source_shape = drop_batch_axis(source);
+  single_batch(n, q);
 }
 
 int IndexScatterOp::jvp(autodiff::JvpContext& c, const Node& n, std::span<const int> t) {

@@ -8,8 +8,10 @@
 // tape, one row per mode); the traced Function's batch_jacobian_into
 // ("batchjac/trace"); the workload as a Ceres-style scalar functor through
 // bj::scalar_function ("scalar/compiled", "scalar/traced", "scalar/automatic",
-// scalar_workloads.cpp); the whole user call ("batchjac/call"). Each row also
-// counts minor page faults per iteration.
+// scalar_workloads.cpp); the whole user call ("batchjac/call"); for W8 and
+// W10, the whole call of bj::batch_hessian on the energy whose Hessian is the
+// Jacobian ("batch_hessian/call", 1 thread). Each row also counts minor page
+// faults per iteration.
 //
 // Names: <workload>/<mode>/t:<threads>, e.g. "W2 f64/batchjac/forward/t:2";
 // sweep points "W2 f64 sweep/b:4096/analytic/t:1" (plot.py reads these).
@@ -99,15 +101,20 @@ std::string verify(const Workload<T>& w, std::span<const T> jac) {
   return "";
 }
 
-// The same for a Jacobian returned as a tensor.
+// The same for a Jacobian returned as a tensor; `sign` * it must be the
+// analytic Jacobian (a Hessian of w.energy: sign = w.hessian_sign).
 template <class T>
-std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac) {
+std::string verify(const Workload<T>& w, const std::optional<bj::Tensor>& jac, double sign = 1) {
   if (!jac) return "batch_jacobian returned nullopt";
   if (jac->shape() != bj::Shape{w.batch, w.m, w.n} || jac->dtype() != dtype_of<T>()) {
     return "wrong result: shape " + jac->shape().to_string() + ", dtype " +
            std::string(bj::dtype_name(jac->dtype()));
   }
-  return verify(w, jac->data<T>());
+  if (sign == 1) return verify(w, jac->data<T>());
+  const std::span<const T> data = jac->data<T>();
+  AlignedVector<T> scaled(data.size());
+  std::transform(data.begin(), data.end(), scaled.begin(), [sign](T v) { return static_cast<T>(sign * v); });
+  return verify(w, std::span<const T>(scaled.data(), scaled.size()));
 }
 
 // A Jacobian written into the caller's memory by into(x, jac): the workload's
@@ -243,6 +250,35 @@ void bm_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions 
     for (auto _ : state) {
       std::optional<bj::Tensor> jac = call(w, options);
       benchmark::DoNotOptimize(jac);
+    }
+    set_faults(state, faults);
+    set_rate(state, w.batch);
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+// The whole call for the Hessians of w.energy (workloads.hpp's
+// hessian_call), timed as bm_call times the Jacobian's: the source, a new
+// tape, the energy recorded, batch_hessian returning a new tensor. The first
+// call is checked against the analytic Jacobian (times w.hessian_sign).
+template <class T>
+void bm_hessian_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options,
+                     Check& check) {
+  try {
+    if (!check.done) {
+      check.error = verify(w, hessian_call(w, options), w.hessian_sign);
+      check.done = true;
+    }
+    if (!check.error.empty()) {
+      state.SkipWithError(check.error.c_str());
+      return;
+    }
+    hessian_call(w, options);  // warm-up: the kept plan, the allocator's pools
+    const long faults = minor_faults();
+    for (auto _ : state) {
+      std::optional<bj::Tensor> hessian = hessian_call(w, options);
+      benchmark::DoNotOptimize(hessian);
     }
     set_faults(state, faults);
     set_rate(state, w.batch);
@@ -433,9 +469,23 @@ void register_all() {
       [w = kinetics_1024, options = options_for(bj::JacobianMode::automatic, 1),
        check = std::make_shared<Check>()](benchmark::State& s) { bm_batchjac(s, *w, options, *check, true); });
 #endif
-  add_workload(make_neohookean(w8::batch), "W8 f64", true, scalar_neohookean);
+  // W8 and W10 are gradients of energies: their Hessians (bj::batch_hessian,
+  // the whole call, 1 thread, default options) are the same numbers as the
+  // Jacobians (W10: negated), timed against the same analytic rows.
+  auto add_hessian = [](const std::shared_ptr<const Workload<double>>& w, const std::string& workload) {
+    add({workload, "batch_hessian/call", 1, workload},
+        [w, options = options_for(bj::JacobianMode::automatic, 1),
+         check = std::make_shared<Check>()](benchmark::State& s) {
+          bm_hessian_call(s, *w, options, *check);
+        });
+  };
+  const auto neohookean = make_neohookean(w8::batch);
+  add_workload(neohookean, "W8 f64", true, scalar_neohookean);
+  add_hessian(neohookean, "W8 f64");
   add_workload(make_layernorm_gelu(w9::batch), "W9 f32", true, scalar_layernorm_gelu);
-  add_workload(make_lj(w10::batch), "W10 f64", true, scalar_lj);
+  const auto lj = make_lj(w10::batch);
+  add_workload(lj, "W10 f64", true, scalar_lj);
+  add_hessian(lj, "W10 f64");
   add_workload(make_rk4(w11::batch), "W11 f64", true, scalar_rk4);
 
   for (int threads : thread_counts()) {

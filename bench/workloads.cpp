@@ -127,6 +127,14 @@ bj::Tensor neohookean_forward(const bj::Tensor& x) {
   return mu * (x - finv_t) + lambda * bj::log(det) * finv_t;
 }
 
+// The strain energy whose gradient is P: W = mu/2 (tr(F^T F) - 3) - mu log J
+// + lambda/2 (log J)^2, J = det F by tf.linalg.det's counterpart: [b].
+bj::Tensor neohookean_energy(const bj::Tensor& x) {
+  using namespace w8;
+  const bj::Tensor log_j = bj::log(bj::linalg::det(bj::reshape(x, {-1, 3, 3})));
+  return (mu / 2) * (bj::reduce_sum(bj::square(x), {1}) - 3.0) - mu * log_j + (lambda / 2) * log_j * log_j;
+}
+
 // ---- W9 layernorm-gelu ------------------------------------------------------------------------
 
 bj::Tensor layernorm_gelu_forward(const bj::Tensor& x, const LayerNormParams<float>& p) {
@@ -154,6 +162,20 @@ bj::Tensor lj_forward(const bj::Tensor& x, const bj::Tensor& pair_mask) {
   const bj::Tensor g = 24.0 * s6 * inv_r2 * (2.0 * s6 - 1.0);  // 24 (2 r^-14 - r^-8)
   const bj::Tensor force = bj::reduce_sum(bj::where(pair_mask, g, bj::zeros({1})) * d, {2});
   return bj::reshape(force, {-1, n});
+}
+
+// The cluster's energy E = sum_{k<l} 4 (r^-12 - r^-6), whose gradient is
+// minus the forces: all pairs as in lj_forward, the pairs k >= l masked by a
+// double where (`upper` [8, 8]: l > k): [b].
+bj::Tensor lj_energy(const bj::Tensor& x, const bj::Tensor& upper) {
+  using namespace w10;
+  const bj::Tensor p = bj::reshape(x, {-1, atoms, 3});
+  const bj::Tensor d = bj::expand_dims(p, 2) - bj::expand_dims(p, 1);  // [b, 8, 8, 3]
+  const bj::Tensor r2 = bj::reduce_sum(bj::square(d), {3});          // [b, 8, 8]
+  const bj::Tensor inv_r2 = bj::reciprocal(bj::where(upper, r2, bj::ones({1})));
+  const bj::Tensor s6 = inv_r2 * inv_r2 * inv_r2;
+  const bj::Tensor pair = 4.0 * (s6 * s6 - s6);
+  return bj::reduce_sum(bj::where(upper, pair, bj::zeros({1})), {1, 2});
 }
 
 // ---- W11 rk4 ----------------------------------------------------------------------------------
@@ -187,6 +209,7 @@ bj::Tensor rk4_forward(const bj::Tensor& x) {
 std::shared_ptr<const Workload<double>> make_neohookean(std::int64_t b) {
   auto w = plain("W8 f64", b, w8::n, w8::m, neohookean_inputs(b), neohookean_jacobian);
   w->forward = neohookean_forward;
+  w->energy = neohookean_energy;  // its Hessian is the Jacobian of P
   return w;
 }
 
@@ -212,6 +235,12 @@ std::shared_ptr<const Workload<double>> make_lj(std::int64_t b) {
   for (int k = 0; k < atoms; ++k) not_self[k * atoms + k] = 0.0;
   const bj::Tensor mask = bj::constant(not_self, {atoms, atoms, 1}, bj::boolean);
   w->forward = [mask](const bj::Tensor& x) { return lj_forward(x, mask); };
+  std::vector<double> upper(atoms * atoms, 0.0);  // [k, l]: l > k
+  for (int k = 0; k < atoms; ++k)
+    for (int l = k + 1; l < atoms; ++l) upper[k * atoms + l] = 1.0;
+  const bj::Tensor pairs = bj::constant(upper, {atoms, atoms}, bj::boolean);
+  w->energy = [pairs](const bj::Tensor& x) { return lj_energy(x, pairs); };
+  w->hessian_sign = -1;  // the Hessian of the energy is minus the forces' Jacobian
   return w;
 }
 

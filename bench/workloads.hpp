@@ -45,6 +45,10 @@ struct Workload {
   std::function<void(const T*, std::int64_t, T*)> jacobian;   // (x, b, J) for a slice
   std::function<bj::Tensor(const bj::Tensor&)> forward;       // x [b, n] -> y [b, m]
   std::int64_t grain = 64;  // slice bounds for split_batch (blocks stream 8-example lines)
+  // W8, W10: a per-example scalar x [b, n] -> [b] whose Hessian is
+  // hessian_sign * the Jacobian (W8's strain energy, W10's potential energy).
+  std::function<bj::Tensor(const bj::Tensor&)> energy;
+  double hessian_sign = 1;
 
   bj::Tensor source() const {
     return make_source(std::span<const T>(x.data(), x.size()), bj::Shape{batch, n});
@@ -67,6 +71,17 @@ std::optional<bj::Tensor> call(const Workload<T>& w, const bj::JacobianOptions& 
   tape.watch(x);
   const bj::Tensor y = w.forward(x);
   return tape.batch_jacobian(y, x, options);
+}
+
+// The same call for the Hessians of w.energy: the source from the user's
+// array, a new tape, the energy recorded, batch_hessian returning a new tensor.
+template <class T>
+std::optional<bj::Tensor> hessian_call(const Workload<T>& w, const bj::JacobianOptions& options) {
+  bj::GradientTape tape;
+  const bj::Tensor x = w.source();
+  tape.watch(x);
+  const bj::Tensor e = w.energy(x);
+  return bj::batch_hessian(tape, e, x, options);
 }
 
 // The workloads, at batch b (WORKLOADS.md's sizes are w1::batch etc.).

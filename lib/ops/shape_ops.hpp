@@ -27,7 +27,8 @@ struct IndexMapOp {
 };
 
 // The transpose of an index map: out (attrs.source_shape) sums in[e] into
-// out[map(e)]. Appears only in derived (VJP) programs.
+// out[map(e)]. Appears in derived (VJP) programs, and in gradients derived
+// as ops (nested tapes, batch_hessian), which are differentiated again.
 struct IndexScatterOp {
   static constexpr Prim id = Prim::index_scatter;
   BATCHJAC_PRIMITIVE_RULES

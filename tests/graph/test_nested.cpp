@@ -500,3 +500,53 @@ TEST_CASE("nested tapes: review cases", "[graph][nested]") {
     CHECK(calls == after_first);
   }
 }
+
+// A gradient derived as ops holds the scatters that transpose index maps
+// (slice_transpose, gather_transpose, ...); batch_hessian and an outer
+// tape differentiate them per example again (their batch-axis rule).
+TEST_CASE("batch_hessian through every index map", "[graph][nested]") {
+  std::mt19937_64 rng(23);
+  const std::vector<std::pair<const char*, Fn>> maps = {
+      {"slice", [](const bj::Tensor& x) { return bj::slice(x, {0, 1}, {-1, 2}); }},
+      {"gather", [](const bj::Tensor& x) { return bj::gather(x, {2, 0, 2}, 1); }},
+      {"transpose", [](const bj::Tensor& x) { return bj::transpose(bj::reshape(x, {-1, 2, 3}), {0, 2, 1}); }},
+      {"pad", [](const bj::Tensor& x) { return bj::pad(x, {{0, 0}, {1, 2}}); }},
+      {"tile", [](const bj::Tensor& x) { return bj::tile(x, {1, 2}); }},
+      {"roll", [](const bj::Tensor& x) { return bj::roll(x, 1, 1); }},
+      {"repeat", [](const bj::Tensor& x) { return bj::repeat(x, {2, 1, 0, 3, 1, 1}, 1); }},
+  };
+  const bj::Tensor x = check::random_tensor(rng, {5, 6}, -1.0, 1.0);
+  for (const auto& [name, map] : maps) {
+    INFO(name);
+    // Not separable: sum(sin(m)) * sum(m^2) over each example's elements.
+    const Fn f = [map = map](const bj::Tensor& z) {
+      const bj::Tensor m = bj::reshape(map(z), {5, -1});
+      return bj::reduce_sum(bj::sin(m), {1}) * bj::reduce_sum(m * m, {1});
+    };
+    const Fn gradient = [&f](const bj::Tensor& z) {
+      bj::GradientTape tape;
+      tape.watch(z);
+      return *tape.gradient(f(z), z);
+    };
+    const std::vector<double> want = central(gradient, x, 1e-5);
+    for (auto mode : kModes) {
+      bj::GradientTape tape;
+      tape.watch(x);
+      const auto h = bj::batch_hessian(tape, f(x), x, with_mode(mode));
+      REQUIRE(h.has_value());
+      REQUIRE(h->shape() == bj::Shape{5, 6, 6});
+      CHECK(relative_error(h->to_vector<double>(), want) < 1e-8);
+    }
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::Tensor g = x;
+    {
+      bj::GradientTape inner;
+      inner.watch(x);
+      g = *inner.gradient(f(x), x);
+    }
+    const auto h = outer.batch_jacobian(g, x);
+    REQUIRE(h.has_value());
+    CHECK(relative_error(h->to_vector<double>(), want) < 1e-8);
+  }
+}

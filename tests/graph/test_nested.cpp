@@ -10,6 +10,7 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <thread>
 #include <vector>
 
 namespace bj = batchjac;
@@ -548,5 +549,28 @@ TEST_CASE("batch_hessian through every index map", "[graph][nested]") {
     const auto h = outer.batch_jacobian(g, x);
     REQUIRE(h.has_value());
     CHECK(relative_error(h->to_vector<double>(), want) < 1e-8);
+  }
+}
+
+TEST_CASE("Function::batch_hessian from many threads at once", "[graph][nested][threads]") {
+  // The first calls race to trace the gradient; every thread gets the numbers
+  // of one thread alone.
+  const bj::Function fn = bj::trace(
+      [](const bj::Tensor& z) { return bj::reduce_sum(bj::exp(z) * bj::sin(z) * z, {1}, true); },
+      bj::TensorSpec{bj::Shape{-1, 3}, bj::float64});
+  std::mt19937_64 rng(29);
+  std::vector<bj::Tensor> inputs;
+  for (int t = 0; t < 4; ++t) inputs.push_back(check::random_tensor(rng, {5 + t, 3}, -1, 1));
+  std::vector<std::vector<double>> got(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] { got[static_cast<std::size_t>(t)] = fn.batch_hessian(inputs[static_cast<std::size_t>(t)])->to_vector<double>(); });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) {
+    bj::GradientTape tape;
+    tape.watch(inputs[static_cast<std::size_t>(t)]);
+    const bj::Tensor& x = inputs[static_cast<std::size_t>(t)];
+    const auto want = bj::batch_hessian(tape, bj::reduce_sum(bj::exp(x) * bj::sin(x) * x, {1}, true), x);
+    CHECK(got[static_cast<std::size_t>(t)] == want->to_vector<double>());
   }
 }

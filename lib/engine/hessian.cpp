@@ -55,6 +55,10 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
   // Examples must not mix (the batch-axis rules run on the per-example slice).
   (void)graph::slice(*tape.state_, target, source, true);
   std::optional<Tensor> result;
+  if (source.shape()[0] == 0) {  // an empty batch: an empty Hessian (as batch_jacobian's)
+    tape.answered();
+    return zeros(out_shape, source.dtype());
+  }
   {
     const engine::PauseTape pause(*tape.state_);
     GradientTape copy(TapeOptions{.persistent = true});
@@ -87,6 +91,10 @@ std::optional<Tensor> batch_hvp(GradientTape& tape, const Tensor& target, const 
   // Examples must not mix (the batch-axis rules run on the per-example slice).
   (void)graph::slice(*tape.state_, target, source, true);
   std::optional<Tensor> result;
+  if (source.shape()[0] == 0) {  // an empty batch
+    tape.answered();
+    return zeros(source.shape(), source.dtype());
+  }
   {
     const engine::PauseTape pause(*tape.state_);
     GradientTape copy(TapeOptions{.persistent = true});

@@ -60,6 +60,21 @@ void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
       }
 }
 
+// Ones shaped `like` (batch first, the source's batch [b, ...]), as ops on
+// the source: a unary_partial of identity (1 wherever its input is) of one
+// element per example, broadcast. Constants when the source has no element.
+Tensor ones_from(const Tensor& source, const Shape& like, DType dtype) {
+  const std::int64_t b = source.shape()[0];
+  if (source.num_elements() == 0 || like.num_elements() == 0) return ones(like, dtype);
+  const Tensor first = slice(reshape(source, Shape{b, -1}), {0, 0}, {-1, 1});  // [b, 1]
+  Tensor one = ops::apply(ops::Prim::unary_partial, ops::op_attrs(ops::math::kIdentity), {first, first});
+  if (one.dtype() != dtype) one = cast(one, dtype);
+  std::vector<std::int64_t> dims(like.size(), 1);
+  dims[0] = b;
+  if (like.size() == 1) return reshape(one, like);
+  return broadcast_to(reshape(one, Shape(dims)), like);
+}
+
 }  // namespace
 
 Tensor symmetric_hessian(const Tensor& h, std::int64_t rank) {
@@ -118,6 +133,18 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
   const std::int64_t m = target.num_elements() / (b > 0 ? b : 1);
   const bool gradient = kind == Derivative::gradient || kind == Derivative::batch_gradient;
   const bool forward = kind == Derivative::directional || (!gradient && n <= m);
+  const Shape out = kind == Derivative::batch_jacobian || kind == Derivative::jacobian
+                        ? concat_shapes(target.shape(), source.shape(), batched ? 1 : 0)
+                    : kind == Derivative::directional ? target.shape()
+                                                      : source.shape();
+  if (out.num_elements() == 0) {  // no passes: an empty result, still computed from the source
+    // (With no example at all, per-example shapes cannot be joined: the
+    // outer tape sees no connection there.)
+    if (source.rank() == 0 || source.shape()[0] == 0) return std::nullopt;
+    const std::int64_t rows = source.shape()[0];
+    const Tensor none = slice(reshape(source, Shape{rows, source.num_elements() / rows}), {0, 0}, {-1, 0});
+    return reshape(none, out);
+  }
   graph::LinearProgram lin = forward ? jvp : autodiff::transpose(program, jvp);
   autodiff::prune(program, lin);
 
@@ -131,22 +158,22 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
     return one.get(lin.output);
   };
   if (kind == Derivative::directional) return pass(*direction);
-  // Seeds are made from the seeded side by ops where that side keeps its
-  // examples apart (ones where it is, times a one-hot of one example's
-  // shape), so no constant has the batch's size: a traced derivative stays
-  // independent of the batch. An unbatched target (a sum over examples) is
-  // seeded by constants instead, which an outer batch_jacobian accepts.
+  // Seeds: ones shaped like the seeded side, times a one-hot of one
+  // example's shape. Per example they are made from the source by ops, so no
+  // constant has the batch's size (a traced derivative stays independent of
+  // the batch), and no pass computes the target for them. An unbatched
+  // target (a sum over examples) is seeded by constants, which an outer
+  // batch_jacobian accepts.
   const Tensor& side = forward ? source : target;
-  const Tensor all = forward || batched
-                         ? ops::apply(ops::Prim::unary_partial, ops::op_attrs(ops::math::kIdentity), {side, side})
-                         : ones(side.shape(), side.dtype());
+  const Tensor all = batched   ? ones_from(source, side.shape(), side.dtype())
+                   : forward ? ops::apply(ops::Prim::unary_partial, ops::op_attrs(ops::math::kIdentity), {side, side})
+                             : ones(side.shape(), side.dtype());
   if (gradient) return pass(all);  // of the sum, or of each example's
 
   // One pass per element of the smaller side, joined: forward passes give
   // the columns [b?, y...], stacked on a last axis; reverse passes the rows
   // [b?, x...], stacked after the batch axis. Neither moves an axis an
   // outer batch_jacobian keeps per example.
-  const Shape out = concat_shapes(target.shape(), source.shape(), batched ? 1 : 0);
   const std::int64_t passes = forward ? n : m;
   if (passes == 1) return reshape(pass(all), out);
   const Shape one_example = batched ? ops::drop_batch_axis(side.shape()) : side.shape();
@@ -171,7 +198,7 @@ std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor
 
 void record_derivative(detail::TapeState& tape, const Tensor& target, const Tensor& source,
                        Derivative kind, const Tensor& result) {
-  if (result.num_elements() == 0 || !graph::others_record(tape)) return;
+  if (!graph::others_record(tape)) return;
   const PauseTape pause(tape);
   const std::optional<Tensor> ops = derivative_ops(tape, target, source, kind);
   if (!ops) return;  // constant, or no tape sees it: an outer tape sees no connection

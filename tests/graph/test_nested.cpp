@@ -574,3 +574,30 @@ TEST_CASE("Function::batch_hessian from many threads at once", "[graph][nested][
     CHECK(got[static_cast<std::size_t>(t)] == want->to_vector<double>());
   }
 }
+
+TEST_CASE("second derivatives of empty batches and empty examples", "[graph][nested]") {
+  for (const bj::Shape& shape : {bj::Shape{0, 3}, bj::Shape{2, 0}}) {
+    INFO(shape.to_string());
+    const bj::Tensor x = bj::zeros(shape);
+    bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+    tape.watch(x);
+    const bj::Tensor e = bj::reduce_sum(bj::exp(x) * x, {1});
+    const auto h = bj::batch_hessian(tape, e, x);
+    REQUIRE(h.has_value());
+    CHECK(h->shape() == bj::Shape{shape[0], shape[1], shape[1]});
+    const auto hv = bj::batch_hvp(tape, e, x, x);
+    REQUIRE(hv.has_value());
+    CHECK(hv->shape() == shape);
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    const auto j = inner.batch_jacobian(bj::exp(x) * x, x);
+    REQUIRE(j.has_value());
+    const auto nested = outer.batch_jacobian(*j, x);
+    // Examples of no element are connected (an empty result); with no
+    // example at all the outer tape sees no connection (README).
+    CHECK(nested.has_value() == (shape[0] > 0));
+    if (nested) CHECK(nested->shape() == bj::Shape{2, 0, 0, 0});
+  }
+}

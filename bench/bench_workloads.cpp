@@ -232,53 +232,26 @@ void bm_batchjac(benchmark::State& state, const Workload<T>& w, bj::JacobianOpti
 // function recorded, batch_jacobian returning a new tensor, dropped at the end
 // of the iteration. Default options but max_threads, which sets the row's
 // thread count as in the engine rows. The first call is checked against the
-// analytic Jacobian; each run starts with one untimed call.
-template <class T>
-void bm_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options,
-             Check& check) {
+// analytic Jacobian (times `sign`); each run starts with one untimed call.
+// With hessian_call, the call for the Hessians of w.energy: a new tape, the
+// energy recorded, batch_hessian returning a new tensor.
+template <class T, class Call>
+void bm_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options, Check& check,
+             Call make, double sign = 1) {
   try {
     if (!check.done) {
-      check.error = verify(w, call(w, options));
+      check.error = verify(w, make(w, options), sign);
       check.done = true;
     }
     if (!check.error.empty()) {
       state.SkipWithError(check.error.c_str());
       return;
     }
-    call(w, options);  // warm-up: the kept plan, the allocator's pools
+    make(w, options);  // warm-up: the kept plan, the allocator's pools
     const long faults = minor_faults();
     for (auto _ : state) {
-      std::optional<bj::Tensor> jac = call(w, options);
-      benchmark::DoNotOptimize(jac);
-    }
-    set_faults(state, faults);
-    set_rate(state, w.batch);
-  } catch (const std::exception& e) {
-    state.SkipWithError(e.what());
-  }
-}
-
-// The whole call for the Hessians of w.energy (workloads.hpp's
-// hessian_call), timed as bm_call times the Jacobian's: the source, a new
-// tape, the energy recorded, batch_hessian returning a new tensor. The first
-// call is checked against the analytic Jacobian (times w.hessian_sign).
-template <class T>
-void bm_hessian_call(benchmark::State& state, const Workload<T>& w, bj::JacobianOptions options,
-                     Check& check) {
-  try {
-    if (!check.done) {
-      check.error = verify(w, hessian_call(w, options), w.hessian_sign);
-      check.done = true;
-    }
-    if (!check.error.empty()) {
-      state.SkipWithError(check.error.c_str());
-      return;
-    }
-    hessian_call(w, options);  // warm-up: the kept plan, the allocator's pools
-    const long faults = minor_faults();
-    for (auto _ : state) {
-      std::optional<bj::Tensor> hessian = hessian_call(w, options);
-      benchmark::DoNotOptimize(hessian);
+      std::optional<bj::Tensor> result = make(w, options);
+      benchmark::DoNotOptimize(result);
     }
     set_faults(state, faults);
     set_rate(state, w.batch);
@@ -442,7 +415,7 @@ void add_workload(std::shared_ptr<const Workload<T>> w, const std::string& workl
     add({workload, "batchjac/call", threads, workload},
         [w, options = options_for(bj::JacobianMode::automatic, threads),
          check = std::make_shared<Check>()](benchmark::State& s) {
-          bm_call(s, *w, options, *check);
+          bm_call(s, *w, options, *check, call<T>);
         });
     if (threads == 1)  // recording runs on the caller's thread
       add({workload, "batchjac/record", threads, workload},
@@ -476,7 +449,7 @@ void register_all() {
     add({workload, "batch_hessian/call", 1, workload},
         [w, options = options_for(bj::JacobianMode::automatic, 1),
          check = std::make_shared<Check>()](benchmark::State& s) {
-          bm_hessian_call(s, *w, options, *check);
+          bm_call(s, *w, options, *check, hessian_call<double>, w->hessian_sign);
         });
   };
   const auto neohookean = make_neohookean(w8::batch);

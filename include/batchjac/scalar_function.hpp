@@ -407,14 +407,6 @@ Dual<T, D, A, G> atan2(const Dual<T, D, A, G>& y, const Dual<T, D, A, G>& x) {
   const B inv = B(T(1)) / xsimd::fma(x.v, x.v, y.v * y.v);
   return Dual<T, D, A, G>::chain2(xsimd::atan2(y.v, x.v), y, x.v * inv, x, -y.v * inv);
 }
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> atan2(const Dual<T, D, A, G>& y, double x) {
-  return atan2(y, Dual<T, D, A, G>(x));
-}
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> atan2(double y, const Dual<T, D, A, G>& x) {
-  return atan2(Dual<T, D, A, G>(y), x);
-}
 // The larger (smaller) operand, as bj::maximum (bj::minimum): at a tie the
 // derivative is a's (TF), a NaN operand gives NaN with no derivative.
 template <class T, int D, class A, bool G>
@@ -427,22 +419,21 @@ Dual<T, D, A, G> fmin(const Dual<T, D, A, G>& a, const Dual<T, D, A, G>& b) {
   const auto take_a = a.v <= b.v, take_b = a.v > b.v;
   return Dual<T, D, A, G>::pick(xsimd::select(take_a || xsimd::isnan(a.v), a.v, b.v), take_a, a, take_b, b);
 }
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> fmax(const Dual<T, D, A, G>& a, double b) {
-  return fmax(a, Dual<T, D, A, G>(b));
-}
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> fmax(double a, const Dual<T, D, A, G>& b) {
-  return fmax(Dual<T, D, A, G>(a), b);
-}
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> fmin(const Dual<T, D, A, G>& a, double b) {
-  return fmin(a, Dual<T, D, A, G>(b));
-}
-template <class T, int D, class A, bool G>
-Dual<T, D, A, G> fmin(double a, const Dual<T, D, A, G>& b) {
-  return fmin(Dual<T, D, A, G>(a), b);
-}
+// atan2, fmax and fmin with a plain number on either side: the number as a
+// constant Dual.
+#define BATCHJAC_DUAL_WITH_NUMBER(fn)                                \
+  template <class T, int D, class A, bool G>                         \
+  Dual<T, D, A, G> fn(const Dual<T, D, A, G>& a, double b) {         \
+    return fn(a, Dual<T, D, A, G>(b));                               \
+  }                                                                  \
+  template <class T, int D, class A, bool G>                         \
+  Dual<T, D, A, G> fn(double a, const Dual<T, D, A, G>& b) {         \
+    return fn(Dual<T, D, A, G>(a), b);                               \
+  }
+BATCHJAC_DUAL_WITH_NUMBER(atan2)
+BATCHJAC_DUAL_WITH_NUMBER(fmax)
+BATCHJAC_DUAL_WITH_NUMBER(fmin)
+#undef BATCHJAC_DUAL_WITH_NUMBER
 
 // ============================================================================
 // TracedScalar: the traced path's number, one per-example scalar of the

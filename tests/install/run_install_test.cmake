@@ -9,44 +9,21 @@
 # generator (read from its CMakeCache.txt), so sanitizer builds link.
 cmake_minimum_required(VERSION 3.25)
 
-if(NOT BINARY_DIR OR NOT EXISTS "${BINARY_DIR}/CMakeCache.txt")
-  message(FATAL_ERROR "run_install_test: BINARY_DIR must be a configured and built batchjac "
-                      "build tree, got '${BINARY_DIR}'")
-endif()
-if(NOT SOURCE_DIR)
-  set(SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}")
-endif()
-
+set(test run_install_test)
 # The main build's settings that the consumer must share.
 set(forwarded CMAKE_GENERATOR CMAKE_CXX_COMPILER CMAKE_BUILD_TYPE CMAKE_CXX_FLAGS
               CMAKE_EXE_LINKER_FLAGS)
-file(STRINGS "${BINARY_DIR}/CMakeCache.txt" cache_lines REGEX "^[A-Za-z_]+(:[A-Z]+)?=")
-foreach(line IN LISTS cache_lines)
-  if(line MATCHES "^([A-Za-z_]+)(:[A-Z]+)?=(.*)$" AND CMAKE_MATCH_1 IN_LIST forwarded)
-    set(cache_${CMAKE_MATCH_1} "${CMAKE_MATCH_3}")
-  endif()
-endforeach()
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
+if(NOT SOURCE_DIR)
+  set(SOURCE_DIR "${CMAKE_CURRENT_LIST_DIR}")
+endif()
 if(NOT CONFIG)
   set(CONFIG "${cache_CMAKE_BUILD_TYPE}")
 endif()
-set(config_args)
-if(CONFIG)
-  set(config_args --config "${CONFIG}")
-endif()
 
 set(work "${BINARY_DIR}/install-test")
-set(prefix "${work}/prefix")
 set(build "${work}/build")
-file(REMOVE_RECURSE "${work}")
-
-function(run step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc COMMAND_ECHO STDOUT)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "run_install_test: ${step} failed (${rc})")
-  endif()
-endfunction()
-
-run(install "${CMAKE_COMMAND}" --install "${BINARY_DIR}" --prefix "${prefix}" ${config_args})
+install_into("${work}")
 
 run(configure "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" -B "${build}"
     -G "${cache_CMAKE_GENERATOR}"

@@ -8,37 +8,15 @@
 # The compiler and its flags (sanitizers) come from the build tree's cache.
 cmake_minimum_required(VERSION 3.25)
 
-if(NOT BINARY_DIR OR NOT EXISTS "${BINARY_DIR}/CMakeCache.txt")
-  message(FATAL_ERROR "run_pkg_config_test: BINARY_DIR must be a built batchjac build tree")
-endif()
+set(test run_pkg_config_test)
+set(forwarded CMAKE_CXX_COMPILER CMAKE_CXX_FLAGS CMAKE_EXE_LINKER_FLAGS)
+include("${CMAKE_CURRENT_LIST_DIR}/common.cmake")
 if(NOT PKG_CONFIG)
   message(FATAL_ERROR "run_pkg_config_test: PKG_CONFIG must name the pkg-config program")
 endif()
 
-set(forwarded CMAKE_CXX_COMPILER CMAKE_CXX_FLAGS CMAKE_EXE_LINKER_FLAGS)
-file(STRINGS "${BINARY_DIR}/CMakeCache.txt" cache_lines REGEX "^[A-Za-z_]+(:[A-Z]+)?=")
-foreach(line IN LISTS cache_lines)
-  if(line MATCHES "^([A-Za-z_]+)(:[A-Z]+)?=(.*)$" AND CMAKE_MATCH_1 IN_LIST forwarded)
-    set(cache_${CMAKE_MATCH_1} "${CMAKE_MATCH_3}")
-  endif()
-endforeach()
-set(config_args)
-if(CONFIG)
-  set(config_args --config "${CONFIG}")
-endif()
-
 set(work "${BINARY_DIR}/pkg-config-test")
-set(prefix "${work}/prefix")
-file(REMOVE_RECURSE "${work}")
-
-function(run step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc COMMAND_ECHO STDOUT)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "run_pkg_config_test: ${step} failed (${rc})")
-  endif()
-endfunction()
-
-run(install "${CMAKE_COMMAND}" --install "${BINARY_DIR}" --prefix "${prefix}" ${config_args})
+install_into("${work}")
 
 # Only the scratch prefix's batchjac.pc (the system's .pc files stay visible
 # for tbb). GNUInstallDirs may pick lib or lib64.

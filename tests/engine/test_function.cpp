@@ -47,17 +47,9 @@ TapeResult on_tape(const std::function<bj::Tensor(const bj::Tensor&)>& f, const 
 }
 
 std::vector<bj::JacobianOptions> option_grid() {
-  std::vector<bj::JacobianOptions> all;
-  for (auto mode : {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse})
-    for (std::optional<int> pi : {std::optional<int>{}, std::optional<int>{2}})
-      for (bool pfor : {true, false}) {
-        bj::JacobianOptions o;
-        o.mode = mode;
-        o.parallel_iterations = pi;
-        o.experimental_use_pfor = pfor;
-        all.push_back(o);
-      }
-  return all;
+  return check::options({.modes = {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse},
+                         .parallel_iterations = {std::nullopt, 2},
+                         .pfor = {true, false}});
 }
 
 template <class T>

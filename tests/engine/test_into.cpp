@@ -298,23 +298,14 @@ void check_value_and_into(std::int64_t b, const bj::JacobianOptions& o) {
 
 TEST_CASE("value_and_batch_jacobian_into: every option, the reads' bits", "[engine][into][value]") {
   for (std::int64_t b : {0, 1, 9, 40}) {
-    for (auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse, bj::JacobianMode::automatic}) {
-      for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1},
-                                             std::optional<std::int64_t>{4}}) {
-        for (std::optional<int> threads : {std::optional<int>{1}, std::optional<int>{2}}) {
-          for (bool pfor : {true, false}) {
-            INFO("batch " << b << ", mode " << static_cast<int>(mode) << ", parallel_iterations "
-                          << pi.value_or(0) << ", threads " << threads.value_or(0) << ", pfor " << pfor);
-            bj::JacobianOptions o;
-            o.mode = mode;
-            o.parallel_iterations = pi;
-            o.max_threads = threads;
-            o.experimental_use_pfor = pfor;
-            check_value_and_into<double>(b, o);
-            check_value_and_into<float>(b, o);
-          }
-        }
-      }
+    for (const bj::JacobianOptions& o :
+         check::options({.modes = {bj::JacobianMode::forward, bj::JacobianMode::reverse, bj::JacobianMode::automatic},
+                         .parallel_iterations = {std::nullopt, 1, 4},
+                         .pfor = {true, false},
+                         .max_threads = {1, 2}})) {
+      INFO("batch " << b << ", " << check::describe(o));
+      check_value_and_into<double>(b, o);
+      check_value_and_into<float>(b, o);
     }
   }
 }

@@ -47,29 +47,13 @@ bj::Tensor wide_mlp(const bj::Tensor& x) {
   return bj::matmul(bj::tanh(bj::matmul(x, w1, false, true) + c1), w2, false, true);
 }
 
-std::string describe(const bj::JacobianOptions& o) {
-  std::ostringstream os;
-  os << "mode " << static_cast<int>(o.mode) << ", pfor " << o.experimental_use_pfor
-     << ", parallel_iterations "
-     << (o.parallel_iterations ? std::to_string(*o.parallel_iterations) : "unset")
-     << ", max_threads " << (o.max_threads ? std::to_string(*o.max_threads) : "unset");
-  return os.str();
-}
+using check::describe;
 
 std::vector<bj::JacobianOptions> every_combination(bj::JacobianMode mode) {
-  std::vector<bj::JacobianOptions> all;
-  for (bool pfor : {true, false})
-    for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1},
-                                           std::optional<std::int64_t>{2}, std::optional<std::int64_t>{3}})
-      for (std::optional<int> threads : {std::optional<int>{}, std::optional<int>{1}, std::optional<int>{2}}) {
-        bj::JacobianOptions o;
-        o.mode = mode;
-        o.experimental_use_pfor = pfor;
-        o.parallel_iterations = pi;
-        o.max_threads = threads;
-        all.push_back(o);
-      }
-  return all;
+  return check::options({.modes = {mode},
+                         .parallel_iterations = {std::nullopt, 1, 2, 3},
+                         .pfor = {true, false},
+                         .max_threads = {std::nullopt, 1, 2}});
 }
 
 void check_all_options_bitwise(bj::DType dtype, std::int64_t b,

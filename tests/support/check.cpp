@@ -445,4 +445,28 @@ void check_case(const Case& c) {
   }
 }
 
+std::vector<bj::JacobianOptions> options(const OptionGrid& grid) {
+  std::vector<bj::JacobianOptions> all;
+  for (bj::JacobianMode mode : grid.modes)
+    for (bool pfor : grid.pfor)
+      for (const auto& pi : grid.parallel_iterations)
+        for (const auto& threads : grid.max_threads) {
+          bj::JacobianOptions o;
+          o.mode = mode;
+          o.experimental_use_pfor = pfor;
+          o.parallel_iterations = pi;
+          o.max_threads = threads;
+          all.push_back(o);
+        }
+  return all;
+}
+
+std::string describe(const bj::JacobianOptions& o) {
+  std::ostringstream os;
+  os << "mode " << static_cast<int>(o.mode) << ", pfor " << o.experimental_use_pfor
+     << ", parallel_iterations " << (o.parallel_iterations ? std::to_string(*o.parallel_iterations) : "unset")
+     << ", max_threads " << (o.max_threads ? std::to_string(*o.max_threads) : "unset");
+  return os.str();
+}
+
 }  // namespace check

@@ -129,6 +129,18 @@ inline bj::JacobianOptions with_mode(bj::JacobianMode mode) {
   return o;
 }
 
+// The options of a sweep: every combination of these values (defaults:
+// one value each, the default option).
+struct OptionGrid {
+  std::vector<bj::JacobianMode> modes{bj::JacobianMode::automatic};
+  std::vector<std::optional<std::int64_t>> parallel_iterations{std::nullopt};
+  std::vector<bool> pfor{true};
+  std::vector<std::optional<int>> max_threads{std::nullopt};
+};
+std::vector<bj::JacobianOptions> options(const OptionGrid& grid);
+// "mode 1, pfor 1, parallel_iterations 2, max_threads unset", for INFO.
+std::string describe(const bj::JacobianOptions& o);
+
 // One CHECK: |got - want| <= rtol * |want| + atol everywhere (NaN equals
 // only NaN); on failure reports the count and the worst element.
 void check_close(std::span<const double> got, std::span<const double> want, double rtol,

@@ -5,6 +5,7 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 namespace batchjac::engine {
@@ -12,7 +13,8 @@ namespace batchjac::engine {
 namespace {
 
 namespace m = ops::math;
-using m::kNegative, m::kIdentity, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kAxpy, m::kLincomb;
+using m::kNegative, m::kIdentity, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kAxpy, m::kLincomb,
+    m::kSelectFirst, m::kSelectSecond;
 
 // Direction `dir` of an element lives in `slot`.
 struct Col {
@@ -281,8 +283,20 @@ class Compiler {
         add(s.in[0], at(0, e), s.in[1], at(1, e), 1.0);
         add(s.in[2], at(2, e), s.in[3], at(3, e), 1.0);
       };
+    } else if (fn == t.binary[kSelectFirst] || fn == t.binary[kSelectSecond]) {
+      // c ? b : 0 (or c ? 0 : b) under a fixed mask (a shared constant c, as
+      // the pairs k != l of a pair array): the mask is structure, a kept
+      // element is its input, a dropped one a structural zero. A per-example
+      // condition keeps the dense steps.
+      if (!lin({1}) || !shared(s.in[0])) return false;
+      for (std::int64_t e = 0; e < ew.n_elem; ++e)  // a NaN condition: the kernels' compare decides
+        if (std::isnan(constant(s.in[0], at(0, e)))) return false;
+      const bool first = fn == t.binary[kSelectFirst];
+      body = [&, first](std::int64_t e) {
+        if ((constant(s.in[0], at(0, e)) != 0.0) == first) add(s.in[1], at(1, e), -1, 0, 1.0);
+      };
     } else {
-      return false;  // selects and everything nonlinear: the dense engine
+      return false;  // selects on per-example conditions and everything nonlinear: the dense engine
     }
     auto& out = cols_[s.out];
     out.assign(static_cast<std::size_t>(ew.n_elem), {});

@@ -95,9 +95,21 @@ class Compiler {
   }
 
  private:
-  bool linear(int v) const { return program_.values[v].kind == graph::ValueKind::linear; }
+  // (Ids past the program's values are reciprocals: per-example, not linear.)
+  bool linear(int v) const {
+    return v < n_values() && program_.values[v].kind == graph::ValueKind::linear;
+  }
   bool shared(int v) const {
-    return program_.values[v].kind == graph::ValueKind::constant && !program_.values[v].varying;
+    return v < n_values() && program_.values[v].kind == graph::ValueKind::constant &&
+           !program_.values[v].varying;
+  }
+  int n_values() const { return static_cast<int>(program_.values.size()); }
+  // The id of 1 / v (see SparseProgram::reciprocals).
+  int reciprocal(int v) {
+    const auto it = std::find(out_.reciprocals.begin(), out_.reciprocals.end(), v);
+    if (it != out_.reciprocals.end()) return n_values() + static_cast<int>(it - out_.reciprocals.begin());
+    out_.reciprocals.push_back(v);
+    return n_values() + static_cast<int>(out_.reciprocals.size()) - 1;
   }
   double constant(int v, std::int64_t e) {
     std::vector<double>& values = constants_[v];
@@ -146,6 +158,7 @@ class Compiler {
     }
     SparseProgram live;
     live.n_slots = out_.n_slots;
+    live.reciprocals = std::move(out_.reciprocals);
     for (std::size_t i = 0; i < out_.ops.size(); ++i) {
       if (!keep[i]) continue;
       SymOp op = out_.ops[i];
@@ -269,8 +282,13 @@ class Compiler {
       if (!lin({l}) || linear(s.in[1 - l])) return false;
       body = [&, l](std::int64_t e) { add(s.in[l], at(l, e), s.in[1 - l], at(1 - l, e), 1.0); };
     } else if (fn == t.binary[kDivide]) {
-      if (!lin({0}) || !shared(s.in[1])) return false;
-      body = [&](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, 1.0 / constant(s.in[1], at(1, e))); };
+      if (!lin({0}) || linear(s.in[1])) return false;
+      if (shared(s.in[1])) {
+        body = [&](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, 1.0 / constant(s.in[1], at(1, e))); };
+      } else {  // by a per-example value: times its reciprocal, a coefficient
+        const int r = reciprocal(s.in[1]);
+        body = [&, r](std::int64_t e) { add(s.in[0], at(0, e), r, at(1, e), 1.0); };
+      }
     } else if (fn == t.ternary[kAxpy]) {  // x c + z
       if (!lin({0, 2}) || linear(s.in[1])) return false;
       body = [&](std::int64_t e) {

@@ -436,20 +436,42 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     // Its offsets are 32-bit: every value, slot and entry of a block must fit.
     std::int64_t elements = sparse->n_slots + p.n_dirs * p.answer_elems;
     for (const auto& info : infos) elements += info.shape.num_elements();
+    for (const int v : sparse->reciprocals) elements += infos[v].shape.num_elements();
     if (elements * p.lanes >= (std::int64_t{1} << 31)) sparse.reset();
   }
   p.cost = primal_cost;
   if (!sparse) p.cost += steps_cost(p.linear_steps) * double(p.n_dirs);
-  else p.cost += kSparseTermCost * double(sparse->ops.size() + sparse->terms.size());
+  else {
+    p.cost += kSparseTermCost * double(sparse->ops.size() + sparse->terms.size());
+    for (const int v : sparse->reciprocals) p.cost += 2.0 * double(infos[v].shape.num_elements());
+  }
   if (!(p.cost < cost_to_beat)) return std::nullopt;
   if (sparse) {
     p.sparse = true;
     p.invariant_steps.clear();
     p.linear_steps.clear();
+    // The reciprocals its terms read, after the primal steps: value ids from
+    // n_values on (engine/sparse.hpp).
+    std::vector<char> read(sparse->reciprocals.size(), 0);
+    for (const SymTerm& t : sparse->terms)
+      for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
+        if (v >= static_cast<int>(n_values)) read[v - n_values] = 1;
+    for (std::size_t k = 0; k < sparse->reciprocals.size(); ++k) {
+      const int from = sparse->reciprocals[k];
+      infos.push_back(infos[from]);
+      p.varying.push_back(p.varying[from]);
+    }
+    ops::Lowering<T> extra(*p.table, infos, p.varying, p.primal_steps, p.maps);
+    for (std::size_t k = 0; k < sparse->reciprocals.size(); ++k)
+      if (read[k])
+        extra.elementwise(p.table->unary[ops::math::kReciprocal], static_cast<int>(n_values + k),
+                          {sparse->reciprocals[k]});
   }
+  // Values of the program, and the sparse form's reciprocals after them.
+  const std::size_t n_all = infos.size();
 
   // Values the steps touch.
-  std::vector<char> used(n_values, 0);
+  std::vector<char> used(n_all, 0);
   if (!value_only) used[p.seed] = used[p.answer] = p.sparse ? 0 : 1;
   if (p.value >= 0) used[p.value] = 1;
   for (const auto* steps : {&p.primal_steps, &p.invariant_steps, &p.linear_steps})
@@ -466,14 +488,14 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   // Linear values made per block share memory by liveness, in units of
   // elements per direction (buffers scale with D). Seed and hoisted values
   // keep their own.
-  std::vector<std::int64_t> slot(n_values, -1);  // pool offset per direction, block values
+  std::vector<std::int64_t> slot(n_all, -1);  // pool offset per direction, block values
   const std::int64_t pool = share_by_liveness<T>(
       p.linear_steps, infos, p.answer,
-      [&](int v) { return program.values[v].kind == graph::ValueKind::linear; }, slot);
+      [&](int v) { return v < int(n_values) && program.values[v].kind == graph::ValueKind::linear; }, slot);
   // Likewise computed primal values; those the linear steps read (the
   // coefficients) live to the end.
-  std::vector<std::int64_t> primal_slot(n_values, -1);
-  std::vector<char> coefficient(n_values, 0);
+  std::vector<std::int64_t> primal_slot(n_all, -1);
+  std::vector<char> coefficient(n_all, 0);
   for (const auto* steps : {&p.invariant_steps, &p.linear_steps})
     for (const auto& s : *steps)
       for (int i = 0; i < s.n_in; ++i) coefficient[s.in[i]] = 1;
@@ -483,7 +505,9 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
         if (v >= 0) coefficient[v] = 1;
   const std::int64_t primal_pool = share_by_liveness<T>(
       p.primal_steps, infos, p.value,  // the value, if kept, lives to the end
-      [&](int v) { return program.values[v].kind == graph::ValueKind::primal && !coefficient[v]; },
+      [&](int v) {
+        return v < int(n_values) && program.values[v].kind == graph::ValueKind::primal && !coefficient[v];
+      },
       primal_slot);
   std::int64_t fixed_elems = 0;  // seed and hoisted linear values, per direction
   for (std::size_t v = 0; v < n_values; ++v)
@@ -498,9 +522,9 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   if (p.sparse) dirs = std::max<std::int64_t>(p.n_dirs, 1);  // all at once: no dense buffers
   p.max_dirs = dirs;
 
-  p.offset.assign(n_values, -1);
-  p.dir_stride.assign(n_values, 0);
-  p.shared_ptr.assign(n_values, nullptr);
+  p.offset.assign(n_all, -1);
+  p.dir_stride.assign(n_all, 0);
+  p.shared_ptr.assign(n_all, nullptr);
   std::int64_t at = 0;
   auto place = [&](std::size_t v, std::int64_t elems) {
     p.offset[v] = at;
@@ -533,6 +557,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
         p.loads.push_back({static_cast<int>(v), val.constant, program.constants[val.constant].dtype(), e});
     }
   }
+  for (std::size_t v = n_values; v < n_all; ++v)  // reciprocals: coefficients, live to the end
+    if (used[v]) place(v, infos[v].shape.num_elements() * p.lanes);
   if (p.sparse) at = place_sparse(p, *sparse, at);
   // A scaled matmul whose A is the same in every lane (a hoisted tangent,
   // e.g. W1's columns in an MLP's forward mode) reads A as scalars: each
@@ -584,7 +610,9 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
       for (const auto& st : steps) {
         std::fprintf(stderr, "  kind %d out %d [%lld elems%s] in", static_cast<int>(st.kind), st.out,
                      static_cast<long long>(infos[st.out].shape.num_elements()),
-                     program.values[st.out].kind == graph::ValueKind::linear ? ", linear" : "");
+                     st.out < int(n_values) && program.values[st.out].kind == graph::ValueKind::linear
+                         ? ", linear"
+                         : "");
         for (int i = 0; i < st.n_in; ++i) std::fprintf(stderr, " %d", st.in[i]);
         std::fprintf(stderr, "\n");
       }

@@ -5,6 +5,7 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 
 namespace batchjac::engine {
@@ -12,7 +13,8 @@ namespace batchjac::engine {
 namespace {
 
 namespace m = ops::math;
-using m::kNegative, m::kIdentity, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kAxpy, m::kLincomb;
+using m::kNegative, m::kIdentity, m::kAdd, m::kSubtract, m::kMultiply, m::kDivide, m::kAxpy, m::kLincomb,
+    m::kSelectFirst, m::kSelectSecond;
 
 // Direction `dir` of an element lives in `slot`.
 struct Col {
@@ -93,9 +95,21 @@ class Compiler {
   }
 
  private:
-  bool linear(int v) const { return program_.values[v].kind == graph::ValueKind::linear; }
+  // (Ids past the program's values are reciprocals: per-example, not linear.)
+  bool linear(int v) const {
+    return v < n_values() && program_.values[v].kind == graph::ValueKind::linear;
+  }
   bool shared(int v) const {
-    return program_.values[v].kind == graph::ValueKind::constant && !program_.values[v].varying;
+    return v < n_values() && program_.values[v].kind == graph::ValueKind::constant &&
+           !program_.values[v].varying;
+  }
+  int n_values() const { return static_cast<int>(program_.values.size()); }
+  // The id of 1 / v (see SparseProgram::reciprocals).
+  int reciprocal(int v) {
+    const auto it = std::find(out_.reciprocals.begin(), out_.reciprocals.end(), v);
+    if (it != out_.reciprocals.end()) return n_values() + static_cast<int>(it - out_.reciprocals.begin());
+    out_.reciprocals.push_back(v);
+    return n_values() + static_cast<int>(out_.reciprocals.size()) - 1;
   }
   double constant(int v, std::int64_t e) {
     std::vector<double>& values = constants_[v];
@@ -144,6 +158,7 @@ class Compiler {
     }
     SparseProgram live;
     live.n_slots = out_.n_slots;
+    live.reciprocals = std::move(out_.reciprocals);
     for (std::size_t i = 0; i < out_.ops.size(); ++i) {
       if (!keep[i]) continue;
       SymOp op = out_.ops[i];
@@ -267,8 +282,13 @@ class Compiler {
       if (!lin({l}) || linear(s.in[1 - l])) return false;
       body = [&, l](std::int64_t e) { add(s.in[l], at(l, e), s.in[1 - l], at(1 - l, e), 1.0); };
     } else if (fn == t.binary[kDivide]) {
-      if (!lin({0}) || !shared(s.in[1])) return false;
-      body = [&](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, 1.0 / constant(s.in[1], at(1, e))); };
+      if (!lin({0}) || linear(s.in[1])) return false;
+      if (shared(s.in[1])) {
+        body = [&](std::int64_t e) { add(s.in[0], at(0, e), -1, 0, 1.0 / constant(s.in[1], at(1, e))); };
+      } else {  // by a per-example value: times its reciprocal, a coefficient
+        const int r = reciprocal(s.in[1]);
+        body = [&, r](std::int64_t e) { add(s.in[0], at(0, e), r, at(1, e), 1.0); };
+      }
     } else if (fn == t.ternary[kAxpy]) {  // x c + z
       if (!lin({0, 2}) || linear(s.in[1])) return false;
       body = [&](std::int64_t e) {
@@ -281,8 +301,20 @@ class Compiler {
         add(s.in[0], at(0, e), s.in[1], at(1, e), 1.0);
         add(s.in[2], at(2, e), s.in[3], at(3, e), 1.0);
       };
+    } else if (fn == t.binary[kSelectFirst] || fn == t.binary[kSelectSecond]) {
+      // c ? b : 0 (or c ? 0 : b) under a fixed mask (a shared constant c, as
+      // the pairs k != l of a pair array): the mask is structure, a kept
+      // element is its input, a dropped one a structural zero. A per-example
+      // condition keeps the dense steps.
+      if (!lin({1}) || !shared(s.in[0])) return false;
+      for (std::int64_t e = 0; e < ew.n_elem; ++e)  // a NaN condition: the kernels' compare decides
+        if (std::isnan(constant(s.in[0], at(0, e)))) return false;
+      const bool first = fn == t.binary[kSelectFirst];
+      body = [&, first](std::int64_t e) {
+        if ((constant(s.in[0], at(0, e)) != 0.0) == first) add(s.in[1], at(1, e), -1, 0, 1.0);
+      };
     } else {
-      return false;  // selects and everything nonlinear: the dense engine
+      return false;  // selects on per-example conditions and everything nonlinear: the dense engine
     }
     auto& out = cols_[s.out];
     out.assign(static_cast<std::size_t>(ew.n_elem), {});

@@ -48,6 +48,11 @@ struct SparseProgram {
   int n_slots = 1;
   std::vector<SymOp> ops;
   std::vector<SymTerm> terms;
+  // A linear value divided by a per-example value v (x_dot / det) becomes
+  // terms of x_dot times 1 / v: value id n_values + k (n_values: the
+  // program's) is the elementwise reciprocal of value reciprocals[k], with
+  // its shape, which the plan computes after the primal steps.
+  std::vector<int> reciprocals;
 };
 
 // The sparse form of `steps` (the linear steps in order) from the seed to the

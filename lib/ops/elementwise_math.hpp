@@ -313,6 +313,7 @@ inline constexpr int index_of = IndexOf<F, L>::value;
 inline constexpr int kNegative = index_of<Negative, Unary>;
 inline constexpr int kIdentity = index_of<Identity, Unary>;
 inline constexpr int kExp = index_of<Exp, Unary>;
+inline constexpr int kReciprocal = index_of<Reciprocal, Unary>;
 inline constexpr int kRoundToFloat = index_of<RoundToFloat, Unary>;
 inline constexpr int kNonZero = index_of<NonZero, Unary>;
 inline constexpr int kAdd = index_of<Add, Binary>;

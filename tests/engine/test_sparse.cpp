@@ -13,6 +13,7 @@
 #include <cmath>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace bj = batchjac;
@@ -277,4 +278,110 @@ TEST_CASE("sparse_linear: every op shape, in runs, sums its terms", "[engine][sp
     check_sparse_kernel<float>(k::simd_kernels<float>(), k::simd_kernels<float>().width * mult);
   }
   check_sparse_kernel<double>(k::scalar_kernels<double>(), 1);
+}
+
+// A where under a fixed mask (a shared boolean constant) is structure: the
+// sparse form keeps the masked-in elements and drops the rest as structural
+// zeros. Pairs of 5 points in the plane, the upper triangle only (the
+// diagonal's r2 = 0 is masked before 1 / r2, the double where), with a
+// where(mask, 0, v) beside it; [b, 10] -> [b, 10].
+bj::Tensor masked_pairs(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  constexpr int n = 5;
+  std::vector<double> upper(n * n, 0.0);
+  for (int k = 0; k < n; ++k)
+    for (int l = k + 1; l < n; ++l) upper[k * n + l] = 1.0;
+  const bj::Tensor mask = bj::constant(upper, {n, n, 1}, bj::boolean);
+  const bj::Tensor p = bj::reshape(x, {-1, n, 2});
+  const bj::Tensor d = bj::expand_dims(p, 1) - bj::expand_dims(p, 2);  // [b, 5, 5, 2]
+  const bj::Tensor r2 = bj::reduce_sum(d * d, {3}, /*keepdims=*/true);  // [b, 5, 5, 1]
+  const bj::Tensor inv = bj::reciprocal(bj::where(mask, r2, bj::ones({1}, t)));
+  const bj::Tensor w = bj::where(mask, bj::exp(-r2) * inv, 0.0);        // c ? v : 0
+  const bj::Tensor lower = bj::where(mask, 0.0, bj::tanh(d));            // c ? 0 : v
+  const bj::Tensor f = bj::reduce_sum(w * d, {1}) + bj::reduce_sum(lower, {2});  // [b, 5, 2]
+  return bj::reshape(f, {-1, 2 * n});
+}
+
+// The same on an elementwise chain with no pairs: every other element masked.
+bj::Tensor masked_chain(const bj::Tensor& x) {
+  const bj::Tensor mask = bj::constant(std::vector<double>{1, 0, 0, 1, 1, 0, 1}, {1, 7}, bj::boolean);
+  const bj::Tensor a = bj::where(mask, bj::sin(x) * x, 0.0);
+  return a * bj::cos(x) + bj::where(mask, 0.0, x * x * x) + bj::reduce_sum(a, {1}, true);
+}
+
+TEST_CASE("a where under a fixed mask has a sparse form equal to the dense engine's", "[engine][sparse]") {
+  std::mt19937_64 rng(17);
+  for (bj::DType dtype : {bj::float64, bj::float32})
+    for (std::int64_t b : {1, 9, 20})
+      for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse})
+        for (auto [name, f, n] : {std::tuple{"pairs", &masked_pairs, std::int64_t{10}},
+                                  std::tuple{"chain", &masked_chain, std::int64_t{7}}}) {
+          CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode), name);
+          const bj::Tensor x = check::random_tensor(rng, {b, n}, -1.5, 1.5, dtype);
+          const bj::Tensor sparse = jacobian_with("1", x, mode, f);
+          const bj::Tensor dense = jacobian_with("0", x, mode, f);
+          const double tol = dtype == bj::float64 ? 1e-12 : 1e-4;
+          check::check_close(sparse, dense, tol, tol, "sparse vs dense");
+          for (double v : check::values(sparse)) REQUIRE(std::isfinite(v));  // no 0 * inf from the diagonal
+          if (dtype == bj::float64)
+            check::check_close(check::values(sparse), central_differences(f, x), 1e-6, 1e-6,
+                               "sparse vs central differences");
+        }
+}
+
+// Linear values divided by per-example values (a norm, a determinant, a
+// sum): the sparse form multiplies by their reciprocals. [b, 4] -> [b, 11]:
+// a 2x2 inverse by cofactors over its determinant, a unit vector, a
+// normalised exp, and one quotient read by two others.
+bj::Tensor quotients(const bj::Tensor& x) {
+  const bj::Tensor a = bj::slice(x, {0, 0}, {-1, 1}), b = bj::slice(x, {0, 1}, {-1, 1});
+  const bj::Tensor c = bj::slice(x, {0, 2}, {-1, 1}), d = bj::slice(x, {0, 3}, {-1, 1});
+  const bj::Tensor det = a * d - b * c;                                             // [b, 1]
+  const bj::Tensor inv = bj::concat({d, -b, -c, a}, 1) / det;                        // [b, 4]
+  const bj::Tensor unit = x / bj::sqrt(bj::reduce_sum(x * x, {1}, true));            // [b, 4]
+  const bj::Tensor e = bj::exp(bj::slice(x, {0, 0}, {-1, 2}));
+  const bj::Tensor soft = e / bj::reduce_sum(e, {1}, true);                          // [b, 2]
+  const bj::Tensor q = bj::slice(inv, {0, 0}, {-1, 1}) / (1.0 + c * c);             // [b, 1]
+  return bj::concat({inv, unit, soft, q * bj::tanh(d) / a}, 1);
+}
+
+TEST_CASE("division by a per-example value has a sparse form equal to the dense engine's", "[engine][sparse]") {
+  std::mt19937_64 rng(29);
+  for (bj::DType dtype : {bj::float64, bj::float32})
+    for (std::int64_t b : {1, 9, 20})
+      for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+        CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode));
+        const bj::Tensor x = check::random_tensor(rng, {b, 4}, 0.5, 2.0, dtype);
+        const bj::Tensor sparse = jacobian_with("1", x, mode, quotients);
+        const bj::Tensor dense = jacobian_with("0", x, mode, quotients);
+        REQUIRE(sparse.shape() == bj::Shape{b, 11, 4});
+        const double tol = dtype == bj::float64 ? 1e-12 : 1e-4;
+        check::check_close(sparse, dense, tol, tol, "sparse vs dense");
+        if (dtype == bj::float64)
+          check::check_close(check::values(sparse), central_differences(quotients, x), 1e-6, 1e-6,
+                             "sparse vs central differences");
+      }
+}
+
+TEST_CASE("a zero divisor gives the same infinities and strong zeros in both forms", "[engine][sparse]") {
+  // x0 / x1 and x2 / x1 at x1 = 0: the entries through 1 / x1 are infinite
+  // where the tangent is not zero and strong zeros where it is.
+  auto f = [](const bj::Tensor& v) {
+    const bj::Tensor den = bj::slice(v, {0, 1}, {-1, 1});
+    return bj::concat({bj::slice(v, {0, 0}, {-1, 1}) / den, 2.0 * bj::slice(v, {0, 2}, {-1, 1}) / den}, 1);
+  };
+  const bj::Tensor x = bj::constant({{1.0, 0.0, 2.0}, {0.0, 0.0, 0.0}, {3.0, 2.0, -1.0}});
+  for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    CAPTURE(static_cast<int>(mode));
+    const std::vector<double> s = check::values(jacobian_with("1", x, mode, f));
+    const std::vector<double> d = check::values(jacobian_with("0", x, mode, f));
+    REQUIRE(s.size() == d.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+      CAPTURE(i, s[i], d[i]);
+      CHECK(std::isnan(s[i]) == std::isnan(d[i]));
+      if (!std::isnan(d[i])) CHECK(s[i] == Approx(d[i]).epsilon(1e-14));
+    }
+    CHECK(std::isinf(s[0]));  // d(x0 / x1)/dx0 at x1 = 0
+    CHECK(s[2] == 0.0);       // d(x0 / x1)/dx2: x0's tangent is zero there
+  }
 }

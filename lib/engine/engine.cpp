@@ -165,6 +165,7 @@ struct Runner {
   bool stream;               // non-temporal stores: the output exceeds the caches
   bool value_stream;         // ... and for the value's rows
   bool values_only;          // a value is asked for, and there is no Jacobian entry to write
+  std::atomic<bool>* symmetric;  // Binding::symmetric
   std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
@@ -175,8 +176,12 @@ struct Runner {
     // elements (64 bytes or more).
     const std::int64_t row = padded(p.max_dirs * p.answer_elems);
     const std::int64_t staging_at = (p.buffer_size + 15) / 16 * 16;
-    T* buf = thread_buffer<T>(staging_at + L * row);
+    // A Hessian's sparse answers are made symmetric in a copy (`mirror`):
+    // the block buffer's structural zeros must stay zeros.
+    const std::int64_t mirror_size = symmetric && p.sparse ? per_example * L : 0;
+    T* buf = thread_buffer<T>(staging_at + L * row + mirror_size);
     T* staging = buf + staging_at;
+    T* mirror = staging + L * row;
     std::vector<T*> ptr(p.offset.size(), nullptr);
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
@@ -206,9 +211,13 @@ struct Runner {
         if (p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L))
           // A NaN: again, with strong zeros.
           p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
+        const T* answer = buf + p.sparse_out;
+        if (symmetric) {
+          symmetrize(answer, mirror, per_example / n_src);
+          answer = mirror;
+        }
         // The block holds whole rows of every example, as a reverse pass over all rows does.
-        store(buf + p.sparse_out, first, std::min(L, batch - first), 0, per_example / n_src, staging,
-              false, n_src);
+        store(answer, first, std::min(L, batch - first), 0, per_example / n_src, staging, false, n_src);
       }
       if (stream || value_stream) kernels::stream_fence();
       return;
@@ -243,6 +252,10 @@ struct Runner {
         if (nan) {  // again, with strong zeros, the hoisted steps too
           start_chunk(ptr, bind, d0, nd, true);
           direct = run_linear(bind, first, valid, d0, nd, true, nullptr);
+        }
+        if (symmetric) {  // whole square answers only (run_linear then left them in the buffer)
+          if (nd == n_src && p.answer_elems == n_src) symmetrize(ptr[p.answer], ptr[p.answer], n_src);
+          else symmetric->store(false, std::memory_order_relaxed);
         }
         if (!direct)
           store(ptr[p.answer], first, valid, d0, nd, staging, p.mode == JacobianMode::forward,
@@ -300,7 +313,7 @@ struct Runner {
     bool direct = false;
     ops::Step<T> last;
     if constexpr (std::is_same_v<T, O>) {
-      if (p.answer_to_rows) {
+      if (p.answer_to_rows && !symmetric) {
         last = steps.back();
         const bool fwd = p.mode == JacobianMode::forward;
         O* J = out + first * per_example + (fwd ? d0 : d0 * n_src);
@@ -321,6 +334,33 @@ struct Runner {
     if (direct) ops::execute<T>(std::span<const ops::Step<T>>(&last, 1), bind);
     bind.n_dir = 1;
     return direct;
+  }
+
+  // A block's answers [k][e][L] for n x n entries (k, e), from `from` into
+  // `to` (the same, or a copy): mirrored entries that differ become their
+  // mirror_average, lane by lane (branch-free, so it vectorises). Either
+  // mode's layout puts entry (i, j) of every example at (i n + j) L.
+  void symmetrize(const T* from, T* to, std::int64_t n) const {
+    if (n * n != per_example) {
+      symmetric->store(false, std::memory_order_relaxed);
+      if (to != from) std::copy_n(from, per_example * p.lanes, to);
+      return;
+    }
+    const std::int64_t L = p.lanes;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (to != from) std::copy_n(from + (i * n + i) * L, L, to + (i * n + i) * L);
+      for (std::int64_t j = i + 1; j < n; ++j) {
+        const T* a = from + (i * n + j) * L;
+        const T* c = from + (j * n + i) * L;
+        T* a_to = to + (i * n + j) * L;
+        T* c_to = to + (j * n + i) * L;
+        for (std::int64_t l = 0; l < L; ++l) {
+          const T v = mirror_average(a[l], c[l]);  // a[l] where they are equal
+          a_to[l] = v;
+          c_to[l] = v;
+        }
+      }
+    }
   }
 
   // The result's elements of examples first .. first+valid: lanes to rows.
@@ -360,8 +400,9 @@ struct Runner {
   void store(const T* ans, std::int64_t first, std::int64_t valid, std::int64_t d0,
              std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
     const std::int64_t L = p.lanes, W = p.table->width, size = nd * E;
-    // The sparse form knows which groups of the example's entries are zero.
-    const std::uint8_t* live = p.sparse ? p.live_groups.data() : nullptr;
+    // The sparse form knows which groups of the example's entries are zero
+    // (not once a Hessian's mirrored entries were averaged into them).
+    const std::uint8_t* live = p.sparse && !symmetric ? p.live_groups.data() : nullptr;
     // The example's destination is one contiguous range unless forward mode
     // writes only some columns; with all of an example's entries, the
     // block's examples are one range too.
@@ -472,14 +513,15 @@ void run_parallel(int threads, Loop&& loop) {
 template <class T, class O>
 void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::int64_t batch, O* out,
                const ValueOut* value, std::int64_t per_example, std::int64_t n_src,
-               std::int64_t value_elems, bool values_only, const JacobianOptions& options) {
+               std::int64_t value_elems, bool values_only, const JacobianOptions& options,
+               std::atomic<bool>* symmetric) {
   constexpr std::int64_t kStreamBytes = 8 << 20;
   const bool stream = batch * per_example * std::int64_t(sizeof(O)) > kStreamBytes;
   // The value's lines would not stay in the caches past a streamed Jacobian either.
   const bool value_stream =
       value && (stream || batch * value_elems * std::int64_t(dtype_size(value->dtype)) > kStreamBytes);
-  Runner<T, O> runner{p,       load_data, batch,  out,          value,      per_example,
-                      n_src,   value_elems, stream, value_stream, values_only};
+  Runner<T, O> runner{p,     load_data,   batch,  out,          value,       per_example,
+                      n_src, value_elems, stream, value_stream, values_only, symmetric};
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
@@ -529,10 +571,10 @@ class PreparedPlan final : public Prepared {
     }
     if (out_dtype == DType::float32)
       run_typed<T, float>(plan_, data, call.batch, static_cast<float*>(out), value, per_example, n_src,
-                          value_elems, values_only, options);
+                          value_elems, values_only, options, call.symmetric);
     else
       run_typed<T, double>(plan_, data, call.batch, static_cast<double*>(out), value, per_example,
-                           n_src, value_elems, values_only, options);
+                           n_src, value_elems, values_only, options, call.symmetric);
   }
 
   double cost() const override { return plan_.cost; }

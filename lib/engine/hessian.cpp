@@ -10,6 +10,7 @@
 #include <batchjac/gradient_tape.hpp>
 #include <batchjac/ops.hpp>
 
+#include <atomic>
 #include <string>
 
 namespace batchjac {
@@ -68,8 +69,17 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
     if (gradient) {
       JacobianOptions outer = options;
       if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
-      result = copy.batch_jacobian(*gradient, source, outer);
-      if (result) result = engine::symmetric_hessian(*result, static_cast<std::int64_t>(per_example.size()));
+      // The gradient's batch_jacobian on the copy, the engine averaging
+      // mirrored entries block by block where the plan's layout lets it.
+      std::optional<graph::Program> program = graph::slice(*copy.state_, *gradient, source, true);
+      std::atomic<bool> symmetric{true};
+      result = engine::finish(program, source, out_shape, nullptr, outer.unconnected_gradients, outer,
+                              engine::TargetValue{*gradient, -1}, &symmetric);
+      if (result) {
+        engine::record_derivative(*copy.state_, *gradient, source, engine::Derivative::batch_jacobian, *result);
+        if (!symmetric.load() || graph::recorded({*result}))  // a pass (or ops, for an outer tape)
+          result = engine::symmetric_hessian(*result, static_cast<std::int64_t>(per_example.size()));
+      }
     } else if (options.unconnected_gradients == UnconnectedGradients::zero) {
       result = zeros(out_shape, source.dtype());
     }

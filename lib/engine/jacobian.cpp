@@ -106,7 +106,7 @@ constexpr double kFillWork = 1.02;
 // there). Returns in *value_written whether it was.
 bool differentiate(graph::Program& program, const Tensor& source, void* out, DType out_dtype,
                    const JacobianOptions& options, const engine::ValueOut* value, bool fill_optional,
-                   bool* value_written) {
+                   bool* value_written, std::atomic<bool>* symmetric) {
   // automatic: the engine plans both and runs the cheaper, unless the call
   // is so small that planning twice would cost more than either runs: then
   // one pass per element of the smaller side.
@@ -116,7 +116,8 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   engine::PlanKey key(program, options, small_call, false, fill_optional);
   auto run = [&](const engine::Prepared& plan, const graph::Program& with) {
     *value_written = value && plan.keeps_value();
-    plan.run(with, source, out, out_dtype, options, *value_written ? value : nullptr);
+    plan.run(with, engine::Binding{with.batch, &source, with.constants, symmetric}, out, out_dtype, options,
+             *value_written ? value : nullptr);
   };
   if (const std::shared_ptr<const engine::Prepared> kept = engine::find_plan(key)) {
     run(*kept, program);
@@ -150,7 +151,8 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
 // The target's value is written in the same pass over the blocks.
 std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tensor& source,
                              const Shape& out_shape, void* out, UnconnectedGradients unconnected,
-                             const JacobianOptions& options, const TargetValue& target) {
+                             const JacobianOptions& options, const TargetValue& target,
+                             std::atomic<bool>* symmetric) {
   const DType dtype = source.dtype();
   std::shared_ptr<detail::TensorImpl> owned, filled;
   if (out == nullptr) {
@@ -172,7 +174,7 @@ std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tenso
   const bool connected =
       program && (program->batch == 0 || differentiate(*program, source, out, dtype, options,
                                                        value.data ? &value : nullptr, filled != nullptr,
-                                                       &value_written));
+                                                       &value_written, symmetric));
   if (!connected || program->batch == 0) std::memset(out, 0, bytes);
   if (value_written && filled) target.target.impl().fulfil(std::move(filled));
   if (target.into && !value_written) {  // no pass ran: the target's own value

@@ -57,9 +57,11 @@ struct TargetValue {
 // Runs a sliced program (or none: unconnected) into `out`, or into a new
 // tensor of out_shape when out is null. nullopt: unconnected under `none`.
 // The target's value is written in the same pass over the blocks.
+// `symmetric`: a Hessian's call (engine::Binding::symmetric).
 std::optional<Tensor> finish(std::optional<graph::Program>& program, const Tensor& source,
                              const Shape& out_shape, void* out, UnconnectedGradients unconnected,
-                             const JacobianOptions& options, const TargetValue& target);
+                             const JacobianOptions& options, const TargetValue& target,
+                             std::atomic<bool>* symmetric = nullptr);
 
 // Appends reduce_sum over every axis to the program's result (gradient).
 void sum_result(graph::Program& program);

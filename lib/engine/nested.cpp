@@ -2,6 +2,7 @@
 #include "engine/nested.hpp"
 
 #include "autodiff/autodiff.hpp"
+#include "engine/engine.hpp"
 #include "engine/jacobian_call.hpp"
 #include "graph/slice.hpp"
 #include "ops/eager.hpp"
@@ -47,8 +48,9 @@ class Replay {
   std::vector<std::optional<Tensor>> tensors_;
 };
 
-// H = (H + H^T) / 2 over the two source halves, where they differ: bit for
-// bit symmetric whichever order the passes rounded in.
+// H = (H + H^T) / 2 over the two source halves, where they differ
+// (mirror_average, as the engine's runner does per block): bit for bit
+// symmetric whichever order the passes rounded in.
 template <class T>
 void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
   for (std::int64_t e = 0; e < batch; ++e, h += n * n)
@@ -56,7 +58,7 @@ void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
       for (std::int64_t j = i + 1; j < n; ++j) {
         T& a = h[i * n + j];
         T& c = h[j * n + i];
-        if (a != c) a = c = T(0.5) * a + T(0.5) * c;
+        a = c = mirror_average(a, c);  // a where they are equal
       }
 }
 
@@ -86,8 +88,7 @@ Tensor symmetric_hessian(const Tensor& h, std::int64_t rank) {
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + rank + i);
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + i);
     const Tensor ht = transpose(h, Axes(perm));
-    const Tensor half = constant(0.5, h.dtype());
-    return where(equal(h, ht), h, add(multiply(half, h), multiply(half, ht)));
+    return where(equal(h, ht), h, multiply(add(h, ht), constant(0.5, h.dtype())));
   }
   // A new tensor no one else holds yet: in place.
   auto impl = std::const_pointer_cast<detail::TensorImpl>(h.impl_ptr());

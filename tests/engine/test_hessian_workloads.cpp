@@ -14,11 +14,15 @@
 // Jacobian (W2: the sum of J's rows, W3: J's row 0). Agreement: 1e-9
 // relative to the largest magnitude of the reference. Also: batch_hessian is
 // symmetric bit for bit, and batch_hvp with random vectors is H v to 1e-12.
+#include "engine/engine.hpp"
+
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <bit>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -520,4 +524,15 @@ TEST_CASE("Hessian workloads: W10 Lennard-Jones energy, Hessian = -W10's Jacobia
   const std::vector<double> want = per_example(x, b, w10::n, w10::hessian);
   check_reference_is_sharp(want);
   check_hessians(w10::energy, x, b, w10::n, want);
+}
+
+TEST_CASE("mirror_average: the first where equal, symmetric, no overflow", "[engine][hessian]") {
+  using batchjac::engine::mirror_average;
+  const double big = std::numeric_limits<double>::max();
+  for (double a : {0.0, -0.0, 1.0, -3.5, 1e-310, big, -big})
+    CHECK(std::bit_cast<std::uint64_t>(mirror_average(a, a)) == std::bit_cast<std::uint64_t>(a));
+  CHECK(mirror_average(1.0, 1.0 + 2e-16) == mirror_average(1.0 + 2e-16, 1.0));
+  CHECK(mirror_average(big, big * 0.75) == big * 0.875);
+  CHECK(std::isnan(mirror_average(1.0, std::nan(""))));
+  CHECK(mirror_average(0.25f, 0.75f) == 0.5f);
 }

@@ -601,3 +601,39 @@ TEST_CASE("second derivatives of empty batches and empty examples", "[graph][nes
     if (nested) CHECK(nested->shape() == bj::Shape{2, 0, 0, 0});
   }
 }
+
+TEST_CASE("batch_hessian: the same bits for every option, averaged in the engine or after it",
+          "[graph][nested]") {
+  // parallel_iterations = 1 cuts forward mode into chunks of one direction:
+  // the engine cannot average a block's mirrored entries then, and the call
+  // does it in a pass over the result. Both give the same bits.
+  std::mt19937_64 rng(31);
+  const auto energies = std::vector<Fn>{
+      [](const bj::Tensor& z) { return bj::reduce_sum(bj::exp(z) * bj::log(z) + z * bj::sin(bj::reduce_sum(z, {1}, true)), {1}); },
+      [](const bj::Tensor& z) {  // a 2x2 determinant's log, with a division by a per-example value
+        const bj::Tensor m = bj::reshape(z, {-1, 2, 2});
+        return bj::log(bj::abs(bj::linalg::det(m)) + 1.0) / bj::reduce_sum(z * z, {1});
+      }};
+  for (const Fn& energy : energies)
+    for (std::int64_t b : {1, 9, 17}) {
+      const bj::Tensor x = check::random_tensor(rng, {b, 4}, 0.3, 1.1);
+      std::optional<std::vector<double>> first;
+      for (const bj::JacobianOptions& o :
+           check::options({.modes = {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse},
+                           .parallel_iterations = {std::nullopt, 1, 3},
+                           .max_threads = {1, 2}})) {
+        INFO("batch " << b << ", " << check::describe(o));
+        bj::GradientTape tape;
+        tape.watch(x);
+        const auto h = bj::batch_hessian(tape, energy(x), x, o);
+        REQUIRE(h.has_value());
+        const std::vector<double> v = h->to_vector<double>();
+        for (std::int64_t i = 0; i < b; ++i)
+          for (std::int64_t r = 0; r < 4; ++r)
+            for (std::int64_t c = 0; c < r; ++c) CHECK(h->at({i, r, c}) == h->at({i, c, r}));
+        if (o.mode == bj::JacobianMode::reverse) continue;  // another order of sums
+        if (!first) first = v;
+        CHECK(v == *first);
+      }
+    }
+}

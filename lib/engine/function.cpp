@@ -293,9 +293,10 @@ Tensor run_f(const FunctionState& s, const Call& c) {
 
 // Runs the plan of `want` on the call; `jacobian` (Want::value: unused) and
 // `value` (Want::jacobian: unused) receive the results. False when no
-// derivative flows (nothing is written to `jacobian`).
+// derivative flows (nothing is written to `jacobian`). `symmetric`: a
+// Hessian's call (engine::Binding::symmetric).
 bool run(const FunctionState& s, const Call& c, Want want, void* jacobian, void* value,
-         const JacobianOptions& options) {
+         const JacobianOptions& options, std::atomic<bool>* symmetric = nullptr) {
   const std::shared_ptr<const Traced> t = s.traced_for(c.batch);
   const graph::Program& p = t->program;
   const SlotKey key{want,
@@ -315,7 +316,7 @@ bool run(const FunctionState& s, const Call& c, Want want, void* jacobian, void*
     constants = bound;
   }
   const engine::ValueOut v{value, s.out_spec.dtype};
-  plan->run(p, engine::Binding{c.batch, &c.x, constants}, jacobian, s.spec.dtype, options,
+  plan->run(p, engine::Binding{c.batch, &c.x, constants, symmetric}, jacobian, s.spec.dtype, options,
             want == Want::jacobian ? nullptr : &v);
   return true;
 }
@@ -334,14 +335,15 @@ Tensor value_of(const FunctionState& s, const Call& c) {
   return make_tensor(std::move(out));
 }
 
-std::optional<Tensor> jacobian_of(const FunctionState& s, const Call& c, const JacobianOptions& options) {
+std::optional<Tensor> jacobian_of(const FunctionState& s, const Call& c, const JacobianOptions& options,
+                                  std::atomic<bool>* symmetric = nullptr) {
   engine::check_options("Function::batch_jacobian", options);
   const Shape shape = jacobian_shape(s, c.batch);
   check_tensor_size("Function::batch_jacobian", shape, s.spec.dtype, "the Jacobian");
   auto out = new_tensor(shape, s.spec.dtype);
   const std::size_t bytes = static_cast<std::size_t>(shape.num_elements()) * dtype_size(s.spec.dtype);
   bool connected = s.computed;
-  if (connected && bytes > 0) connected = run(s, c, Want::jacobian, out->buffer.get(), nullptr, options);
+  if (connected && bytes > 0) connected = run(s, c, Want::jacobian, out->buffer.get(), nullptr, options, symmetric);
   if (!connected && options.unconnected_gradients == UnconnectedGradients::none) return std::nullopt;
   if (!connected && bytes > 0) std::memset(out->buffer.get(), 0, bytes);
   return make_tensor(std::move(out));
@@ -448,8 +450,11 @@ std::optional<Tensor> Function::hessian(const Tensor& x, const Tensor* aux, cons
   });
   JacobianOptions outer = options;
   if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
-  std::optional<Tensor> h = aux ? s.gradient->batch_jacobian(x, *aux, outer) : s.gradient->batch_jacobian(x, outer);
-  if (h) h = engine::symmetric_hessian(*h, static_cast<std::int64_t>(s.spec.shape.size()) - 1);
+  const detail::FunctionState& g = *s.gradient->state_;
+  std::atomic<bool> symmetric{true};  // averaged per block by the engine where it can
+  std::optional<Tensor> h =
+      detail::jacobian_of(g, detail::tensor_call(g, "batch_hessian", x, aux), outer, &symmetric);
+  if (h && !symmetric.load()) h = engine::symmetric_hessian(*h, static_cast<std::int64_t>(s.spec.shape.size()) - 1);
   return h;
 }
 

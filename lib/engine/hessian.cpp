@@ -54,10 +54,11 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
   detail::check_tensor_size(fn, out_shape, source.dtype(), "the Hessian");
   engine::check_unused(fn, *tape.state_);
   // Examples must not mix (the batch-axis rules run on the per-example slice).
-  (void)graph::slice(*tape.state_, target, source, true);
+  const bool depends = graph::slice(*tape.state_, target, source, true).has_value();
   std::optional<Tensor> result;
   if (source.shape()[0] == 0) {  // an empty batch: an empty Hessian (as batch_jacobian's)
     tape.answered();
+    if (!depends && options.unconnected_gradients == UnconnectedGradients::none) return std::nullopt;
     return zeros(out_shape, source.dtype());
   }
   {
@@ -99,10 +100,11 @@ std::optional<Tensor> batch_hvp(GradientTape& tape, const Tensor& target, const 
                      vectors.shape().to_string() + ", " + std::string(dtype_name(vectors.dtype())));
   engine::check_unused(fn, *tape.state_);
   // Examples must not mix (the batch-axis rules run on the per-example slice).
-  (void)graph::slice(*tape.state_, target, source, true);
+  const bool depends = graph::slice(*tape.state_, target, source, true).has_value();
   std::optional<Tensor> result;
   if (source.shape()[0] == 0) {  // an empty batch
     tape.answered();
+    if (!depends && unconnected_gradients == UnconnectedGradients::none) return std::nullopt;
     return zeros(source.shape(), source.dtype());
   }
   {

@@ -637,3 +637,17 @@ TEST_CASE("batch_hessian: the same bits for every option, averaged in the engine
       }
     }
 }
+
+TEST_CASE("batch_hessian and batch_hvp of an empty batch follow unconnected_gradients", "[graph][nested]") {
+  const bj::Tensor x = bj::zeros({0, 3});
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor other = bj::zeros({0});
+  CHECK_FALSE(bj::batch_hessian(tape, other, x).has_value());
+  CHECK_FALSE(bj::batch_hvp(tape, other, x, x).has_value());
+  bj::JacobianOptions zeros;
+  zeros.unconnected_gradients = bj::UnconnectedGradients::zero;
+  REQUIRE(bj::batch_hessian(tape, other, x, zeros).has_value());
+  REQUIRE(bj::batch_hvp(tape, other, x, x, bj::UnconnectedGradients::zero).has_value());
+  REQUIRE(bj::batch_hessian(tape, bj::reduce_sum(bj::exp(x), {1}), x).has_value());
+}

@@ -68,6 +68,20 @@ std::vector<double> central_differences(bj::Tensor (*f)(const bj::Tensor&), cons
   return jac;
 }
 
+// The sparse form's Jacobian of f at x against the dense engine's (to
+// `tol`, relative and absolute) and, in float64, against central
+// differences (to fd_rtol and fd_atol); returns the sparse one.
+bj::Tensor check_sparse_form(bj::Tensor (*f)(const bj::Tensor&), const bj::Tensor& x, bj::JacobianMode mode,
+                             double tol, double fd_rtol, double fd_atol) {
+  const bj::Tensor sparse = jacobian_with("1", x, mode, f);
+  const bj::Tensor dense = jacobian_with("0", x, mode, f);
+  check::check_close(sparse, dense, tol, tol, "sparse vs dense");
+  if (x.dtype() == bj::float64)
+    check::check_close(check::values(sparse), central_differences(f, x), fd_rtol, fd_atol,
+                       "sparse vs central differences");
+  return sparse;
+}
+
 bj::Tensor kinetics_input(std::int64_t b, bj::DType dtype) {
   std::mt19937_64 rng(static_cast<std::uint64_t>(b) + 7);
   return check::random_tensor(rng, {b, 7}, 0.5, 1.5, dtype);
@@ -81,15 +95,8 @@ TEST_CASE("the sparse form equals the dense engine on a kinetics-shaped program"
       for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
         CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode));
         const bj::Tensor x = kinetics_input(b, dtype);
-        const bj::Tensor sparse = jacobian_with("1", x, mode, reactions);
-        const bj::Tensor dense = jacobian_with("0", x, mode, reactions);
+        const bj::Tensor sparse = check_sparse_form(reactions, x, mode, dtype == bj::float64 ? 1e-13 : 1e-5, 1e-6, 1e-7);
         REQUIRE(sparse.shape() == bj::Shape{b, 8, 7});
-        const double tol = dtype == bj::float64 ? 1e-13 : 1e-5;
-        check::check_close(sparse, dense, tol, tol, "sparse vs dense");
-        // Both against central differences of the program itself.
-        if (dtype == bj::float64)
-          check::check_close(check::values(sparse), central_differences(reactions, x), 1e-6, 1e-7,
-                             "sparse vs central differences");
       }
 }
 
@@ -318,14 +325,8 @@ TEST_CASE("a where under a fixed mask has a sparse form equal to the dense engin
                                   std::tuple{"chain", &masked_chain, std::int64_t{7}}}) {
           CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode), name);
           const bj::Tensor x = check::random_tensor(rng, {b, n}, -1.5, 1.5, dtype);
-          const bj::Tensor sparse = jacobian_with("1", x, mode, f);
-          const bj::Tensor dense = jacobian_with("0", x, mode, f);
-          const double tol = dtype == bj::float64 ? 1e-12 : 1e-4;
-          check::check_close(sparse, dense, tol, tol, "sparse vs dense");
+          const bj::Tensor sparse = check_sparse_form(f, x, mode, dtype == bj::float64 ? 1e-12 : 1e-4, 1e-6, 1e-6);
           for (double v : check::values(sparse)) REQUIRE(std::isfinite(v));  // no 0 * inf from the diagonal
-          if (dtype == bj::float64)
-            check::check_close(check::values(sparse), central_differences(f, x), 1e-6, 1e-6,
-                               "sparse vs central differences");
         }
 }
 
@@ -352,14 +353,8 @@ TEST_CASE("division by a per-example value has a sparse form equal to the dense 
       for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
         CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode));
         const bj::Tensor x = check::random_tensor(rng, {b, 4}, 0.5, 2.0, dtype);
-        const bj::Tensor sparse = jacobian_with("1", x, mode, quotients);
-        const bj::Tensor dense = jacobian_with("0", x, mode, quotients);
+        const bj::Tensor sparse = check_sparse_form(quotients, x, mode, dtype == bj::float64 ? 1e-12 : 1e-4, 1e-6, 1e-6);
         REQUIRE(sparse.shape() == bj::Shape{b, 11, 4});
-        const double tol = dtype == bj::float64 ? 1e-12 : 1e-4;
-        check::check_close(sparse, dense, tol, tol, "sparse vs dense");
-        if (dtype == bj::float64)
-          check::check_close(check::values(sparse), central_differences(quotients, x), 1e-6, 1e-6,
-                             "sparse vs central differences");
       }
 }
 

@@ -215,7 +215,8 @@ class GradientTape {
 // options are batch_jacobian's). The mirrored entries are averaged where
 // they differ by rounding. The call is the tape's answer (a non-persistent
 // tape answers once). nullopt (or zeros) when the target does not depend on
-// the source or is linear in it. The result is recorded on outer tapes as
+// the source or is linear in it (an empty batch: an empty result whenever
+// the target depends on the source). The result is recorded on outer tapes as
 // a batch_jacobian's is. ValueError: a target of another shape, or
 // batch_jacobian's errors; RuntimeError: a used non-persistent tape.
 std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, const Tensor& source,

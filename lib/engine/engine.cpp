@@ -337,11 +337,12 @@ struct Runner {
   }
 
   // A block's answers [k][e][L] for n x n entries (k, e), from `from` into
-  // `to` (the same, or a copy): mirrored entries that differ become their
-  // mirror_average, lane by lane (branch-free, so it vectorises). Either
-  // mode's layout puts entry (i, j) of every example at (i n + j) L.
+  // `to` (the same, or a copy): mirrored entries become their
+  // mirror_average, lane by lane. Either mode's layout puts entry (i, j) of
+  // every example at (i n + j) L. Not when the output's type is narrower
+  // than the plan's (the call's pass averages the rounded entries then).
   void symmetrize(const T* from, T* to, std::int64_t n) const {
-    if (n * n != per_example) {
+    if (n * n != per_example || !std::is_same_v<T, O>) {
       symmetric->store(false, std::memory_order_relaxed);
       if (to != from) std::copy_n(from, per_example * p.lanes, to);
       return;
@@ -355,7 +356,7 @@ struct Runner {
         T* a_to = to + (i * n + j) * L;
         T* c_to = to + (j * n + i) * L;
         for (std::int64_t l = 0; l < L; ++l) {
-          const T v = mirror_average(a[l], c[l]);  // a[l] where they are equal
+          const T v = mirror_average(a[l], c[l]);
           a_to[l] = v;
           c_to[l] = v;
         }

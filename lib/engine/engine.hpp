@@ -47,8 +47,9 @@ struct Binding {
 };
 
 // The average of two mirrored Hessian entries (symmetric in a and c): a
-// itself when they are equal, a sum and an exact halving otherwise (nothing
-// to contract), halves first only where the sum would overflow.
+// itself when they are equal (but -0 and +0 give +0), a sum and an exact
+// halving otherwise (nothing to contract), halves first only where the sum
+// would overflow.
 template <class T>
 inline T mirror_average(T a, T c) {
   const T s = (a + c) * T(0.5);

@@ -58,7 +58,7 @@ void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
       for (std::int64_t j = i + 1; j < n; ++j) {
         T& a = h[i * n + j];
         T& c = h[j * n + i];
-        a = c = mirror_average(a, c);  // a where they are equal
+        a = c = mirror_average(a, c);
       }
 }
 
@@ -88,7 +88,7 @@ Tensor symmetric_hessian(const Tensor& h, std::int64_t rank) {
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + rank + i);
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + i);
     const Tensor ht = transpose(h, Axes(perm));
-    return where(equal(h, ht), h, multiply(add(h, ht), constant(0.5, h.dtype())));
+    return multiply(add(h, ht), constant(0.5, h.dtype()));  // mirror_average, but where it would overflow
   }
   // A new tensor no one else holds yet: in place.
   auto impl = std::const_pointer_cast<detail::TensorImpl>(h.impl_ptr());

@@ -43,7 +43,9 @@ class PauseTape {
 
 // The derivative of target with respect to source as ops applied to the
 // tensors `tape` recorded (recorded on every live tape tracking one of
-// them); nullopt when no derivative flows. `direction` is directional's
+// them; forward values a recording tape did not see are computed again);
+// nullopt when no derivative flows, when no live tape would record the ops,
+// or for an empty result with no example. `direction` is directional's
 // (one forward pass, no Jacobian).
 std::optional<Tensor> derivative_ops(const detail::TapeState& tape, const Tensor& target,
                                      const Tensor& source, Derivative kind,
@@ -56,8 +58,8 @@ void record_derivative(detail::TapeState& tape, const Tensor& target, const Tens
                        Derivative kind, const Tensor& result);
 
 // Per-example Hessians h [b, x..., x...] (a new tensor, rank = x's rank
-// per example) made symmetric bit for bit: mirrored entries that differ by
-// rounding become their average. As ops when a tape records h.
+// per example) made symmetric bit for bit: mirrored entries become their
+// mirror_average (engine/engine.hpp), in place. As ops when a tape records h.
 Tensor symmetric_hessian(const Tensor& h, std::int64_t rank);
 
 }  // namespace batchjac::engine

@@ -35,19 +35,10 @@ void require_same_entries(const bj::Tensor& got, const std::vector<double>& want
 }
 
 std::vector<bj::JacobianOptions> all_modes_and_options() {
-  std::vector<bj::JacobianOptions> all;
-  for (auto mode : {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse})
-    for (std::optional<std::int64_t> pi : {std::optional<std::int64_t>{}, std::optional<std::int64_t>{1}})
-      for (bool pfor : {true, false})
-        for (std::optional<int> threads : {std::optional<int>{1}, std::optional<int>{2}}) {
-          bj::JacobianOptions o;
-          o.mode = mode;
-          o.parallel_iterations = pi;
-          o.experimental_use_pfor = pfor;
-          o.max_threads = threads;
-          all.push_back(o);
-        }
-  return all;
+  return check::options({.modes = {bj::JacobianMode::automatic, bj::JacobianMode::forward, bj::JacobianMode::reverse},
+                         .parallel_iterations = {std::nullopt, 1},
+                         .pfor = {true, false},
+                         .max_threads = {1, 2}});
 }
 
 // f's batch Jacobian at x (per example [n] -> [m]) in every mode and with
@@ -68,10 +59,7 @@ void check_every_mode(const std::function<bj::Tensor(const bj::Tensor&)>& f,
     for (std::int64_t b = 0; b < batch; ++b) all_want.insert(all_want.end(), want.begin(), want.end());
     std::optional<bj::Tensor> first[3];
     for (const auto& o : all_modes_and_options()) {
-      INFO(bj::dtype_name(dtype) << ", batch " << batch << ", mode " << static_cast<int>(o.mode)
-                                 << ", parallel_iterations " << o.parallel_iterations.value_or(0)
-                                 << ", pfor " << o.experimental_use_pfor << ", threads "
-                                 << o.max_threads.value_or(0));
+      INFO(bj::dtype_name(dtype) << ", batch " << batch << ", " << check::describe(o));
       const auto j = tape.batch_jacobian(y, x, o);
       REQUIRE(j.has_value());
       require_same_entries(*j, all_want, dtype == bj::float32 ? 1e-6 : 1e-14);

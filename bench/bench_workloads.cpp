@@ -20,10 +20,12 @@
 #include "workloads.hpp"
 
 #include <batchjac/batchjac.hpp>
+#include <batchjac/codegen.hpp>
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <functional>
@@ -519,11 +521,19 @@ int main(int argc, char** argv) {
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 1;
+  // Generated kernels are compiled when a plan is made, before its first
+  // (checked, untimed) call: every timed row runs them. BATCHJAC_CODEGEN=off
+  // times the interpreter instead.
+  if (!std::getenv("BATCHJAC_CODEGEN")) bj::set_code_generation(bj::CodeGeneration::immediate);
   register_all();
   SummaryReporter reporter(isatty(STDOUT_FILENO) ? benchmark::ConsoleReporter::OO_Color
                                                  : benchmark::ConsoleReporter::OO_None);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   reporter.print_table(entries);
+  const bj::CodeGenerationStats g = bj::code_generation_stats();
+  std::printf("\ngenerated code (%s): %zu objects compiled in %.2f s, %zu loaded from %s, %zu failed\n",
+              bj::code_generation() == bj::CodeGeneration::off ? "off" : "on", g.compiled, g.compile_seconds,
+              g.loaded, bj::code_cache_directory().c_str(), g.failed);
   benchmark::Shutdown();
   return 0;
 }

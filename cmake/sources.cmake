@@ -38,6 +38,8 @@ set(BATCHJAC_SOURCES
   lib/engine/function.cpp
   lib/engine/scalar.cpp
   lib/engine/values.cpp
+  lib/codegen/emit.cpp
+  lib/codegen/compile.cpp
   lib/kernels/dispatch.cpp
   lib/kernels/kernels_sse42.cpp
   lib/kernels/kernels_avx2.cpp

@@ -51,6 +51,9 @@ struct JacobianOptions {
   // turns, and each thread count keeps a task arena for the life of the
   // process. Results are bitwise the same for every value and caller.
   std::optional<int> max_threads;
+  // false: the interpreter runs even where a generated kernel is loaded
+  // (<batchjac/codegen.hpp>); the numbers are the same either way.
+  bool generated_code = true;
 };
 
 }  // namespace batchjac

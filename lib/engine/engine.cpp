@@ -2,6 +2,7 @@
 #include "engine/engine.hpp"
 
 #include "engine/plan.hpp"
+#include "codegen/emit.hpp"
 #include "tensor/tensor_impl.hpp"
 
 #include <batchjac/errors.hpp>
@@ -166,6 +167,7 @@ struct Runner {
   bool value_stream;         // ... and for the value's rows
   bool values_only;          // a value is asked for, and there is no Jacobian entry to write
   std::atomic<bool>* symmetric;  // Binding::symmetric
+  bool generated;                // JacobianOptions::generated_code
   std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
@@ -202,14 +204,32 @@ struct Runner {
       std::fill_n(buf + p.ones_offset, L, T(1));
       // Structural zeros of the Jacobian: no op writes them.
       std::fill_n(buf + p.sparse_out, per_example * L, T(0));
+      // The generated kernel, if loaded and allowed: the same numbers.
+      codegen::PrimalFn<T> gen_primal = nullptr;
+      codegen::SparseFn<T> gen_sparse = nullptr;
+      if (p.generated && generated) {
+        gen_primal = reinterpret_cast<codegen::PrimalFn<T>>(p.generated->primal.load(std::memory_order_acquire));
+        gen_sparse = reinterpret_cast<codegen::SparseFn<T>>(p.generated->sparse.load(std::memory_order_acquire));
+      }
+      const auto n_ops = static_cast<std::int64_t>(p.sparse_ops.size());
+      struct Interpret {  // a primal step the generated kernel leaves to the interpreter
+        const Plan<T>& p;
+        const ops::Binding<T>& bind;
+        static void run(void* self, int k) {
+          const Interpret& i = *static_cast<const Interpret*>(self);
+          ops::execute<T>(std::span<const ops::Step<T>>(&i.p.primal_steps[static_cast<std::size_t>(k)], 1), i.bind);
+        }
+      } interpret{p, bind};
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
         load(ptr, first);
-        ops::execute<T>(p.primal_steps, bind);
+        if (gen_primal && gen_sparse) gen_primal(buf, ptr.data(), &Interpret::run, &interpret);
+        else ops::execute<T>(p.primal_steps, bind);
         if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
-        const auto n_ops = static_cast<std::int64_t>(p.sparse_ops.size());
-        if (p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L))
-          // A NaN: again, with strong zeros.
+        const bool nan = gen_primal && gen_sparse
+                             ? gen_sparse(buf) != 0
+                             : p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
+        if (nan)  // A NaN: again, with strong zeros.
           p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         const T* answer = buf + p.sparse_out;
         if (symmetric) {
@@ -522,7 +542,11 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   const bool value_stream =
       value && (stream || batch * value_elems * std::int64_t(dtype_size(value->dtype)) > kStreamBytes);
   Runner<T, O> runner{p,     load_data,   batch,  out,          value,       per_example,
-                      n_src, value_elems, stream, value_stream, values_only, symmetric};
+                      n_src, value_elems, stream, value_stream, values_only, symmetric,
+                      options.generated_code};
+  if (p.sparse && !values_only && options.generated_code && p.generated &&
+      p.generated->sparse.load(std::memory_order_acquire))
+    codegen::count_generated_run();
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;
   // The sparse form computes every direction of a block in one pass.
   const std::int64_t chunk = p.sparse ? std::max<std::int64_t>(p.n_dirs, 1)
@@ -552,7 +576,11 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
 template <class T>
 class PreparedPlan final : public Prepared {
  public:
-  explicit PreparedPlan(Plan<T> plan) : plan_(std::move(plan)) {}
+  explicit PreparedPlan(Plan<T> plan) : plan_(std::move(plan)) {
+    if (codegen::enabled())
+      if (std::optional<std::string> source = codegen::emit(plan_))
+        plan_.generated = codegen::request(std::move(*source), plan_.table->arch);
+  }
 
   void run(const graph::Program& program, const Binding& call, void* out, DType out_dtype,
            const JacobianOptions& options, const ValueOut* value) const override {

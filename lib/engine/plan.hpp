@@ -3,6 +3,7 @@
 // primal values).
 #pragma once
 
+#include "codegen/compile.hpp"
 #include "graph/program.hpp"
 #include "kernels/kernels.hpp"
 #include "ops/lowering.hpp"
@@ -10,6 +11,7 @@
 #include <batchjac/jacobian_options.hpp>
 
 #include <limits>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -76,6 +78,9 @@ struct Plan {
   };
   std::vector<LaneShared> lane_shared;
   std::vector<std::vector<T>> transposed;  // shared constants stored transposed for a kernel
+  // The generated kernel of a sparse plan (codegen/emit.hpp), once loaded;
+  // null: the interpreter runs.
+  std::shared_ptr<const codegen::Module> generated;
   // The last linear step is a scaled matmul (kernels::MatmulArgs::rows) that
   // can write the answer straight to the Jacobian rows.
   bool answer_to_rows = false;

@@ -1,0 +1,405 @@
+#include "codegen/compile.hpp"
+
+#include <batchjac/codegen.hpp>
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+extern char** environ;
+
+namespace batchjac::codegen {
+
+// The headers generated sources include, embedded at build time
+// (cmake/codegen.cmake): the object does not depend on a source tree.
+struct EmbeddedHeader {
+  const char* path;
+  const char* text;
+};
+extern const EmbeddedHeader kEmbeddedHeaders[];
+extern const std::size_t kEmbeddedHeaderCount;
+
+namespace {
+
+// The instruction sets' flags, as cmake/kernels.cmake compiles the kernel
+// tables: a generated kernel must compile its math as they do.
+const char* arch_flags(std::string_view arch) {
+  if (arch == "avx512") return "-mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma";
+  if (arch == "avx2") return "-mavx2 -mfma";
+  if (arch == "sse42") return "-msse4.2";
+  return nullptr;
+}
+
+CodeGeneration mode_from_env() {
+  const char* text = std::getenv("BATCHJAC_CODEGEN");
+  if (!text || !*text) return CodeGeneration::background;
+  const std::string_view v(text);
+  if (v == "0" || v == "off") return CodeGeneration::off;
+  if (v == "1" || v == "immediate") return CodeGeneration::immediate;
+  if (v == "background") return CodeGeneration::background;
+  std::fprintf(stderr, "batchjac: ignoring BATCHJAC_CODEGEN=%s (expected off, background or immediate)\n", text);
+  return CodeGeneration::background;
+}
+
+std::atomic<int>& mode_setting() {
+  static std::atomic<int> mode{static_cast<int>(mode_from_env())};
+  return mode;
+}
+
+std::string default_cache_directory() {
+  if (const char* d = std::getenv("BATCHJAC_CODE_CACHE"); d && *d) return d;
+  if (const char* d = std::getenv("XDG_CACHE_HOME"); d && *d) return std::string(d) + "/batchjac";
+  if (const char* d = std::getenv("HOME"); d && *d) return std::string(d) + "/.cache/batchjac";
+  return "/tmp/batchjac-" + std::to_string(::getuid());
+}
+
+struct Settings {
+  std::mutex mutex;
+  std::string directory = default_cache_directory();
+};
+Settings& settings() {
+  static Settings s;
+  return s;
+}
+
+std::string compiler() {
+  if (const char* c = std::getenv("BATCHJAC_CXX"); c && *c) return c;
+  return BATCHJAC_CODEGEN_CXX;
+}
+
+struct Stats {
+  std::atomic<std::size_t> compiled{0}, loaded{0}, failed{0}, pending{0}, runs{0};
+  std::atomic<std::int64_t> compile_ns{0};
+};
+Stats& stats() {
+  static Stats s;
+  return s;
+}
+
+std::uint64_t fnv1a(std::uint64_t h, std::string_view text) {
+  for (const unsigned char c : text) h = (h ^ c) * 0x100000001b3ULL;
+  return (h ^ 0xff) * 0x100000001b3ULL;  // a separator, so that parts cannot run together
+}
+
+std::string hex(std::uint64_t h) {
+  char s[17];
+  std::snprintf(s, sizeof s, "%016llx", static_cast<unsigned long long>(h));
+  return s;
+}
+
+// What a generated source includes first (codegen/emit.cpp).
+constexpr const char* kPrelude = "bj_prelude.hpp";
+constexpr const char* kPreludeText = "#pragma once\n#include \"ops/elementwise_math.hpp\"\n#include <bit>\n#include <cstdint>\n";
+
+std::uint64_t headers_hash() {
+  std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, kPreludeText);
+  for (std::size_t i = 0; i < kEmbeddedHeaderCount; ++i)
+    h = fnv1a(fnv1a(h, kEmbeddedHeaders[i].path), kEmbeddedHeaders[i].text);
+  return h;
+}
+
+// A unique temporary name beside `path`, for writing then renaming into place.
+std::filesystem::path temporary(const std::filesystem::path& path) {
+  static std::atomic<unsigned> counter{0};
+  return path.string() + "." + std::to_string(::getpid()) + "." + std::to_string(++counter) + ".tmp";
+}
+
+bool write_file(const std::filesystem::path& path, std::string_view text) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return true;
+  const std::filesystem::path tmp = temporary(path);
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f.write(text.data(), static_cast<std::streamsize>(text.size()));
+    if (!f) return false;
+  }
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) std::filesystem::remove(tmp, ec);
+  return !ec;
+}
+
+struct Job {
+  std::string source;
+  std::string arch;
+  std::string hash;
+  std::shared_ptr<Module> module;
+};
+
+bool load(const std::filesystem::path& object, Module& m) {
+  void* handle = ::dlopen(object.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed: kernels outlive plans
+  if (!handle) return false;
+  void* primal = ::dlsym(handle, "bj_primal");
+  void* sparse = ::dlsym(handle, "bj_sparse");
+  if (!primal || !sparse) return false;
+  m.primal.store(primal, std::memory_order_release);
+  m.sparse.store(sparse, std::memory_order_release);
+  return true;
+}
+
+// Runs the compiler, its output to `log`; whether it succeeded.
+bool run_compiler(std::vector<std::string> args, const std::filesystem::path& log) {
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    std::ofstream(log) << "batchjac: cannot run " << args[0] << ": " << std::strerror(err) << "\n";
+    return false;
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+void warn_once(const std::string& what) {
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    std::fprintf(stderr, "batchjac: code generation failed (%s); the interpreter runs instead\n", what.c_str());
+  });
+}
+
+// The flags of every compilation of instruction set `arch`, precompiled
+// prelude included (it is used only under the same flags).
+std::vector<std::string> compile_flags(const std::string& arch, const std::filesystem::path& include) {
+  std::vector<std::string> args{"-std=c++20", "-O2", "-fPIC", "-ffp-contract=off", "-w"};
+  std::istringstream flags(arch_flags(arch));
+  for (std::string f; flags >> f;) args.push_back(f);
+  args.push_back("-I" + include.string());
+  std::istringstream dirs(BATCHJAC_CODEGEN_INCLUDES);
+  for (std::string d; std::getline(dirs, d, '|');)
+    if (!d.empty()) args.push_back("-I" + d);
+  return args;
+}
+
+// Loads the job's object from the cache, or compiles it there first.
+void build(const Job& job) {
+  namespace fs = std::filesystem;
+  std::string directory;
+  {
+    std::lock_guard<std::mutex> lock(settings().mutex);
+    directory = settings().directory;
+  }
+  const fs::path dir(directory);
+  const fs::path object = dir / (job.hash + ".so");
+  std::error_code ec;
+  if (fs::exists(object, ec) && load(object, *job.module)) {
+    ++stats().loaded;
+    return;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  fs::create_directories(dir, ec);
+  const fs::path include = dir / ("include-" + hex(headers_hash()));
+  bool ok = !ec;
+  for (std::size_t i = 0; ok && i < kEmbeddedHeaderCount; ++i) {
+    const fs::path h = include / kEmbeddedHeaders[i].path;
+    fs::create_directories(h.parent_path(), ec);
+    ok = !ec && write_file(h, kEmbeddedHeaders[i].text);
+  }
+  // The prelude every generated source starts with, precompiled once per
+  // instruction set (the compiler falls back to the text if the precompiled
+  // header does not fit).
+  const std::vector<std::string> flags = compile_flags(job.arch, include);
+  const fs::path pch_dir = include / ("pch-" + job.arch);
+  ok = ok && write_file(include / kPrelude, kPreludeText);
+  if (ok && !fs::exists(pch_dir / (std::string(kPrelude) + ".gch"), ec)) {
+    fs::create_directories(pch_dir, ec);
+    const fs::path gch = pch_dir / (std::string(kPrelude) + ".gch");
+    const fs::path gch_tmp = temporary(gch);
+    std::vector<std::string> args{compiler()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"-x", "c++-header", (include / kPrelude).string(), "-o", gch_tmp.string()});
+    if (run_compiler(std::move(args), dir / (job.hash + ".pch.log"))) fs::rename(gch_tmp, gch, ec);
+    fs::remove(gch_tmp, ec);
+    fs::remove(dir / (job.hash + ".pch.log"), ec);
+  }
+  const fs::path source = dir / (job.hash + ".cpp");
+  const fs::path log = dir / (job.hash + ".log");
+  ok = ok && write_file(source, job.source);
+  const fs::path tmp = temporary(object);
+  if (ok) {
+    std::vector<std::string> args{compiler(), "-I" + pch_dir.string()};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"-shared", source.string(), "-o", tmp.string()});
+    ok = run_compiler(std::move(args), log);
+  }
+  if (ok) {
+    fs::rename(tmp, object, ec);  // atomic: another process sees the whole object or none
+    ok = !ec && load(object, *job.module);
+  }
+  fs::remove(tmp, ec);
+  stats().compile_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start).count();
+  if (ok) {
+    fs::remove(log, ec);
+    ++stats().compiled;
+  } else {
+    ++stats().failed;
+    warn_once("see " + log.string());
+  }
+}
+
+// One background thread compiles queued jobs in order.
+class Worker {
+ public:
+  ~Worker() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  void push(Job job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats().pending;
+    queue_.push_back(std::move(job));
+    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    wake_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    idle_.wait(lock, [&] { return queue_.empty() && !busy_; });
+  }
+
+ private:
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;  // at exit: what is queued is dropped
+      Job job = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      build(job);
+      --stats().pending;
+      lock.lock();
+      busy_ = false;
+      idle_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_, idle_;
+  std::deque<Job> queue_;
+  bool busy_ = false, stop_ = false;
+  std::thread thread_;
+};
+
+Worker& worker() {
+  // What the worker's thread uses is constructed first, so destroyed after
+  // the worker has joined it.
+  settings();
+  stats();
+  static Worker w;
+  return w;
+}
+
+// Every object requested in this process, by hash: equal sources share one.
+struct Registry {
+  std::mutex mutex;
+  std::unordered_map<std::string, std::shared_ptr<Module>> modules;
+};
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+bool enabled() { return code_generation() != CodeGeneration::off; }
+
+void forget_modules() {
+  std::lock_guard<std::mutex> lock(registry().mutex);
+  registry().modules.clear();
+}
+
+void count_generated_run() { stats().runs.fetch_add(1, std::memory_order_relaxed); }
+
+std::shared_ptr<const Module> request(std::string source, std::string_view arch) {
+  const CodeGeneration mode = code_generation();
+  if (mode == CodeGeneration::off || !arch_flags(arch)) return nullptr;
+  std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, source);
+  h = fnv1a(h, arch);
+  h = fnv1a(h, compiler());
+  h = fnv1a(h, hex(headers_hash()));
+  Job job{std::move(source), std::string(arch), hex(h), nullptr};
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto [it, fresh] = r.modules.try_emplace(job.hash);
+    if (!fresh) return it->second;
+    it->second = std::make_shared<Module>();
+    job.module = it->second;
+  }
+  std::shared_ptr<const Module> module = job.module;
+  if (mode == CodeGeneration::immediate) {
+    // Requests of other sources compile meanwhile on their own threads; one
+    // of the same source waits for nothing, and finds null entry points
+    // until this one is loaded (the interpreter runs).
+    build(job);
+  } else {
+    worker().push(std::move(job));
+  }
+  return module;
+}
+
+}  // namespace batchjac::codegen
+
+namespace batchjac {
+
+void set_code_generation(CodeGeneration mode) {
+  codegen::mode_setting().store(static_cast<int>(mode));
+}
+CodeGeneration code_generation() {
+  return static_cast<CodeGeneration>(codegen::mode_setting().load());
+}
+
+void set_code_cache_directory(const std::string& path) {
+  std::lock_guard<std::mutex> lock(codegen::settings().mutex);
+  codegen::settings().directory = path;
+}
+std::string code_cache_directory() {
+  std::lock_guard<std::mutex> lock(codegen::settings().mutex);
+  return codegen::settings().directory;
+}
+
+CodeGenerationStats code_generation_stats() {
+  const codegen::Stats& s = codegen::stats();
+  CodeGenerationStats out;
+  out.compiled = s.compiled.load();
+  out.loaded = s.loaded.load();
+  out.failed = s.failed.load();
+  out.pending = s.pending.load();
+  out.compile_seconds = double(s.compile_ns.load()) * 1e-9;
+  out.generated_runs = s.runs.load();
+  return out;
+}
+
+void wait_for_code_generation() { codegen::worker().wait(); }
+
+}  // namespace batchjac

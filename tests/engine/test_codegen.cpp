@@ -1,0 +1,250 @@
+// Generated code (lib/codegen, <batchjac/codegen.hpp>): on programs of every
+// step kind the generator writes or leaves to the interpreter, a generated
+// kernel gives the interpreter's Jacobian and value bit for bit, and the
+// engine really ran it; a missing compiler falls back to the interpreter;
+// objects are cached on disk; background compilation swaps in.
+#include "codegen/compile.hpp"
+#include "engine/plan_cache.hpp"
+#include "support/check.hpp"
+
+#include <batchjac/batchjac.hpp>
+#include <batchjac/codegen.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace bj = batchjac;
+
+namespace {
+
+// Sets the process's generation mode (and, if given, its cache directory)
+// for one test, then restores them.
+class ScopedGeneration {
+ public:
+  explicit ScopedGeneration(bj::CodeGeneration mode, std::string directory = {})
+      : mode_(bj::code_generation()), directory_(bj::code_cache_directory()) {
+    bj::set_code_generation(mode);
+    if (!directory.empty()) bj::set_code_cache_directory(directory);
+  }
+  ~ScopedGeneration() {
+    bj::wait_for_code_generation();
+    bj::set_code_generation(mode_);
+    bj::set_code_cache_directory(directory_);
+  }
+
+ private:
+  bj::CodeGeneration mode_;
+  std::string directory_;
+};
+
+// A new empty directory under the system's temporary directory.
+std::string fresh_directory(const std::string& name) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("batchjac-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+using Program = std::function<bj::Tensor(const bj::Tensor&)>;
+
+// Elementwise math of every family, slices and concats (gathers and
+// scatters), a where under a shared mask, division by a per-example value
+// (the sparse form's reciprocals), pow with a scalar, a reduction.
+bj::Tensor elementwise_mix(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  const bj::Tensor a = bj::slice(x, {0, 0}, {-1, 3}), c = bj::slice(x, {0, 3}, {-1, 3});
+  const bj::Tensor s = bj::reduce_sum(a * a, {1}, true) + bj::constant(0.5, t);
+  const bj::Tensor u = bj::exp(-c) * bj::sin(a) / s + bj::tanh(c * a) - bj::sqrt(s) * bj::log1p(a * a);
+  const bj::Tensor mask = bj::constant(std::vector<double>{1, 0, 1}, {1, 3}, t) > bj::constant(0.5, t);
+  const bj::Tensor w = bj::where(mask, bj::pow(bj::abs(c) + 1, 1.5), bj::atan2(a, c + 2));
+  return bj::concat({u, w, bj::reduce_sum(u * w, {1}, true) / (s * s)}, 1);
+}
+
+// A 3x3 inverse and a running sum: steps the generator leaves to the
+// interpreter, between generated ones.
+bj::Tensor with_interpreted_steps(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  const bj::Tensor m = bj::reshape(x, {-1, 3, 3}) + bj::constant(std::vector<double>{2, 0, 0, 0, 2, 0, 0, 0, 2}, {1, 3, 3}, t);
+  const bj::Tensor inv = bj::reshape(bj::linalg::inv(m), {-1, 9});
+  return bj::cumsum(inv * bj::exp(x * 0.1), 1) + bj::square(x);
+}
+
+// sqrt at 0 in some examples: an infinite partial times a zero tangent,
+// which the engine reruns with strong zeros.
+bj::Tensor with_nan_partials(const bj::Tensor& x) { return bj::sqrt(x * x) + bj::sqrt(bj::abs(x)) * x; }
+
+// The Jacobian and value of f at x with the option given.
+std::pair<bj::Tensor, bj::Tensor> jacobian_and_value(const Program& f, const bj::Tensor& x, bj::JacobianMode mode,
+                                                     bool generated) {
+  bj::GradientTape tape;
+  tape.watch(x);
+  const bj::Tensor y = f(x);
+  bj::JacobianOptions o;
+  o.mode = mode;
+  o.generated_code = generated;
+  const bj::Tensor j = *tape.batch_jacobian(y, x, o);
+  return {j, y};
+}
+
+// f's Jacobians and values with the generated kernel (where the plan has a
+// sparse form) and with the interpreter are the same bits.
+void check_same_bits(const std::string& what, const Program& f, const bj::Tensor& x, bj::JacobianMode mode) {
+  INFO(what << ", " << bj::dtype_name(x.dtype()) << ", batch " << x.shape()[0] << ", "
+            << (mode == bj::JacobianMode::forward ? "forward" : "reverse"));
+  const auto [jg, yg] = jacobian_and_value(f, x, mode, true);
+  const auto [ji, yi] = jacobian_and_value(f, x, mode, false);
+  CHECK(check::same_bits(jg, ji));
+  CHECK(check::same_bits(yg, yi));
+}
+
+bj::Tensor inputs(std::int64_t batch, std::int64_t n, bj::DType dtype, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  return check::random_tensor(rng, {batch, n}, 0.2, 1.5, dtype);
+}
+
+}  // namespace
+
+TEST_CASE("generated kernels give the interpreter's bits", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");  // every program with a sparse form uses it
+  const ScopedGeneration generation(bj::CodeGeneration::immediate);
+  const std::vector<std::pair<std::string, Program>> programs{
+      {"elementwise mix", elementwise_mix},
+      {"interpreted steps", with_interpreted_steps},
+      {"nan partials", with_nan_partials}};
+  for (const auto& [name, f] : programs) {
+    const std::size_t runs = bj::code_generation_stats().generated_runs;
+    for (const bj::DType dtype : {bj::float64, bj::float32})
+      for (const std::int64_t batch : {1, 7, 17, 33})  // tails of 8 and 16 lanes
+        for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+          bj::Tensor x = inputs(batch, 9, dtype, 11);
+          if (name == "nan partials") {  // zeros in some examples
+            std::vector<double> v = check::values(x);
+            for (std::size_t i = 0; i < v.size(); i += 5) v[i] = 0;
+            x = bj::constant(v, x.shape(), dtype);
+          }
+          check_same_bits(name, f, x, mode);
+        }
+    INFO(name);
+    CHECK(bj::code_generation_stats().generated_runs > runs);  // in one mode at least
+  }
+}
+
+TEST_CASE("a traced function's generated kernel gives the same bits, from many threads", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate);
+  const bj::Function f = bj::trace(elementwise_mix, bj::TensorSpec{bj::Shape{-1, 6}, bj::float64});
+  const std::int64_t batch = 101, n = 6, m = 7;
+  const std::vector<double> x = check::values(inputs(batch, n, bj::float64, 5));
+  std::vector<double> value_i(batch * m), jac_i(batch * m * n);
+  bj::JacobianOptions interpreted;
+  interpreted.generated_code = false;
+  f.value_and_batch_jacobian_into(std::span<const double>(x), std::span<double>(value_i), std::span<double>(jac_i),
+                                  interpreted);
+  std::vector<std::vector<double>> values(4, std::vector<double>(batch * m)),
+      jacs(4, std::vector<double>(batch * m * n));
+  std::vector<std::thread> threads;
+  for (std::size_t k = 0; k < 4; ++k)
+    threads.emplace_back([&, k] {
+      f.value_and_batch_jacobian_into(std::span<const double>(x), std::span<double>(values[k]),
+                                      std::span<double>(jacs[k]));
+    });
+  for (auto& t : threads) t.join();
+  for (std::size_t k = 0; k < 4; ++k) {
+    CHECK(std::memcmp(values[k].data(), value_i.data(), value_i.size() * sizeof(double)) == 0);
+    CHECK(std::memcmp(jacs[k].data(), jac_i.data(), jac_i.size() * sizeof(double)) == 0);
+  }
+}
+
+TEST_CASE("without a compiler the interpreter runs", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const check::ScopedEnv cxx("BATCHJAC_CXX", "/nonexistent/c++");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, fresh_directory("nocxx"));
+  const std::size_t failed = bj::code_generation_stats().failed;
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  // A weight only this test uses: a program no earlier test planned.
+  const double weight = 4.0 + 1e-3 * double(::getpid() % 977);
+  const Program f = [weight](const bj::Tensor& x) { return bj::exp(x) * weight; };
+  const bj::Tensor x = inputs(13, 9, bj::float64, 3);
+  const auto [jg, yg] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  CHECK(bj::code_generation_stats().failed > failed);
+  CHECK(bj::code_generation_stats().generated_runs == runs);
+  const auto [ji, yi] = jacobian_and_value(f, x, bj::JacobianMode::forward, false);
+  CHECK(check::same_bits(jg, ji));
+}
+
+TEST_CASE("generated objects are cached on disk under their hash", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const std::string dir = fresh_directory("cache");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, dir);
+  // A weight only this test uses: a program no earlier test compiled.
+  const double weight = 1.0 + 1e-3 * double(::getpid() % 997);
+  const Program f = [weight](const bj::Tensor& x) { return bj::exp(x) * weight + bj::square(x); };
+  const std::size_t compiled = bj::code_generation_stats().compiled;
+  const bj::Tensor x = inputs(9, 4, bj::float64, 2);
+  jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  const std::size_t new_objects = bj::code_generation_stats().compiled - compiled;
+  CHECK(new_objects >= 1);  // the plan's, and the one that also keeps the value
+  std::size_t objects = 0, sources = 0, temporaries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    objects += e.path().extension() == ".so";
+    sources += e.path().extension() == ".cpp";
+    temporaries += name.find(".tmp") != std::string::npos;
+  }
+  CHECK(objects == new_objects);
+  CHECK(sources == new_objects);
+  CHECK(temporaries == 0);
+  // The same program again: its plans and objects are reused.
+  const auto [j1, y1] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  CHECK(bj::code_generation_stats().compiled == compiled + new_objects);
+  // As in a new process: new plans find the objects on disk.
+  batchjac::engine::clear_plan_cache();
+  batchjac::codegen::forget_modules();
+  const std::size_t loaded = bj::code_generation_stats().loaded;
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  const auto [j2, y2] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  CHECK(bj::code_generation_stats().compiled == compiled + new_objects);
+  CHECK(bj::code_generation_stats().loaded == loaded + new_objects);
+  CHECK(bj::code_generation_stats().generated_runs > runs);
+  CHECK(check::same_bits(j1, j2));
+}
+
+TEST_CASE("background compilation swaps the generated kernel in", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::background, fresh_directory("background"));
+  const double weight = 2.0 + 1e-3 * double(::getpid() % 991);
+  const Program f = [weight](const bj::Tensor& x) { return bj::sin(x) * weight + x * x * x; };
+  const bj::Tensor x = inputs(21, 5, bj::float32, 4);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = f(x);
+  const bj::Tensor first = *tape.batch_jacobian(y, x);  // interpreted, or generated if compiled already
+  bj::wait_for_code_generation();
+  CHECK(bj::code_generation_stats().pending == 0);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  const bj::Tensor later = *tape.batch_jacobian(y, x);
+  CHECK(bj::code_generation_stats().generated_runs > runs);
+  CHECK(check::same_bits(first, later));
+}
+
+TEST_CASE("code generation off runs no generated kernel", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::off);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  const double weight = 3.0 + 1e-3 * double(::getpid() % 983);
+  const Program f = [weight](const bj::Tensor& x) { return bj::cos(x) * weight; };
+  jacobian_and_value(f, inputs(9, 3, bj::float64, 1), bj::JacobianMode::forward, true);
+  CHECK(bj::code_generation_stats().generated_runs == runs);
+}

@@ -2,7 +2,10 @@
 
 #include <batchjac/codegen.hpp>
 
+#include <xsimd/config/xsimd_config.hpp>
+
 #include <dlfcn.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -15,9 +18,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <random>
+#include <cerrno>
+#include <csignal>
+#include <sys/stat.h>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -74,8 +82,10 @@ struct Settings {
   std::mutex mutex;
   std::string directory = default_cache_directory();
 };
+// The state below is never destroyed: the worker's thread may still use it
+// while the process exits.
 Settings& settings() {
-  static Settings s;
+  static Settings& s = *new Settings;
   return s;
 }
 
@@ -89,7 +99,7 @@ struct Stats {
   std::atomic<std::int64_t> compile_ns{0};
 };
 Stats& stats() {
-  static Stats s;
+  static Stats& s = *new Stats;
   return s;
 }
 
@@ -116,9 +126,12 @@ std::uint64_t headers_hash() {
 }
 
 // A unique temporary name beside `path`, for writing then renaming into place.
+// Random, so that processes of equal pids (containers sharing the cache) differ.
 std::filesystem::path temporary(const std::filesystem::path& path) {
   static std::atomic<unsigned> counter{0};
-  return path.string() + "." + std::to_string(::getpid()) + "." + std::to_string(++counter) + ".tmp";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return path.string() + "." + std::to_string(::getpid()) + "." + std::to_string(++counter) + "." +
+         hex(rng()) + ".tmp";
 }
 
 bool write_file(const std::filesystem::path& path, std::string_view text) {
@@ -140,6 +153,8 @@ struct Job {
   std::string arch;
   std::string hash;
   std::shared_ptr<Module> module;
+  std::string compiler;   // as named in the hash
+  std::string toolchain;  // hex hash of the compiler's identity and the flags
 };
 
 bool load(const std::filesystem::path& object, Module& m) {
@@ -151,6 +166,12 @@ bool load(const std::filesystem::path& object, Module& m) {
   m.primal.store(primal, std::memory_order_release);
   m.sparse.store(sparse, std::memory_order_release);
   return true;
+}
+
+// The compiler process running now (0: none), killed at exit.
+std::atomic<pid_t>& running_compiler() {
+  static std::atomic<pid_t> pid{0};
+  return pid;
 }
 
 // Runs the compiler, its output to `log`; whether it succeeded.
@@ -169,10 +190,13 @@ bool run_compiler(std::vector<std::string> args, const std::filesystem::path& lo
     std::ofstream(log) << "batchjac: cannot run " << args[0] << ": " << std::strerror(err) << "\n";
     return false;
   }
+  running_compiler().store(pid);
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t done = -1;
+  while ((done = ::waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  running_compiler().store(0);
+  return done == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 void warn_once(const std::string& what) {
@@ -188,11 +212,51 @@ std::vector<std::string> compile_flags(const std::string& arch, const std::files
   std::vector<std::string> args{"-std=c++20", "-O2", "-fPIC", "-ffp-contract=off", "-w"};
   std::istringstream flags(arch_flags(arch));
   for (std::string f; flags >> f;) args.push_back(f);
-  args.push_back("-I" + include.string());
+  if (!include.empty()) args.push_back("-I" + include.string());
   std::istringstream dirs(BATCHJAC_CODEGEN_INCLUDES);
   for (std::string d; std::getline(dirs, d, '|');)
     if (!d.empty()) args.push_back("-I" + d);
   return args;
+}
+
+// What decides a generated object's bits besides its source, as a hex hash:
+// the compiler (its `--version`, run once per process and name), the flags,
+// the include directories and xsimd's version, the embedded headers.
+// nullopt if the compiler does not run.
+std::optional<std::string> toolchain(const std::string& cxx, const std::string& arch) {
+  static std::mutex& mutex = *new std::mutex;
+  static std::unordered_map<std::string, std::optional<std::string>>& known =
+      *new std::unordered_map<std::string, std::optional<std::string>>;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const std::string key = cxx + '\n' + arch;
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  std::optional<std::string> version;
+  if (cxx.find_first_of("'\"\\$`") == std::string::npos)
+    if (FILE* f = ::popen(("'" + cxx + "' --version 2>/dev/null").c_str(), "r")) {
+      std::string text;
+      char chunk[256];
+      for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) text.append(chunk, n);
+      if (::pclose(f) == 0 && !text.empty()) version = text;
+    }
+  std::optional<std::string> result;
+  if (version) {
+    std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, cxx);
+    h = fnv1a(h, *version);
+    for (const std::string& f : compile_flags(arch, "")) h = fnv1a(h, f);
+    h = fnv1a(h, std::to_string(XSIMD_VERSION_MAJOR * 10000 + XSIMD_VERSION_MINOR * 100 + XSIMD_VERSION_PATCH));
+    h = fnv1a(h, hex(headers_hash()));
+    result = hex(h);
+  }
+  known.emplace(key, result);
+  return result;
+}
+
+// Whether `dir` is safe to load code from: a directory of this user's that
+// no one else may write to (a shared /tmp fallback could be planted).
+bool trusted(const std::filesystem::path& dir) {
+  struct stat st{};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
+  return st.st_uid == ::getuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
 // Loads the job's object from the cache, or compiles it there first.
@@ -203,17 +267,25 @@ void build(const Job& job) {
     std::lock_guard<std::mutex> lock(settings().mutex);
     directory = settings().directory;
   }
-  const fs::path dir(directory);
+  const fs::path dir(directory.empty() ? default_cache_directory() : directory);
   const fs::path object = dir / (job.hash + ".so");
   std::error_code ec;
+  if (!fs::exists(dir, ec)) {
+    fs::create_directories(dir.parent_path(), ec);
+    ::mkdir(dir.c_str(), 0700);
+  }
+  if (!trusted(dir)) {
+    ++stats().failed;
+    warn_once(dir.string() + " is not a directory of this user's that only it can write");
+    return;
+  }
   if (fs::exists(object, ec) && load(object, *job.module)) {
     ++stats().loaded;
     return;
   }
   const auto start = std::chrono::steady_clock::now();
-  fs::create_directories(dir, ec);
   const fs::path include = dir / ("include-" + hex(headers_hash()));
-  bool ok = !ec;
+  bool ok = true;
   for (std::size_t i = 0; ok && i < kEmbeddedHeaderCount; ++i) {
     const fs::path h = include / kEmbeddedHeaders[i].path;
     fs::create_directories(h.parent_path(), ec);
@@ -223,13 +295,13 @@ void build(const Job& job) {
   // instruction set (the compiler falls back to the text if the precompiled
   // header does not fit).
   const std::vector<std::string> flags = compile_flags(job.arch, include);
-  const fs::path pch_dir = include / ("pch-" + job.arch);
+  const fs::path pch_dir = include / ("pch-" + job.arch + "-" + job.toolchain);
   ok = ok && write_file(include / kPrelude, kPreludeText);
   if (ok && !fs::exists(pch_dir / (std::string(kPrelude) + ".gch"), ec)) {
     fs::create_directories(pch_dir, ec);
     const fs::path gch = pch_dir / (std::string(kPrelude) + ".gch");
     const fs::path gch_tmp = temporary(gch);
-    std::vector<std::string> args{compiler()};
+    std::vector<std::string> args{job.compiler};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"-x", "c++-header", (include / kPrelude).string(), "-o", gch_tmp.string()});
     if (run_compiler(std::move(args), dir / (job.hash + ".pch.log"))) fs::rename(gch_tmp, gch, ec);
@@ -241,7 +313,7 @@ void build(const Job& job) {
   ok = ok && write_file(source, job.source);
   const fs::path tmp = temporary(object);
   if (ok) {
-    std::vector<std::string> args{compiler(), "-I" + pch_dir.string()};
+    std::vector<std::string> args{job.compiler, "-I" + pch_dir.string()};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"-shared", source.string(), "-o", tmp.string()});
     ok = run_compiler(std::move(args), log);
@@ -262,22 +334,19 @@ void build(const Job& job) {
   }
 }
 
-// One background thread compiles queued jobs in order.
+// One background thread compiles queued jobs in order. It is never joined:
+// at exit the compiler it runs is killed (its temporary output stays behind)
+// and what is queued is dropped; a forked child starts a worker of its own.
 class Worker {
  public:
-  ~Worker() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
-  }
   void push(Job job) {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats().pending;
     queue_.push_back(std::move(job));
-    if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+    if (!started_) {
+      std::thread([this] { loop(); }).detach();
+      started_ = true;
+    }
     wake_.notify_all();
   }
   void wait() {
@@ -289,8 +358,7 @@ class Worker {
   void loop() {
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
-      wake_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;  // at exit: what is queued is dropped
+      wake_.wait(lock, [&] { return !queue_.empty(); });
       Job job = std::move(queue_.front());
       queue_.pop_front();
       busy_ = true;
@@ -306,17 +374,32 @@ class Worker {
   std::mutex mutex_;
   std::condition_variable wake_, idle_;
   std::deque<Job> queue_;
-  bool busy_ = false, stop_ = false;
-  std::thread thread_;
+  bool busy_ = false, started_ = false;
 };
 
-Worker& worker() {
-  // What the worker's thread uses is constructed first, so destroyed after
-  // the worker has joined it.
-  settings();
-  stats();
-  static Worker w;
+std::atomic<Worker*>& worker_pointer() {
+  static std::atomic<Worker*> w{nullptr};
   return w;
+}
+
+Worker& worker() {
+  static const bool once = [] {
+    settings();
+    stats();
+    worker_pointer().store(new Worker);
+    // A forked child has none of the parent's threads: a new worker, no jobs.
+    ::pthread_atfork(nullptr, nullptr, [] {
+      worker_pointer().store(new Worker);  // the parent's, with its locks, is abandoned
+      stats().pending.store(0);
+      running_compiler().store(0);  // the parent's, not the child's to kill
+    });
+    std::atexit([] {
+      if (const pid_t pid = running_compiler().load()) ::kill(pid, SIGTERM);
+    });
+    return true;
+  }();
+  (void)once;
+  return *worker_pointer().load();
 }
 
 // Every object requested in this process, by hash: equal sources share one.
@@ -325,7 +408,7 @@ struct Registry {
   std::unordered_map<std::string, std::shared_ptr<Module>> modules;
 };
 Registry& registry() {
-  static Registry r;
+  static Registry& r = *new Registry;
   return r;
 }
 
@@ -343,11 +426,16 @@ void count_generated_run() { stats().runs.fetch_add(1, std::memory_order_relaxed
 std::shared_ptr<const Module> request(std::string source, std::string_view arch) {
   const CodeGeneration mode = code_generation();
   if (mode == CodeGeneration::off || !arch_flags(arch)) return nullptr;
+  const std::string cxx = compiler();
+  const std::optional<std::string> tools = toolchain(cxx, std::string(arch));
+  if (!tools) {  // no working compiler: the interpreter runs
+    ++stats().failed;
+    warn_once(cxx + " --version fails");
+    return nullptr;
+  }
   std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, source);
-  h = fnv1a(h, arch);
-  h = fnv1a(h, compiler());
-  h = fnv1a(h, hex(headers_hash()));
-  Job job{std::move(source), std::string(arch), hex(h), nullptr};
+  h = fnv1a(h, *tools);
+  Job job{std::move(source), std::string(arch), hex(h), nullptr, cxx, *tools};
   {
     Registry& r = registry();
     std::lock_guard<std::mutex> lock(r.mutex);
@@ -381,7 +469,7 @@ CodeGeneration code_generation() {
 
 void set_code_cache_directory(const std::string& path) {
   std::lock_guard<std::mutex> lock(codegen::settings().mutex);
-  codegen::settings().directory = path;
+  codegen::settings().directory = path.empty() ? codegen::default_cache_directory() : path;
 }
 std::string code_cache_directory() {
   std::lock_guard<std::mutex> lock(codegen::settings().mutex);

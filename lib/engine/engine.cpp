@@ -167,7 +167,7 @@ struct Runner {
   bool value_stream;         // ... and for the value's rows
   bool values_only;          // a value is asked for, and there is no Jacobian entry to write
   std::atomic<bool>* symmetric;  // Binding::symmetric
-  bool generated;                // JacobianOptions::generated_code
+  bool generated;                // run the plan's generated kernel if it is loaded
   std::uint64_t call = next_call();
 
   __attribute__((noinline)) void operator()(std::int64_t blk0, std::int64_t blk1, std::int64_t dir0,
@@ -541,10 +541,12 @@ void run_typed(const Plan<T>& p, std::span<const void* const> load_data, std::in
   // The value's lines would not stay in the caches past a streamed Jacobian either.
   const bool value_stream =
       value && (stream || batch * value_elems * std::int64_t(dtype_size(value->dtype)) > kStreamBytes);
+  // Generated kernels run unless this call or the process setting says not.
+  const bool generated = options.generated_code && p.generated && codegen::enabled();
   Runner<T, O> runner{p,     load_data,   batch,  out,          value,       per_example,
                       n_src, value_elems, stream, value_stream, values_only, symmetric,
-                      options.generated_code};
-  if (p.sparse && !values_only && options.generated_code && p.generated &&
+                      generated};
+  if (generated && p.sparse && !values_only && p.generated->primal.load(std::memory_order_acquire) &&
       p.generated->sparse.load(std::memory_order_acquire))
     codegen::count_generated_run();
   const std::int64_t n_blocks = (batch + p.lanes - 1) / p.lanes;

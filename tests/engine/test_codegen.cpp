@@ -12,7 +12,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <csignal>
 
 #include <cmath>
 #include <cstring>
@@ -28,26 +32,6 @@ namespace bj = batchjac;
 
 namespace {
 
-// Sets the process's generation mode (and, if given, its cache directory)
-// for one test, then restores them.
-class ScopedGeneration {
- public:
-  explicit ScopedGeneration(bj::CodeGeneration mode, std::string directory = {})
-      : mode_(bj::code_generation()), directory_(bj::code_cache_directory()) {
-    bj::set_code_generation(mode);
-    if (!directory.empty()) bj::set_code_cache_directory(directory);
-  }
-  ~ScopedGeneration() {
-    bj::wait_for_code_generation();
-    bj::set_code_generation(mode_);
-    bj::set_code_cache_directory(directory_);
-  }
-
- private:
-  bj::CodeGeneration mode_;
-  std::string directory_;
-};
-
 // A new empty directory under the system's temporary directory.
 std::string fresh_directory(const std::string& name) {
   const std::filesystem::path dir =
@@ -56,6 +40,34 @@ std::string fresh_directory(const std::string& name) {
   std::filesystem::create_directories(dir);
   return dir.string();
 }
+
+// Sets the process's generation mode and a new cache directory for one
+// test, with no object or plan of earlier tests remembered; then restores
+// them and removes the directory.
+class ScopedGeneration {
+ public:
+  ScopedGeneration(bj::CodeGeneration mode, const std::string& name)
+      : mode_(bj::code_generation()), previous_(bj::code_cache_directory()), directory_(fresh_directory(name)) {
+    bj::set_code_generation(mode);
+    bj::set_code_cache_directory(directory_);
+    batchjac::engine::clear_plan_cache();
+    batchjac::codegen::forget_modules();
+  }
+  ~ScopedGeneration() {
+    bj::wait_for_code_generation();
+    bj::set_code_generation(mode_);
+    bj::set_code_cache_directory(previous_);
+    batchjac::engine::clear_plan_cache();
+    batchjac::codegen::forget_modules();
+    std::error_code ec;
+    std::filesystem::remove_all(directory_, ec);
+  }
+  const std::string& directory() const { return directory_; }
+
+ private:
+  bj::CodeGeneration mode_;
+  std::string previous_, directory_;
+};
 
 using Program = std::function<bj::Tensor(const bj::Tensor&)>;
 
@@ -118,40 +130,51 @@ bj::Tensor inputs(std::int64_t batch, std::int64_t n, bj::DType dtype, std::uint
 
 TEST_CASE("generated kernels give the interpreter's bits", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");  // every program with a sparse form uses it
-  const ScopedGeneration generation(bj::CodeGeneration::immediate);
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "bits");
   const std::vector<std::pair<std::string, Program>> programs{
       {"elementwise mix", elementwise_mix},
       {"interpreted steps", with_interpreted_steps},
       {"nan partials", with_nan_partials}};
   for (const auto& [name, f] : programs) {
-    const std::size_t runs = bj::code_generation_stats().generated_runs;
-    for (const bj::DType dtype : {bj::float64, bj::float32})
-      for (const std::int64_t batch : {1, 7, 17, 33})  // tails of 8 and 16 lanes
-        for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    int modes_generated = 0;
+    for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      // A mode's plans are sparse (generated) for every dtype and batch, or for none.
+      int generated = 0, calls = 0;
+      for (const bj::DType dtype : {bj::float64, bj::float32})
+        for (const std::int64_t batch : {1, 7, 17, 33}) {  // tails of 8 and 16 lanes
           bj::Tensor x = inputs(batch, 9, dtype, 11);
           if (name == "nan partials") {  // zeros in some examples
             std::vector<double> v = check::values(x);
             for (std::size_t i = 0; i < v.size(); i += 5) v[i] = 0;
             x = bj::constant(v, x.shape(), dtype);
           }
+          const std::size_t runs = bj::code_generation_stats().generated_runs;
           check_same_bits(name, f, x, mode);
+          generated += bj::code_generation_stats().generated_runs > runs;
+          ++calls;
         }
+      INFO(name << (mode == bj::JacobianMode::forward ? ", forward" : ", reverse"));
+      CHECK((generated == 0 || generated == calls));
+      modes_generated += generated > 0;
+    }
     INFO(name);
-    CHECK(bj::code_generation_stats().generated_runs > runs);  // in one mode at least
+    CHECK(modes_generated > 0);
   }
+  CHECK(bj::code_generation_stats().failed == 0);
 }
 
 TEST_CASE("a traced function's generated kernel gives the same bits, from many threads", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
-  const ScopedGeneration generation(bj::CodeGeneration::immediate);
-  const bj::Function f = bj::trace(elementwise_mix, bj::TensorSpec{bj::Shape{-1, 6}, bj::float64});
-  const std::int64_t batch = 101, n = 6, m = 7;
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "threads");
+  const bj::Function f = bj::trace(with_interpreted_steps, bj::TensorSpec{bj::Shape{-1, 9}, bj::float64});
+  const std::int64_t batch = 101, n = 9, m = 9;
   const std::vector<double> x = check::values(inputs(batch, n, bj::float64, 5));
   std::vector<double> value_i(batch * m), jac_i(batch * m * n);
   bj::JacobianOptions interpreted;
   interpreted.generated_code = false;
   f.value_and_batch_jacobian_into(std::span<const double>(x), std::span<double>(value_i), std::span<double>(jac_i),
                                   interpreted);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
   std::vector<std::vector<double>> values(4, std::vector<double>(batch * m)),
       jacs(4, std::vector<double>(batch * m * n));
   std::vector<std::thread> threads;
@@ -161,6 +184,7 @@ TEST_CASE("a traced function's generated kernel gives the same bits, from many t
                                       std::span<double>(jacs[k]));
     });
   for (auto& t : threads) t.join();
+  CHECK(bj::code_generation_stats().generated_runs >= runs + 4);
   for (std::size_t k = 0; k < 4; ++k) {
     CHECK(std::memcmp(values[k].data(), value_i.data(), value_i.size() * sizeof(double)) == 0);
     CHECK(std::memcmp(jacs[k].data(), jac_i.data(), jac_i.size() * sizeof(double)) == 0);
@@ -170,34 +194,29 @@ TEST_CASE("a traced function's generated kernel gives the same bits, from many t
 TEST_CASE("without a compiler the interpreter runs", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const check::ScopedEnv cxx("BATCHJAC_CXX", "/nonexistent/c++");
-  const ScopedGeneration generation(bj::CodeGeneration::immediate, fresh_directory("nocxx"));
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "nocxx");
   const std::size_t failed = bj::code_generation_stats().failed;
   const std::size_t runs = bj::code_generation_stats().generated_runs;
-  // A weight only this test uses: a program no earlier test planned.
-  const double weight = 4.0 + 1e-3 * double(::getpid() % 977);
-  const Program f = [weight](const bj::Tensor& x) { return bj::exp(x) * weight; };
   const bj::Tensor x = inputs(13, 9, bj::float64, 3);
-  const auto [jg, yg] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  const auto [jg, yg] = jacobian_and_value(with_interpreted_steps, x, bj::JacobianMode::forward, true);
   CHECK(bj::code_generation_stats().failed > failed);
   CHECK(bj::code_generation_stats().generated_runs == runs);
-  const auto [ji, yi] = jacobian_and_value(f, x, bj::JacobianMode::forward, false);
+  const auto [ji, yi] = jacobian_and_value(with_interpreted_steps, x, bj::JacobianMode::forward, false);
   CHECK(check::same_bits(jg, ji));
+  CHECK(std::filesystem::is_empty(generation.directory()));
 }
 
 TEST_CASE("generated objects are cached on disk under their hash", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
-  const std::string dir = fresh_directory("cache");
-  const ScopedGeneration generation(bj::CodeGeneration::immediate, dir);
-  // A weight only this test uses: a program no earlier test compiled.
-  const double weight = 1.0 + 1e-3 * double(::getpid() % 997);
-  const Program f = [weight](const bj::Tensor& x) { return bj::exp(x) * weight + bj::square(x); };
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "cache");
+  const Program f = [](const bj::Tensor& x) { return bj::exp(x) * 1.5 + bj::square(x); };
   const std::size_t compiled = bj::code_generation_stats().compiled;
   const bj::Tensor x = inputs(9, 4, bj::float64, 2);
-  jacobian_and_value(f, x, bj::JacobianMode::forward, true);
+  const auto [j1, y1] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
   const std::size_t new_objects = bj::code_generation_stats().compiled - compiled;
   CHECK(new_objects >= 1);  // the plan's, and the one that also keeps the value
   std::size_t objects = 0, sources = 0, temporaries = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+  for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
     const std::string name = e.path().filename().string();
     objects += e.path().extension() == ".so";
     sources += e.path().extension() == ".cpp";
@@ -206,9 +225,6 @@ TEST_CASE("generated objects are cached on disk under their hash", "[codegen]") 
   CHECK(objects == new_objects);
   CHECK(sources == new_objects);
   CHECK(temporaries == 0);
-  // The same program again: its plans and objects are reused.
-  const auto [j1, y1] = jacobian_and_value(f, x, bj::JacobianMode::forward, true);
-  CHECK(bj::code_generation_stats().compiled == compiled + new_objects);
   // As in a new process: new plans find the objects on disk.
   batchjac::engine::clear_plan_cache();
   batchjac::codegen::forget_modules();
@@ -221,11 +237,24 @@ TEST_CASE("generated objects are cached on disk under their hash", "[codegen]") 
   CHECK(check::same_bits(j1, j2));
 }
 
+TEST_CASE("a cache directory others can write to is not used", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "shared");
+  std::filesystem::permissions(generation.directory(), std::filesystem::perms::others_write,
+                               std::filesystem::perm_options::add);
+  const std::size_t failed = bj::code_generation_stats().failed;
+  const bj::Tensor x = inputs(9, 4, bj::float64, 2);
+  const auto [jg, yg] = jacobian_and_value(with_nan_partials, x, bj::JacobianMode::forward, true);
+  CHECK(bj::code_generation_stats().failed > failed);
+  CHECK(std::filesystem::is_empty(generation.directory()));
+  const auto [ji, yi] = jacobian_and_value(with_nan_partials, x, bj::JacobianMode::forward, false);
+  CHECK(check::same_bits(jg, ji));
+}
+
 TEST_CASE("background compilation swaps the generated kernel in", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
-  const ScopedGeneration generation(bj::CodeGeneration::background, fresh_directory("background"));
-  const double weight = 2.0 + 1e-3 * double(::getpid() % 991);
-  const Program f = [weight](const bj::Tensor& x) { return bj::sin(x) * weight + x * x * x; };
+  const ScopedGeneration generation(bj::CodeGeneration::background, "background");
+  const Program f = [](const bj::Tensor& x) { return bj::sin(x) * 2.0 + x * x * x; };
   const bj::Tensor x = inputs(21, 5, bj::float32, 4);
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});
   tape.watch(x);
@@ -239,12 +268,46 @@ TEST_CASE("background compilation swaps the generated kernel in", "[codegen]") {
   CHECK(check::same_bits(first, later));
 }
 
-TEST_CASE("code generation off runs no generated kernel", "[codegen]") {
+TEST_CASE("code generation off runs no generated kernel, loaded ones included", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
-  const ScopedGeneration generation(bj::CodeGeneration::off);
-  const std::size_t runs = bj::code_generation_stats().generated_runs;
-  const double weight = 3.0 + 1e-3 * double(::getpid() % 983);
-  const Program f = [weight](const bj::Tensor& x) { return bj::cos(x) * weight; };
-  jacobian_and_value(f, inputs(9, 3, bj::float64, 1), bj::JacobianMode::forward, true);
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "off");
+  const Program f = [](const bj::Tensor& x) { return bj::cos(x) * 3.0; };
+  const bj::Tensor x = inputs(9, 3, bj::float64, 1);
+  bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+  tape.watch(x);
+  const bj::Tensor y = f(x);
+  std::size_t runs = bj::code_generation_stats().generated_runs;
+  tape.batch_jacobian(y, x);
+  CHECK(bj::code_generation_stats().generated_runs > runs);
+  bj::set_code_generation(bj::CodeGeneration::off);
+  runs = bj::code_generation_stats().generated_runs;
+  tape.batch_jacobian(y, x);  // the same kept plan, its kernel loaded
+  jacobian_and_value([](const bj::Tensor& v) { return bj::tan(v) * 2.0; }, x, bj::JacobianMode::forward, true);
   CHECK(bj::code_generation_stats().generated_runs == runs);
 }
+
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+TEST_CASE("a forked child generates code of its own and exits", "[codegen]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::background, "fork");
+  const bj::Tensor x = inputs(9, 9, bj::float64, 6);
+  jacobian_and_value(elementwise_mix, x, bj::JacobianMode::reverse, true);
+  bj::wait_for_code_generation();
+  const pid_t child = ::fork();
+  if (child == 0) {  // a new program, compiled by the child's own worker
+    jacobian_and_value(with_nan_partials, x, bj::JacobianMode::reverse, true);
+    bj::wait_for_code_generation();
+    std::_Exit(bj::code_generation_stats().generated_runs > 0 || bj::code_generation_stats().compiled > 0 ? 0 : 3);
+  }
+  REQUIRE(child > 0);
+  int status = -1;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  pid_t done = 0;
+  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) ::kill(child, SIGKILL), ::waitpid(child, &status, 0);
+  CHECK(done == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+#endif

@@ -1,5 +1,6 @@
 # One translation unit per instruction set, each compiled with that set's flags;
-# xsimd::dispatch picks among them at run time.
+# xsimd::dispatch picks among them at run time. Generated kernels are compiled
+# with the same flags: lib/codegen/arch.hpp lists them again, keep both equal.
 set_source_files_properties(lib/kernels/kernels_sse42.cpp PROPERTIES COMPILE_OPTIONS "-msse4.2")
 set_source_files_properties(lib/kernels/kernels_avx2.cpp PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma")
 set_source_files_properties(lib/kernels/kernels_avx512.cpp PROPERTIES

@@ -1,5 +1,7 @@
 #include "codegen/emit.hpp"
 
+#include "codegen/arch.hpp"
+
 #include "ops/elementwise_math.hpp"
 
 #include <bit>
@@ -14,10 +16,10 @@ namespace {
 namespace m = ops::math;
 
 // Plans of more element operations are not generated. Straight-line code
-// takes about 25 bytes an operation, so beyond this it no longer fits the
-// L2 cache beside the block's data, and each block streams its code in:
-// W9 (23 000 operations, 550 KB of code) measured no faster than
-// interpreted, after 14 s of compiling.
+// takes about 25 bytes an operation, so beyond this (about 400 KB) it no
+// longer fits the L2 cache beside the block's data, and every block
+// streams its code in: larger programs measured no faster generated than
+// interpreted, after many seconds of compiling (bench/README.md).
 constexpr std::int64_t kMaxOperations = 16384;
 
 // Which functor an elementwise kernel of the table applies, and how
@@ -71,7 +73,7 @@ std::string literal(T x) {
 template <class T>
 class Writer {
  public:
-  explicit Writer(const engine::Plan<T>& p) : p_(p) {}
+  Writer(const engine::Plan<T>& p, const Arch& arch) : p_(p), arch_(arch) {}
 
   std::optional<std::string> source() {
     const kernels::KernelTable<T>& t = *p_.table;
@@ -82,7 +84,7 @@ class Writer {
     out_ += "template <class F, class... Fs> struct At<m::List<F, Fs...>, 0> { using type = F; };\n";
     out_ += "template <class F, class... Fs, int I> struct At<m::List<F, Fs...>, I> : At<m::List<Fs...>, I - 1> {};\n";
     out_ += std::string("using T = ") + (sizeof(T) == 8 ? "double" : "float") + ";\n";
-    out_ += "using V = xsimd::batch<T, " + arch_type(t.arch) + ">;\n";
+    out_ += "using V = xsimd::batch<T, " + std::string(arch_.xsimd_type) + ">;\n";
     out_ += "static_assert(V::size == " + std::to_string(t.width) + ");\n";
     out_ += "static inline V ld(const T* p) { return V::load_unaligned(p); }\n";
     out_ += "static inline void st(T* p, V v) { v.store_unaligned(p); }\n";
@@ -93,12 +95,6 @@ class Writer {
   }
 
  private:
-  static std::string arch_type(std::string_view arch) {
-    if (arch == "avx512") return "xsimd::avx512f";
-    if (arch == "avx2") return "xsimd::fma3<xsimd::avx2>";
-    return "xsimd::sse4_2";
-  }
-
   bool in_buffer(int v) const { return p_.offset[v] >= 0 && p_.varying[v]; }
   // Element idx of value v as a vector of the block's lanes at b.
   std::string read(int v, std::int64_t idx) const {
@@ -174,22 +170,32 @@ class Writer {
       open = false;
     };
     for (std::size_t k = 0; k < p_.primal_steps.size(); ++k) {
-      if (!open || in_part >= kPerPart) {
-        close();
+      if (open && in_part >= kPerPart) close();
+      // A part opens on its first generated step: its header and call are
+      // taken back if the step is the interpreter's.
+      const std::size_t body_mark = body_.size(), calls_mark = calls.size();
+      const bool opened = !open;
+      if (opened) {
         body_ += "__attribute__((noinline)) static void primal" + std::to_string(parts) +
                  "(T* buf, T* const* ptr) {\n  (void)ptr;\n  for (long l = 0; l < " + std::to_string(p_.lanes) +
                  "; l += V::size) {\n    T* b = buf + l;\n";
-        calls += "  primal" + std::to_string(parts++) + "(buf, ptr);\n";
+        calls += "  primal" + std::to_string(parts) + "(buf, ptr);\n";
         open = true;
         in_part = 0;
       }
       const std::int64_t before = operations_;
       if (step(p_.primal_steps[k])) {
         in_part += operations_ - before;
+        parts += opened;
         continue;
       }
-      calls += "  interpret(context, " + std::to_string(k) + ");\n";
+      if (opened) {
+        body_.resize(body_mark);
+        calls.resize(calls_mark);
+        open = false;
+      }
       close();
+      calls += "  interpret(context, " + std::to_string(k) + ");\n";
     }
     close();
     out_ += body_;
@@ -208,15 +214,14 @@ class Writer {
     auto load = [&](std::int32_t offset) {
       return offset == ones ? std::string("one") : "LD(b + " + std::to_string(offset) + ")";
     };
-    const std::string t = sizeof(T) == 8 ? "pd" : "ps";
-    const std::string_view arch = p_.table->arch;
+    const std::string splat = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_set1_pd" : "_set1_ps");
+    const std::string fma = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_fmadd_pd" : "_fmadd_ps");
     out_ += "typedef T R __attribute__((vector_size(V::size * sizeof(T)), aligned(sizeof(T))));\n";
     out_ += std::string("typedef ") + (sizeof(T) == 8 ? "std::int64_t" : "std::int32_t") +
             " M __attribute__((vector_size(V::size * sizeof(T))));\n";
     out_ += "#define LD(p) (*(const R*)(p))\n#define ST(p, v) (*(R*)(p) = (v))\n";
-    if (arch == "avx512") out_ += "#define FMA(x, y, z) _mm512_fmadd_" + t + "(x, y, z)\n#define SPLAT(s) _mm512_set1_" + t + "(s)\n";
-    else if (arch == "avx2") out_ += "#define FMA(x, y, z) _mm256_fmadd_" + t + "(x, y, z)\n#define SPLAT(s) _mm256_set1_" + t + "(s)\n";
-    else out_ += "#define FMA(x, y, z) ((x) * (y) + (z))\n#define SPLAT(s) _mm_set1_" + t + "(s)\n";  // xsimd's sse4.2 fma
+    out_ += arch_.fused ? "#define FMA(x, y, z) " + fma + "(x, y, z)\n" : "#define FMA(x, y, z) ((x) * (y) + (z))\n";
+    out_ += "#define SPLAT(s) " + splat + "(s)\n";
     const kernels::SparseTerm<T>* term = p_.sparse_terms.data();
     std::size_t parts = 0;
     for (std::size_t i = 0; i < p_.sparse_ops.size(); ++i) {
@@ -246,6 +251,7 @@ class Writer {
   }
 
   const engine::Plan<T>& p_;
+  const Arch& arch_;
   std::string out_, body_;
   std::int64_t operations_ = 0;
 };
@@ -254,10 +260,11 @@ class Writer {
 
 template <class T>
 std::optional<std::string> emit(const engine::Plan<T>& plan) {
-  if (!plan.sparse || plan.lanes % plan.table->width != 0) return std::nullopt;
+  const Arch* arch = find_arch(plan.table->arch);
+  if (!arch || !plan.sparse || plan.lanes % plan.table->width != 0) return std::nullopt;
   // The size before writing anything: the sparse ops alone may exceed it.
   if (std::int64_t(plan.sparse_ops.size() + plan.sparse_terms.size()) > kMaxOperations) return std::nullopt;
-  return Writer<T>(plan).source();
+  return Writer<T>(plan, *arch).source();
 }
 
 template std::optional<std::string> emit<float>(const engine::Plan<float>&);

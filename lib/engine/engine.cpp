@@ -207,10 +207,11 @@ struct Runner {
       // The generated kernel, if loaded and allowed: the same numbers.
       codegen::PrimalFn<T> gen_primal = nullptr;
       codegen::SparseFn<T> gen_sparse = nullptr;
-      if (p.generated && generated) {
+      if (generated) {
         gen_primal = reinterpret_cast<codegen::PrimalFn<T>>(p.generated->primal.load(std::memory_order_acquire));
         gen_sparse = reinterpret_cast<codegen::SparseFn<T>>(p.generated->sparse.load(std::memory_order_acquire));
       }
+      const bool use_generated = gen_primal && gen_sparse;
       const auto n_ops = static_cast<std::int64_t>(p.sparse_ops.size());
       struct Interpret {  // a primal step the generated kernel leaves to the interpreter
         const Plan<T>& p;
@@ -223,10 +224,10 @@ struct Runner {
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
         load(ptr, first);
-        if (gen_primal && gen_sparse) gen_primal(buf, ptr.data(), &Interpret::run, &interpret);
+        if (use_generated) gen_primal(buf, ptr.data(), &Interpret::run, &interpret);
         else ops::execute<T>(p.primal_steps, bind);
         if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
-        const bool nan = gen_primal && gen_sparse
+        const bool nan = use_generated
                              ? gen_sparse(buf) != 0
                              : p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         if (nan)  // A NaN: again, with strong zeros.

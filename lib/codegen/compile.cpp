@@ -1,5 +1,7 @@
 #include "codegen/compile.hpp"
 
+#include "codegen/arch.hpp"
+
 #include <batchjac/codegen.hpp>
 
 #include <xsimd/config/xsimd_config.hpp>
@@ -45,15 +47,6 @@ extern const EmbeddedHeader kEmbeddedHeaders[];
 extern const std::size_t kEmbeddedHeaderCount;
 
 namespace {
-
-// The instruction sets' flags, as cmake/kernels.cmake compiles the kernel
-// tables: a generated kernel must compile its math as they do.
-const char* arch_flags(std::string_view arch) {
-  if (arch == "avx512") return "-mavx512f -mavx512cd -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma";
-  if (arch == "avx2") return "-mavx2 -mfma";
-  if (arch == "sse42") return "-msse4.2";
-  return nullptr;
-}
 
 CodeGeneration mode_from_env() {
   const char* text = std::getenv("BATCHJAC_CODEGEN");
@@ -153,8 +146,9 @@ struct Job {
   std::string arch;
   std::string hash;
   std::shared_ptr<Module> module;
-  std::string compiler;   // as named in the hash
-  std::string toolchain;  // hex hash of the compiler's identity and the flags
+  std::string compiler;                  // its absolute path
+  std::vector<std::string> environment;  // the compiler's, taken by the requesting thread
+  std::string toolchain;                 // hex hash of the compiler's identity and the flags
 };
 
 bool load(const std::filesystem::path& object, Module& m) {
@@ -174,20 +168,27 @@ std::atomic<pid_t>& running_compiler() {
   return pid;
 }
 
-// Runs the compiler, its output to `log`; whether it succeeded.
-bool run_compiler(std::vector<std::string> args, const std::filesystem::path& log) {
-  std::vector<char*> argv;
+// Runs args[0] (an absolute path) with `environment`, its standard output
+// to `out` (stderr too if `with_errors`, else /dev/null); whether it exited
+// with 0. The worker calls this: it reads no environment of the process,
+// which a caller's setenv on another thread could change meanwhile.
+bool run(std::vector<std::string> args, const std::vector<std::string>& environment, int out, bool with_errors) {
+  std::vector<char*> argv, envp;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  for (const std::string& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  if (with_errors) posix_spawn_file_actions_adddup2(&actions, out, 2);
+  else posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   pid_t pid = 0;
-  const int err = posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (err != 0) {
-    std::ofstream(log) << "batchjac: cannot run " << args[0] << ": " << std::strerror(err) << "\n";
+    const std::string why = "batchjac: cannot run " + args[0] + ": " + std::strerror(err) + "\n";
+    if (with_errors) (void)!::write(out, why.data(), why.size());
     return false;
   }
   running_compiler().store(pid);
@@ -197,6 +198,53 @@ bool run_compiler(std::vector<std::string> args, const std::filesystem::path& lo
   }
   running_compiler().store(0);
   return done == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Runs the job's compiler with `args`, its messages to `log`.
+bool run_compiler(const Job& job, std::vector<std::string> args, const std::filesystem::path& log) {
+  const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return false;
+  args.insert(args.begin(), job.compiler);
+  const bool ok = run(std::move(args), job.environment, fd, true);
+  ::close(fd);
+  return ok;
+}
+
+// The standard output of `args` (nullopt if it fails or prints nothing).
+std::optional<std::string> output_of(std::vector<std::string> args, const std::vector<std::string>& environment) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+  std::string text;
+  std::thread reader([&] {  // a long output must not fill the pipe while run() waits
+    char chunk[256];
+    for (ssize_t n; (n = ::read(fds[0], chunk, sizeof chunk)) > 0;) text.append(chunk, std::size_t(n));
+  });
+  const bool ok = run(std::move(args), environment, fds[1], false);
+  ::close(fds[1]);
+  reader.join();
+  ::close(fds[0]);
+  if (!ok || text.empty()) return std::nullopt;
+  return text;
+}
+
+// `name` as an absolute path: itself if it has a slash, else the first
+// executable of that name on PATH; nullopt if there is none.
+std::optional<std::string> resolve(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  for (std::string d; std::getline(dirs, d, ':');) {
+    const std::string candidate = (d.empty() ? "." : d) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return std::nullopt;
+}
+
+// The process's environment now (the compiler runs with it).
+std::vector<std::string> environment_now() {
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) env.emplace_back(*e);
+  return env;
 }
 
 void warn_once(const std::string& what) {
@@ -210,7 +258,7 @@ void warn_once(const std::string& what) {
 // prelude included (it is used only under the same flags).
 std::vector<std::string> compile_flags(const std::string& arch, const std::filesystem::path& include) {
   std::vector<std::string> args{"-std=c++20", "-O2", "-fPIC", "-ffp-contract=off", "-w"};
-  std::istringstream flags(arch_flags(arch));
+  std::istringstream flags{std::string(find_arch(arch)->flags)};
   for (std::string f; flags >> f;) args.push_back(f);
   if (!include.empty()) args.push_back("-I" + include.string());
   std::istringstream dirs(BATCHJAC_CODEGEN_INCLUDES);
@@ -223,21 +271,15 @@ std::vector<std::string> compile_flags(const std::string& arch, const std::files
 // the compiler (its `--version`, run once per process and name), the flags,
 // the include directories and xsimd's version, the embedded headers.
 // nullopt if the compiler does not run.
-std::optional<std::string> toolchain(const std::string& cxx, const std::string& arch) {
+std::optional<std::string> toolchain(const std::string& cxx, const std::string& arch,
+                                     const std::vector<std::string>& environment) {
   static std::mutex& mutex = *new std::mutex;
   static std::unordered_map<std::string, std::optional<std::string>>& known =
       *new std::unordered_map<std::string, std::optional<std::string>>;
   const std::lock_guard<std::mutex> lock(mutex);
   const std::string key = cxx + '\n' + arch;
   if (auto it = known.find(key); it != known.end()) return it->second;
-  std::optional<std::string> version;
-  if (cxx.find_first_of("'\"\\$`") == std::string::npos)
-    if (FILE* f = ::popen(("'" + cxx + "' --version 2>/dev/null").c_str(), "r")) {
-      std::string text;
-      char chunk[256];
-      for (std::size_t n; (n = std::fread(chunk, 1, sizeof chunk, f)) > 0;) text.append(chunk, n);
-      if (::pclose(f) == 0 && !text.empty()) version = text;
-    }
+  const std::optional<std::string> version = output_of({cxx, "--version"}, environment);
   std::optional<std::string> result;
   if (version) {
     std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, cxx);
@@ -267,7 +309,7 @@ void build(const Job& job) {
     std::lock_guard<std::mutex> lock(settings().mutex);
     directory = settings().directory;
   }
-  const fs::path dir(directory.empty() ? default_cache_directory() : directory);
+  const fs::path dir(directory);
   const fs::path object = dir / (job.hash + ".so");
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
@@ -301,10 +343,9 @@ void build(const Job& job) {
     fs::create_directories(pch_dir, ec);
     const fs::path gch = pch_dir / (std::string(kPrelude) + ".gch");
     const fs::path gch_tmp = temporary(gch);
-    std::vector<std::string> args{job.compiler};
-    args.insert(args.end(), flags.begin(), flags.end());
+    std::vector<std::string> args = flags;
     args.insert(args.end(), {"-x", "c++-header", (include / kPrelude).string(), "-o", gch_tmp.string()});
-    if (run_compiler(std::move(args), dir / (job.hash + ".pch.log"))) fs::rename(gch_tmp, gch, ec);
+    if (run_compiler(job, std::move(args), dir / (job.hash + ".pch.log"))) fs::rename(gch_tmp, gch, ec);
     fs::remove(gch_tmp, ec);
     fs::remove(dir / (job.hash + ".pch.log"), ec);
   }
@@ -313,10 +354,10 @@ void build(const Job& job) {
   ok = ok && write_file(source, job.source);
   const fs::path tmp = temporary(object);
   if (ok) {
-    std::vector<std::string> args{job.compiler, "-I" + pch_dir.string()};
+    std::vector<std::string> args{"-I" + pch_dir.string()};
     args.insert(args.end(), flags.begin(), flags.end());
     args.insert(args.end(), {"-shared", source.string(), "-o", tmp.string()});
-    ok = run_compiler(std::move(args), log);
+    ok = run_compiler(job, std::move(args), log);
   }
   if (ok) {
     fs::rename(tmp, object, ec);  // atomic: another process sees the whole object or none
@@ -425,9 +466,13 @@ void count_generated_run() { stats().runs.fetch_add(1, std::memory_order_relaxed
 
 std::shared_ptr<const Module> request(std::string source, std::string_view arch) {
   const CodeGeneration mode = code_generation();
-  if (mode == CodeGeneration::off || !arch_flags(arch)) return nullptr;
+  if (mode == CodeGeneration::off || !find_arch(arch)) return nullptr;
+  // The compiler and its environment are taken here, on the requesting
+  // thread, as any getenv of the library; the worker reads neither.
   const std::string cxx = compiler();
-  const std::optional<std::string> tools = toolchain(cxx, std::string(arch));
+  std::vector<std::string> environment = environment_now();
+  const std::optional<std::string> path = resolve(cxx);
+  const std::optional<std::string> tools = path ? toolchain(*path, std::string(arch), environment) : std::nullopt;
   if (!tools) {  // no working compiler: the interpreter runs
     ++stats().failed;
     warn_once(cxx + " --version fails");
@@ -435,7 +480,7 @@ std::shared_ptr<const Module> request(std::string source, std::string_view arch)
   }
   std::uint64_t h = fnv1a(0xcbf29ce484222325ULL, source);
   h = fnv1a(h, *tools);
-  Job job{std::move(source), std::string(arch), hex(h), nullptr, cxx, *tools};
+  Job job{std::move(source), std::string(arch), hex(h), nullptr, *path, std::move(environment), *tools};
   {
     Registry& r = registry();
     std::lock_guard<std::mutex> lock(r.mutex);

@@ -34,6 +34,8 @@ struct TracedCost {
   std::int64_t ops = 0;
   // Over those ops, the source elements each depends on, summed.
   double active = 0;
+  // Whether the plan's calls will run generated code (see codegen.hpp).
+  bool generated = false;
 };
 TracedCost traced_cost(const Function& f, const JacobianOptions& options);
 }  // namespace detail

@@ -670,11 +670,13 @@ class ScalarFunction {
   }
 
   // The traced path's estimate in the same units: its plan's estimate
-  // scaled, and a step's overhead per op (the engine runs each op of a
-  // functor as a step over one element per lane). Fitted to the six
-  // scalar workloads of bench/ (bench/README.md) on an AVX-512 machine.
+  // scaled, and when the interpreter runs it a step's overhead per op (it
+  // runs each op of a functor as a step over one element per lane; a
+  // generated kernel is straight-line code with no steps). Fitted to the
+  // six scalar workloads of bench/ (bench/README.md) on an AVX-512 machine.
   static double traced_cost(const detail::TracedCost& t) {
-    constexpr double kPlanScale = 1.5, kStepCost = 2.5;
+    constexpr double kPlanScale = 1.5, kStepCost = 2.5, kGeneratedScale = 0.75;
+    if (t.generated) return kGeneratedScale * t.per_example;
     return kPlanScale * t.per_example + kStepCost * double(t.ops);
   }
 
@@ -939,10 +941,13 @@ class ScalarFunction {
 // example: the compiled path's (ops x passes + 1.5 x active) / lanes + M N
 // (active: over the ops, the source elements each depends on, summed; lanes
 // of the caller's instruction set; a store per entry) against the traced
-// path's 1.5 x its plan's estimate ((cost per block + M N) / lanes) + 2.5 x
-// ops (a step's overhead per op). The constants are fitted to bench/'s six
-// scalar workloads. Tracing the functor for the estimate happens on the
-// first call of each dtype and options; the choice is kept.
+// path's: 0.75 x its plan's estimate ((cost per block + M N) / lanes) when
+// its plan runs generated code (codegen.hpp: generation on, a compiler,
+// a plan small enough; still compiling counts), else 1.5 x that estimate
+// + 2.5 x ops (the interpreter's overhead per step, one op each). The
+// constants are fitted to bench/'s six scalar workloads. Tracing the
+// functor for the estimate happens on the first call of each dtype and
+// options; the choice is kept (also if its compilation fails later).
 template <int N, int M, class Arch = xsimd::default_arch, class F>
 ScalarFunction<N, M, F, Arch> scalar_function(F functor, ScalarPath path = ScalarPath::automatic) {
   return ScalarFunction<N, M, F, Arch>(std::move(functor), path);

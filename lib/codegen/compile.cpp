@@ -318,6 +318,7 @@ void build(const Job& job) {
   }
   if (!trusted(dir)) {
     ++stats().failed;
+    job.module->failed.store(true, std::memory_order_release);
     warn_once(dir.string() + " is not a directory of this user's that only it can write");
     return;
   }
@@ -371,6 +372,7 @@ void build(const Job& job) {
     ++stats().compiled;
   } else {
     ++stats().failed;
+    job.module->failed.store(true, std::memory_order_release);
     warn_once("see " + log.string());
   }
 }

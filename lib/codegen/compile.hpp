@@ -14,6 +14,8 @@ namespace batchjac::codegen {
 struct Module {
   std::atomic<void*> primal{nullptr};
   std::atomic<void*> sparse{nullptr};
+  // Set when its compilation or load failed: it will never be loaded.
+  std::atomic<bool> failed{false};
 };
 
 // The object of `source` (C++ that includes "ops/elementwise_math.hpp" and

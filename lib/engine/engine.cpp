@@ -612,6 +612,9 @@ class PreparedPlan final : public Prepared {
   double cost() const override { return plan_.cost; }
   std::int64_t lanes() const override { return plan_.lanes; }
   bool keeps_value() const override { return plan_.value >= 0; }
+  bool generated() const override {
+    return plan_.generated && !plan_.generated->failed.load(std::memory_order_acquire);
+  }
 
   std::size_t bytes(std::span<const Tensor> counted) const override {
     const Plan<T>& p = plan_;

@@ -81,6 +81,9 @@ class Prepared {
   virtual std::int64_t lanes() const = 0;
   // Whether it writes the program's kept value when asked.
   virtual bool keeps_value() const = 0;
+  // Whether its calls run a generated kernel (loaded, or compiling and not
+  // failed) when generation is on and the options allow it.
+  virtual bool generated() const = 0;
   // Memory the plan holds, in bytes: its steps, maps and terms, copies it
   // made of shared constants, and the constants it keeps, except buffers of
   // `counted` (a plan cache key's, counted there).

@@ -1,5 +1,6 @@
 // bj::trace: record a function once, keep its program and plans, and run
 // them on the caller's arrays.
+#include "codegen/compile.hpp"
 #include "engine/engine.hpp"
 #include "engine/jacobian_call.hpp"
 #include "engine/nested.hpp"
@@ -535,6 +536,7 @@ TracedCost traced_cost(const Function& f, const JacobianOptions& options) {
   if (!plan) return c;
   const double entries = double(s.n_x * s.n_y);
   c.per_example = plan->cost() / double(plan->lanes()) + entries / double(plan->lanes());
+  c.generated = options.generated_code && codegen::enabled() && plan->generated();
   return c;
 }
 

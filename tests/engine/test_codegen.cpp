@@ -9,6 +9,7 @@
 
 #include <batchjac/batchjac.hpp>
 #include <batchjac/codegen.hpp>
+#include <batchjac/scalar_function.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -22,6 +23,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <string>
@@ -284,6 +286,75 @@ TEST_CASE("code generation off runs no generated kernel, loaded ones included", 
   tape.batch_jacobian(y, x);  // the same kept plan, its kernel loaded
   jacobian_and_value([](const bj::Tensor& v) { return bj::tan(v) * 2.0; }, x, bj::JacobianMode::forward, true);
   CHECK(bj::code_generation_stats().generated_runs == runs);
+}
+
+namespace {
+// A scalar functor whose 8 outputs each depend on all 8 inputs: the
+// compiled path carries 8 tangents through every op.
+struct Dense8 {
+  template <class T>
+  void operator()(const T* x, T* y) const {
+    using std::exp;
+    T s = x[0] * x[0] + T(1);
+    for (int i = 1; i < 8; ++i) s = s + x[i] * x[i];
+    const T r = T(1) / s;
+    for (int i = 0; i < 8; ++i) y[i] = x[i] * s + exp(x[i]) * r;
+  }
+};
+}  // namespace
+
+TEST_CASE("scalar_function's automatic choice counts generated code", "[codegen][scalar_function]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const auto f = bj::scalar_function<8, 8>(Dense8{});
+  using Fn = decltype(f);
+  bj::JacobianOptions interpreted;
+  interpreted.generated_code = false;
+  bj::detail::TracedCost with{}, without{};
+  {
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "choice");
+    with = bj::detail::traced_cost(f.traced(bj::float64), {});
+    without = bj::detail::traced_cost(f.traced(bj::float64), interpreted);
+    CHECK(with.generated);
+    CHECK_FALSE(without.generated);
+    // The kept choice is the model's for what the calls will run.
+    CHECK(f.path(bj::float64) == (Fn::compiled_cost(bj::float64, with) <= Fn::traced_cost(with)
+                                      ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
+    CHECK(f.path(bj::float64, interpreted) == (Fn::compiled_cost(bj::float64, without) <= Fn::traced_cost(without)
+                                                   ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
+  }
+  CHECK(Fn::traced_cost(with) == 0.75 * with.per_example);
+  CHECK(Fn::traced_cost(without) == 1.5 * without.per_example + 2.5 * double(without.ops));
+  CHECK(with.per_example == without.per_example);  // the same plan
+  {
+    const ScopedGeneration generation(bj::CodeGeneration::off, "choice-off");
+    CHECK_FALSE(bj::detail::traced_cost(f.traced(bj::float64), {}).generated);  // a plan with a kernel, not run
+    const auto g = bj::scalar_function<8, 8>(Dense8{});
+    CHECK_FALSE(bj::detail::traced_cost(g.traced(bj::float64), {}).generated);
+  }
+  {
+    const check::ScopedEnv cxx("BATCHJAC_CXX", "/nonexistent/c++");
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "choice-nocxx");
+    const auto g = bj::scalar_function<8, 8>(Dense8{});
+    CHECK_FALSE(bj::detail::traced_cost(g.traced(bj::float64), {}).generated);
+  }
+  {
+    // A compiler that answers --version but compiles nothing: the plan stays
+    // interpreted, and the estimate says so.
+    const std::string dir = fresh_directory("broken-cxx");
+    const std::string cxx = dir + "/c++";
+    {
+      std::ofstream script(cxx);
+      script << "#!/bin/sh\n[ \"$1\" = --version ] && echo broken 1.0 && exit 0\nexit 1\n";
+    }
+    std::filesystem::permissions(cxx, std::filesystem::perms::owner_all);
+    const check::ScopedEnv env("BATCHJAC_CXX", cxx.c_str());
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "choice-fails");
+    const std::size_t failed = bj::code_generation_stats().failed;
+    const auto g = bj::scalar_function<8, 8>(Dense8{});
+    CHECK_FALSE(bj::detail::traced_cost(g.traced(bj::float64), {}).generated);
+    CHECK(bj::code_generation_stats().failed > failed);
+    std::filesystem::remove_all(dir);
+  }
 }
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)

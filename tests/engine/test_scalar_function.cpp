@@ -234,7 +234,8 @@ TEST_CASE("scalar_function: automatic picks one path and keeps it", "[engine][sc
   CHECK(t.ops == 20);  // Mixed's arithmetic (its slices and concat not counted)
   const double compiled = decltype(f)::compiled_cost(bj::float64, t);
   CHECK(p == (compiled <= decltype(f)::traced_cost(t) ? bj::ScalarPath::compiled : bj::ScalarPath::traced));
-  CHECK(decltype(f)::traced_cost(t) == 1.5 * t.per_example + 2.5 * double(t.ops));
+  CHECK(decltype(f)::traced_cost(t) ==
+        (t.generated ? 0.75 * t.per_example : 1.5 * t.per_example + 2.5 * double(t.ops)));
 }
 
 TEST_CASE("scalar_function: errors", "[engine][scalar_function]") {

@@ -168,11 +168,18 @@ std::atomic<pid_t>& running_compiler() {
   return pid;
 }
 
+// Set at exit, before the running compiler is killed: its failure is not reported.
+std::atomic<bool>& exiting() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
 // Runs args[0] (an absolute path) with `environment`, its standard output
 // to `out` (stderr too if `with_errors`, else /dev/null); whether it exited
 // with 0. The worker calls this: it reads no environment of the process,
 // which a caller's setenv on another thread could change meanwhile.
 bool run(std::vector<std::string> args, const std::vector<std::string>& environment, int out, bool with_errors) {
+  if (exiting().load()) return false;  // no new compiler once exit has begun
   std::vector<char*> argv, envp;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -364,6 +371,7 @@ void build(const Job& job) {
     fs::rename(tmp, object, ec);  // atomic: another process sees the whole object or none
     ok = !ec && load(object, *job.module);
   }
+  if (!ok && exiting().load()) return;  // killed at exit: nothing failed
   fs::remove(tmp, ec);
   stats().compile_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - start).count();
@@ -435,8 +443,10 @@ Worker& worker() {
       worker_pointer().store(new Worker);  // the parent's, with its locks, is abandoned
       stats().pending.store(0);
       running_compiler().store(0);  // the parent's, not the child's to kill
+      exiting().store(false);
     });
     std::atexit([] {
+      exiting().store(true);
       if (const pid_t pid = running_compiler().load()) ::kill(pid, SIGTERM);
     });
     return true;

@@ -358,6 +358,50 @@ TEST_CASE("scalar_function's automatic choice counts generated code", "[codegen]
 }
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+// Run in a process of its own by the next test: exits while the
+// background worker compiles. Its first atexit handler runs last, after
+// batchjac's has killed the compiler: the worker then has time to report.
+TEST_CASE("exit while compiling (child process)", "[.exit-child]") {
+  std::atexit([] { std::this_thread::sleep_for(std::chrono::milliseconds(500)); });
+  bj::set_code_generation(bj::CodeGeneration::background);
+  const bj::Tensor x = inputs(9, 9, bj::float64, 8);
+  jacobian_and_value(elementwise_mix, x, bj::JacobianMode::reverse, true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::exit(bj::code_generation_stats().pending > 0 ? 0 : 3);
+}
+
+TEST_CASE("exit during a background compile reports no failure", "[codegen]") {
+  // The prelude precompiled first, so that the child's exit meets the compile of its own program.
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "exit");
+  jacobian_and_value([](const bj::Tensor& v) { return bj::exp(v) * v; }, inputs(9, 3, bj::float64, 1),
+                     bj::JacobianMode::forward, true);
+  const std::string dir = generation.directory();
+  int err[2];
+  REQUIRE(::pipe(err) == 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::dup2(err[1], 2);
+    ::setenv("BATCHJAC_CODE_CACHE", dir.c_str(), 1);
+    char self[] = "/proc/self/exe", filter[] = "[.exit-child]";
+    char* argv[] = {self, filter, nullptr};
+    ::execv(self, argv);
+    std::_Exit(4);
+  }
+  REQUIRE(child > 0);
+  ::close(err[1]);
+  std::string messages;
+  char chunk[256];
+  for (ssize_t n; (n = ::read(err[0], chunk, sizeof chunk)) > 0;) messages.append(chunk, std::size_t(n));
+  ::close(err[0]);
+  int status = -1;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  INFO(messages);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(messages.find("code generation failed") == std::string::npos);
+}
+
 TEST_CASE("a forked child generates code of its own and exits", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::background, "fork");

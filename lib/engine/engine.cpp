@@ -368,21 +368,7 @@ struct Runner {
       if (to != from) std::copy_n(from, per_example * p.lanes, to);
       return;
     }
-    const std::int64_t L = p.lanes;
-    for (std::int64_t i = 0; i < n; ++i) {
-      if (to != from) std::copy_n(from + (i * n + i) * L, L, to + (i * n + i) * L);
-      for (std::int64_t j = i + 1; j < n; ++j) {
-        const T* a = from + (i * n + j) * L;
-        const T* c = from + (j * n + i) * L;
-        T* a_to = to + (i * n + j) * L;
-        T* c_to = to + (j * n + i) * L;
-        for (std::int64_t l = 0; l < L; ++l) {
-          const T v = mirror_average(a[l], c[l]);
-          a_to[l] = v;
-          c_to[l] = v;
-        }
-      }
-    }
+    p.table->mirror_average(from, to, n, p.lanes);
   }
 
   // The result's elements of examples first .. first+valid: lanes to rows.

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -366,18 +367,70 @@ void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::
   }
 }
 
+// Mirrored Hessian entries made equal: a_to[i] = c_to[i] = (a[i] + c[i]) / 2
+// (engine::mirror_average, the same bits), the halves added first only
+// where the sum alone overflows.
+template <class V>
+inline V mirror_average_of(V x, V y) {
+  using T = typename Vec<V>::S;
+  const V half(T(0.5)), inf(std::numeric_limits<T>::infinity());
+  const V s = (x + y) * half;
+  if constexpr (std::is_arithmetic_v<V>) {
+    if (std::abs(s) == inf && std::abs(x) < inf && std::abs(y) < inf) [[unlikely]]
+      return x * half + y * half;  // halves are exact: nothing to contract
+    return s;
+  } else {
+    const auto over = (xsimd::abs(s) == inf) & (xsimd::abs(x) < inf) & (xsimd::abs(y) < inf);
+    if (!xsimd::any(over)) [[likely]]
+      return s;
+    return ops::math::sel(over, x * half + y * half, s);
+  }
+}
+
+// A block's square answers made symmetric: entry (i, j) of every example
+// at (i n + j) lanes; `to` may be `from`.
+template <class V>
+void mirror_average(const typename Vec<V>::S* from, typename Vec<V>::S* to, std::int64_t n, std::int64_t lanes) {
+  using T = typename Vec<V>::S;
+  constexpr std::int64_t W = Vec<V>::width;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (to != from) std::copy_n(from + (i * n + i) * lanes, lanes, to + (i * n + i) * lanes);
+    for (std::int64_t j = i + 1; j < n; ++j) {
+      const T* a = from + (i * n + j) * lanes;
+      const T* c = from + (j * n + i) * lanes;
+      T* a_to = to + (i * n + j) * lanes;
+      T* c_to = to + (j * n + i) * lanes;
+      std::int64_t l = 0;
+      for (; l + W <= lanes; l += W) {
+        const V v = mirror_average_of<V>(Vec<V>::load(a + l), Vec<V>::load(c + l));
+        Vec<V>::store(a_to + l, v);
+        Vec<V>::store(c_to + l, v);
+      }
+      for (; l < lanes; ++l) a_to[l] = c_to[l] = mirror_average_of<T>(a[l], c[l]);
+    }
+  }
+}
+
 template <class V>
 void matrix(const MatrixArgs<typename Vec<V>::S>& a) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
   const std::size_t nn = static_cast<std::size_t>(a.n * a.n);
-  std::vector<V> wide(2 * nn);
-  std::vector<T> one(2 * nn);
+  // The working matrices [A | X]: on the stack up to 6x6 (the kernel runs
+  // once per block: no allocation in the loop over blocks), else the heap.
+  constexpr std::size_t kOnStack = 2 * 36;
+  std::array<V, kOnStack> wide_local;
+  std::array<T, kOnStack> one_local;
+  std::vector<V> wide_heap;
+  std::vector<T> one_heap;
+  if (2 * nn > kOnStack) wide_heap.resize(2 * nn), one_heap.resize(2 * nn);
+  V* const wide = 2 * nn > kOnStack ? wide_heap.data() : wide_local.data();
+  T* const one = 2 * nn > kOnStack ? one_heap.data() : one_local.data();
   for (std::int64_t d = 0; d < a.n_dir; ++d)
     for (std::int64_t bt = 0; bt < a.batch; ++bt) {
       std::int64_t l = 0;
-      for (; l + W <= a.lanes; l += W) matrix_lanes<V>(a, d, bt, l, wide.data(), wide.data() + nn);
-      for (; l < a.lanes; ++l) matrix_lanes<T>(a, d, bt, l, one.data(), one.data() + nn);
+      for (; l + W <= a.lanes; l += W) matrix_lanes<V>(a, d, bt, l, wide, wide + nn);
+      for (; l < a.lanes; ++l) matrix_lanes<T>(a, d, bt, l, one, one + nn);
     }
 }
 
@@ -1106,6 +1159,7 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.sparse_linear = &sparse_linear<V, false>;
   t.sparse_linear_strong = &sparse_linear<V, true>;
   t.has_nan = &has_nan<V>;
+  t.mirror_average = &mirror_average<V>;
   t.strong_divide = &elementwise<V, ops::math::StrongDivide, 2, kPrimal>;
   t.strong_axpy = &elementwise<V, ops::math::StrongAxpy, 3, kPrimal>;
   t.strong_lincomb = &elementwise<V, ops::math::StrongLincomb, 4, kPrimal>;

@@ -641,7 +641,7 @@ class ScalarFunction {
     if (path_ != ScalarPath::automatic) return path_;
     if constexpr (!kTraceable) return ScalarPath::compiled;
     const Choice key{dtype, options.mode, options.parallel_iterations.value_or(-1),
-                     options.experimental_use_pfor, ScalarPath::automatic};
+                     options.experimental_use_pfor, options.generated_code, ScalarPath::automatic};
     Lazy& l = *lazy_;
     {
       const std::lock_guard<std::mutex> lock(l.mutex);
@@ -693,15 +693,18 @@ class ScalarFunction {
   }
 
  private:
-  // automatic's choice for a dtype and the options that change the traced plan.
+  // automatic's choice for a dtype and the options that change the traced
+  // plan or how it runs.
   struct Choice {
     DType dtype;
     JacobianMode mode;
     std::int64_t parallel_iterations;
     bool pfor;
+    bool generated_code;
     ScalarPath path;
     bool same_key(const Choice& o) const {
-      return dtype == o.dtype && mode == o.mode && parallel_iterations == o.parallel_iterations && pfor == o.pfor;
+      return dtype == o.dtype && mode == o.mode && parallel_iterations == o.parallel_iterations && pfor == o.pfor &&
+             generated_code == o.generated_code;
     }
   };
   struct Lazy {

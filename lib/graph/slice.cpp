@@ -5,12 +5,41 @@
 
 #include <batchjac/errors.hpp>
 
+#include <bit>
+#include <iterator>
 #include <map>
 #include <string>
+#include <unordered_map>
 
 namespace batchjac::graph {
 
 namespace {
+
+// A key of all a node's result depends on: its primitive, attributes and
+// inputs (custom_jvp's rule aside).
+std::string what_it_computes(const ops::Node& node) {
+  static_assert(sizeof(void*) != 8 || sizeof(ops::Attrs) == 120, "a new attribute belongs in the key");
+  const ops::Attrs& a = node.attrs;
+  std::string key;
+  auto put = [&](std::int64_t v) {
+    key.append(reinterpret_cast<const char*>(&v), sizeof v);
+  };
+  auto put_all = [&](auto&& list) {
+    put(static_cast<std::int64_t>(std::size(list)));
+    for (const auto v : list) put(static_cast<std::int64_t>(v));
+  };
+  put(static_cast<std::int64_t>(node.prim));
+  put(a.op);
+  put(a.arg);
+  put(std::bit_cast<std::int64_t>(a.scalar));
+  put_all(a.axes);
+  put_all(a.shape.dims());
+  put_all(a.source_shape.dims());
+  put(a.keepdims | a.exclusive << 1 | a.reverse << 2 | a.transpose_a << 3 | a.transpose_b << 4);
+  put(static_cast<std::int64_t>(a.dtype));
+  put_all(node.inputs);
+  return key;
+}
 
 struct Builder {
   const detail::TapeState& tape;
@@ -20,6 +49,9 @@ struct Builder {
   std::unordered_map<std::uint64_t, int> computed;       // tensor id -> value
   std::map<std::pair<std::uint64_t, bool>, int> consts;  // (tensor id, per-example) -> value
   std::vector<std::optional<Tensor>>* tensors = nullptr;  // value -> the recorded tensor, when wanted
+  // The program's nodes by what they compute (prim, attributes, inputs):
+  // a record that computes the same as an earlier node reuses its value.
+  std::unordered_map<std::string, int> same{};
 
   int constant(const Tensor& t, const Shape& shape, bool per_example) {
     auto key = std::make_pair(t.id(), per_example);
@@ -65,7 +97,20 @@ struct Builder {
       ops::fail(node, "result of shape " + r.output.shape().to_string() +
                           " does not keep the batch axis first: each result example would mix "
                           "several source examples");
+    // Derived programs repeat their primal's subexpressions (a rule's
+    // inverse beside the program's own): one node computes each. Not in a
+    // custom_jvp rule's nodes, nor where the caller maps values back to
+    // their recorded tensors (each keeps its own).
+    std::string key;
+    if (&into == &program.nodes && !tensors && r.prim != ops::Prim::custom_jvp) {
+      key = what_it_computes(node);
+      if (const auto it = same.find(key); it != same.end()) {
+        computed[r.output.id()] = it->second;
+        return;
+      }
+    }
     node.output = program.add_value(out, ValueKind::primal, true);
+    if (!key.empty()) same.emplace(std::move(key), node.output);
     computed[r.output.id()] = node.output;
     if (tensors) {
       tensors->resize(program.values.size());

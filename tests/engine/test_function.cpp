@@ -301,3 +301,44 @@ TEST_CASE("trace: many threads call one Function at once", "[engine][function][t
   for (auto& th : threads) th.join();
   for (int t = 0; t < kThreads; ++t) CHECK(got[t] == want[t]);
 }
+
+namespace {
+// The same subexpressions computed twice by separate op calls (exp(x),
+// x[:, :2] and sum(x^2)), beside ops that differ only in an attribute
+// (powers 2 and 3, slices at 0 and 1, sums over axis 1 with and without
+// keepdims): each of the repeated ones is one node, the others stay apart.
+bj::Tensor repeated(const bj::Tensor& x) {
+  const bj::Tensor a = bj::exp(x) * bj::sin(bj::exp(x));
+  const bj::Tensor s = bj::slice(x, {0, 0}, {-1, 2}) * bj::slice(x, {0, 0}, {-1, 2}) +
+                       bj::slice(x, {0, 1}, {-1, 2});
+  const bj::Tensor r = bj::reduce_sum(bj::pow(x, 2.0), {1}, true) + bj::reduce_sum(bj::pow(x, 2.0), {1}, true) +
+                       bj::reshape(bj::reduce_sum(bj::pow(x, 3.0), {1}), {-1, 1});
+  return bj::concat({a, s, r}, 1);
+}
+// The same, each repeated subexpression written once.
+bj::Tensor written_once(const bj::Tensor& x) {
+  const bj::Tensor e = bj::exp(x), head = bj::slice(x, {0, 0}, {-1, 2});
+  const bj::Tensor sq = bj::reduce_sum(bj::pow(x, 2.0), {1}, true);
+  return bj::concat({e * bj::sin(e), head * head + bj::slice(x, {0, 1}, {-1, 2}),
+                     sq + sq + bj::reshape(bj::reduce_sum(bj::pow(x, 3.0), {1}), {-1, 1})},
+                    1);
+}
+}  // namespace
+
+TEST_CASE("trace: a subexpression computed twice is one node, derivatives unchanged", "[engine][function]") {
+  const bj::Function f = bj::trace(repeated, bj::TensorSpec{bj::Shape{-1, 3}, bj::float64});
+  const std::vector<double> x{0.3, -0.2, 0.5};
+  std::vector<double> jac(6 * 3);
+  f.batch_jacobian_into(x, jac);
+  const bj::Function once = bj::trace(written_once, bj::TensorSpec{bj::Shape{-1, 3}, bj::float64});
+  std::vector<double> jac_once(6 * 3);
+  once.batch_jacobian_into(x, jac_once);
+  CHECK(jac == jac_once);
+  // Arithmetic nodes (slices and concat not counted): as many as written once.
+  CHECK(bj::detail::traced_cost(f, {}).ops == bj::detail::traced_cost(once, {}).ops);
+  check::Case c;
+  c.name = "repeated subexpressions";
+  c.f = [](const bj::Tensor& v, const check::Context&) { return repeated(v); };
+  c.example = bj::Shape{3};
+  check::check_case(c);
+}

@@ -6,6 +6,9 @@
 #include <batchjac/tensor.hpp>
 
 #include <map>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace batchjac::autodiff {
@@ -16,9 +19,25 @@ class JvpContext {
  public:
   JvpContext(graph::Program& program, std::vector<ops::Node>& linear)
       : program_(program), linear_(linear) {}
+  // A primal node, or the value of an earlier one that computes the same
+  // (rules ask again for what the program or another rule has: det's and
+  // the program's inverse of one matrix).
   int primal(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
-    return program_.emit(program_.nodes, graph::ValueKind::primal, prim, std::move(attrs),
-                         std::move(inputs));
+    for (; indexed_ < program_.nodes.size(); ++indexed_) {
+      const ops::Node& n = program_.nodes[indexed_];
+      if (n.prim != ops::Prim::custom_jvp) same_.emplace(graph::computation_key(n), n.output);
+    }
+    ops::Node node{prim, std::move(attrs), std::move(inputs), -1};
+    std::string key;
+    if (prim != ops::Prim::custom_jvp) {
+      key = graph::computation_key(node);
+      if (const auto it = same_.find(key); it != same_.end()) return it->second;
+    }
+    const int v = program_.emit(program_.nodes, graph::ValueKind::primal, prim, std::move(node.attrs),
+                                std::move(node.inputs));
+    if (!key.empty()) same_.emplace(std::move(key), v);
+    ++indexed_;
+    return v;
   }
   int linear(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
     return program_.emit(linear_, graph::ValueKind::linear, prim, std::move(attrs),
@@ -36,11 +55,19 @@ class JvpContext {
   const graph::Program& program() const { return program_; }
   // The nodes emitted so far (custom_jvp checks what its rule emitted).
   const std::vector<ops::Node>& primal_nodes() const { return program_.nodes; }
+  // The primal node computing value v (primal() may return an earlier one's).
+  const ops::Node& primal_node(int v) const {
+    for (auto it = program_.nodes.rbegin(); it != program_.nodes.rend(); ++it)
+      if (it->output == v) return *it;
+    throw std::logic_error("JvpContext: no primal node computes the value");
+  }
   const std::vector<ops::Node>& linear_nodes() const { return linear_; }
 
  private:
   graph::Program& program_;
   std::vector<ops::Node>& linear_;
+  std::unordered_map<std::string, int> same_;  // primal nodes by computation_key
+  std::size_t indexed_ = 0;                     // program_.nodes[0, indexed_) are in same_
 };
 
 // Given to transpose rules: the cotangent of a linear node's output is known;

@@ -12,6 +12,7 @@
 #include <batchjac/tensor.hpp>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace batchjac::graph {
@@ -74,5 +75,9 @@ struct LinearProgram {
   int input = -1;
   int output = -1;  // -1: the answer is zero (not connected)
 };
+
+// All a node's result depends on, as a key: its primitive, attributes and
+// inputs (not a custom_jvp's rule). Nodes of equal keys compute the same.
+std::string computation_key(const ops::Node& node);
 
 }  // namespace batchjac::graph

@@ -5,8 +5,6 @@
 
 #include <batchjac/errors.hpp>
 
-#include <bit>
-#include <iterator>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -14,32 +12,6 @@
 namespace batchjac::graph {
 
 namespace {
-
-// A key of all a node's result depends on: its primitive, attributes and
-// inputs (custom_jvp's rule aside).
-std::string what_it_computes(const ops::Node& node) {
-  static_assert(sizeof(void*) != 8 || sizeof(ops::Attrs) == 120, "a new attribute belongs in the key");
-  const ops::Attrs& a = node.attrs;
-  std::string key;
-  auto put = [&](std::int64_t v) {
-    key.append(reinterpret_cast<const char*>(&v), sizeof v);
-  };
-  auto put_all = [&](auto&& list) {
-    put(static_cast<std::int64_t>(std::size(list)));
-    for (const auto v : list) put(static_cast<std::int64_t>(v));
-  };
-  put(static_cast<std::int64_t>(node.prim));
-  put(a.op);
-  put(a.arg);
-  put(std::bit_cast<std::int64_t>(a.scalar));
-  put_all(a.axes);
-  put_all(a.shape.dims());
-  put_all(a.source_shape.dims());
-  put(a.keepdims | a.exclusive << 1 | a.reverse << 2 | a.transpose_a << 3 | a.transpose_b << 4);
-  put(static_cast<std::int64_t>(a.dtype));
-  put_all(node.inputs);
-  return key;
-}
 
 struct Builder {
   const detail::TapeState& tape;
@@ -103,7 +75,7 @@ struct Builder {
     // their recorded tensors (each keeps its own).
     std::string key;
     if (&into == &program.nodes && !tensors && r.prim != ops::Prim::custom_jvp) {
-      key = what_it_computes(node);
+      key = computation_key(node);
       if (const auto it = same.find(key); it != same.end()) {
         computed[r.output.id()] = it->second;
         return;

@@ -81,7 +81,7 @@ class Expansion {
       any = any || t.back() >= 0;
     }
     if (any) {
-      const Node node = c_.primal_nodes().back();  // a copy: rules grow the node list
+      const Node node = c_.primal_node(v);  // a copy: rules grow the node list
       tangent_[v] = ops::jvp(c_, node, t);
     }
     return v;

@@ -1,7 +1,10 @@
 // bj::trace: a Function gives the tape's numbers bit for bit, records and
 // plans nothing per call, binds the caller's arrays, and is safe to call
 // from many threads at once.
+#include "autodiff/autodiff.hpp"
 #include "engine/plan_cache.hpp"
+#include "graph/program.hpp"
+#include "ops/elementwise_math.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -341,4 +344,24 @@ TEST_CASE("trace: a subexpression computed twice is one node, derivatives unchan
   c.f = [](const bj::Tensor& v, const check::Context&) { return repeated(v); };
   c.example = bj::Shape{3};
   check::check_case(c);
+}
+
+TEST_CASE("linearize: a rule's primal node that the program has is not computed again", "[engine][function]") {
+  // y = det(X) + sum(inv(X)): det's JVP rule needs inv(X), which the program computes.
+  namespace graph = batchjac::graph;
+  namespace ops = batchjac::ops;
+  graph::Program p;
+  p.parameter = p.add_value({bj::Shape{3, 3}, bj::float64}, graph::ValueKind::parameter, true);
+  const int inv = p.emit(p.nodes, graph::ValueKind::primal, ops::Prim::matrix_inverse, {}, {p.parameter});
+  const int det = p.emit(p.nodes, graph::ValueKind::primal, ops::Prim::matrix_determinant, {}, {p.parameter});
+  ops::Attrs all;
+  all.axes = {0, 1};
+  const int sum = p.emit(p.nodes, graph::ValueKind::primal, ops::Prim::reduce_sum, all, {inv});
+  p.result = p.emit(p.nodes, graph::ValueKind::primal, ops::Prim::binary, ops::op_attrs(bj::ops::math::kAdd),
+                    {det, sum});
+  const graph::LinearProgram lin = batchjac::autodiff::linearize(p);
+  REQUIRE(lin.output >= 0);
+  int inverses = 0;
+  for (const ops::Node& n : p.nodes) inverses += n.prim == ops::Prim::matrix_inverse;
+  CHECK(inverses == 1);
 }

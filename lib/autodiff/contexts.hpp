@@ -25,6 +25,7 @@ class JvpContext {
   int primal(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
     for (; indexed_ < program_.nodes.size(); ++indexed_) {
       const ops::Node& n = program_.nodes[indexed_];
+      node_of_[n.output] = indexed_;
       if (n.prim != ops::Prim::custom_jvp) same_.emplace(graph::computation_key(n), n.output);
     }
     ops::Node node{prim, std::move(attrs), std::move(inputs), -1};
@@ -36,7 +37,7 @@ class JvpContext {
     const int v = program_.emit(program_.nodes, graph::ValueKind::primal, prim, std::move(node.attrs),
                                 std::move(node.inputs));
     if (!key.empty()) same_.emplace(std::move(key), v);
-    ++indexed_;
+    node_of_[v] = indexed_++;
     return v;
   }
   int linear(ops::Prim prim, ops::Attrs attrs, std::vector<int> inputs) {
@@ -57,9 +58,9 @@ class JvpContext {
   const std::vector<ops::Node>& primal_nodes() const { return program_.nodes; }
   // The primal node computing value v (primal() may return an earlier one's).
   const ops::Node& primal_node(int v) const {
-    for (auto it = program_.nodes.rbegin(); it != program_.nodes.rend(); ++it)
-      if (it->output == v) return *it;
-    throw std::logic_error("JvpContext: no primal node computes the value");
+    const auto it = node_of_.find(v);
+    if (it == node_of_.end()) throw std::logic_error("JvpContext: no primal node computes the value");
+    return program_.nodes[it->second];
   }
   const std::vector<ops::Node>& linear_nodes() const { return linear_; }
 
@@ -68,6 +69,7 @@ class JvpContext {
   std::vector<ops::Node>& linear_;
   std::unordered_map<std::string, int> same_;  // primal nodes by computation_key
   std::size_t indexed_ = 0;                     // program_.nodes[0, indexed_) are in same_
+  std::unordered_map<int, std::size_t> node_of_;  // value -> its node's index, for those
 };
 
 // Given to transpose rules: the cotangent of a linear node's output is known;

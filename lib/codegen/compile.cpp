@@ -371,8 +371,11 @@ void build(const Job& job) {
     fs::rename(tmp, object, ec);  // atomic: another process sees the whole object or none
     ok = !ec && load(object, *job.module);
   }
-  if (!ok && exiting().load()) return;  // killed at exit: nothing failed
   fs::remove(tmp, ec);
+  if (!ok && exiting().load()) {  // killed at exit: nothing failed
+    fs::remove(log, ec);
+    return;
+  }
   stats().compile_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - start).count();
   if (ok) {
@@ -478,7 +481,7 @@ void count_generated_run() { stats().runs.fetch_add(1, std::memory_order_relaxed
 
 std::shared_ptr<const Module> request(std::string source, std::string_view arch) {
   const CodeGeneration mode = code_generation();
-  if (mode == CodeGeneration::off || !find_arch(arch)) return nullptr;
+  if (mode == CodeGeneration::off || !find_arch(arch) || exiting().load()) return nullptr;
   // The compiler and its environment are taken here, on the requesting
   // thread, as any getenv of the library; the worker reads neither.
   const std::string cxx = compiler();

@@ -2,6 +2,8 @@
 // the background worker and the process-wide settings of <batchjac/codegen.hpp>.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <string>
@@ -16,6 +18,13 @@ struct Module {
   std::atomic<void*> sparse{nullptr};
   // Set when its compilation or load failed: it will never be loaded.
   std::atomic<bool> failed{false};
+  // The process whose worker builds it (a forked child's worker does not).
+  pid_t owner = ::getpid();
+  // Whether it is loaded or will be: not failed, and built by this process.
+  bool expected() const {
+    return primal.load(std::memory_order_acquire) ||
+           (!failed.load(std::memory_order_acquire) && owner == ::getpid());
+  }
 };
 
 // The object of `source` (C++ that includes "ops/elementwise_math.hpp" and

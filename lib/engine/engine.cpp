@@ -599,7 +599,7 @@ class PreparedPlan final : public Prepared {
   std::int64_t lanes() const override { return plan_.lanes; }
   bool keeps_value() const override { return plan_.value >= 0; }
   bool generated() const override {
-    return plan_.generated && !plan_.generated->failed.load(std::memory_order_acquire);
+    return plan_.generated && plan_.generated->expected();
   }
 
   std::size_t bytes(std::span<const Tensor> counted) const override {

@@ -13,6 +13,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -288,6 +290,19 @@ TEST_CASE("code generation off runs no generated kernel, loaded ones included", 
   CHECK(bj::code_generation_stats().generated_runs == runs);
 }
 
+TEST_CASE("a module is expected to load only in the process that builds it", "[codegen]") {
+  batchjac::codegen::Module m;
+  CHECK(m.expected());  // queued or compiling here
+  m.failed.store(true);
+  CHECK_FALSE(m.expected());
+  batchjac::codegen::Module inherited;  // as a forked child sees its parent's queued module
+  inherited.owner = ::getppid();
+  CHECK_FALSE(inherited.expected());
+  int entry = 0;
+  inherited.primal.store(&entry);  // loaded before the fork: the child has it mapped
+  CHECK(inherited.expected());
+}
+
 namespace {
 // A scalar functor whose 8 outputs each depend on all 8 inputs: the
 // compiled path carries 8 tangents through every op.
@@ -359,44 +374,71 @@ TEST_CASE("scalar_function's automatic choice counts generated code", "[codegen]
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
 // Run in a process of its own by the next test: exits while the
-// background worker compiles. Its first atexit handler runs last, after
-// batchjac's has killed the compiler: the worker then has time to report.
+// background worker compiles (the test's compiler blocks). Its first atexit
+// handler runs last, after batchjac's has killed the compiler: the worker
+// then has time to report.
 TEST_CASE("exit while compiling (child process)", "[.exit-child]") {
   std::atexit([] { std::this_thread::sleep_for(std::chrono::milliseconds(500)); });
   bj::set_code_generation(bj::CodeGeneration::background);
   const bj::Tensor x = inputs(9, 9, bj::float64, 8);
   jacobian_and_value(elementwise_mix, x, bj::JacobianMode::reverse, true);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the compiler has started
   std::exit(bj::code_generation_stats().pending > 0 ? 0 : 3);
 }
 
 TEST_CASE("exit during a background compile reports no failure", "[codegen]") {
-  // The prelude precompiled first, so that the child's exit meets the compile of its own program.
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "exit");
+  const std::string dir = generation.directory();
+  // A compiler that blocks once `block` exists (but for --version), so that
+  // the child exits in the middle of its compile.
+  const std::string cxx = dir + "/blocking-c++";
+  {
+    std::ofstream script(cxx);
+    script << "#!/bin/sh\n[ -e '" << dir << "/block' ] && [ \"$1\" != --version ] && exec sleep 60\nexec "
+           << BATCHJAC_TEST_CXX << " \"$@\"\n";
+  }
+  std::filesystem::permissions(cxx, std::filesystem::perms::owner_all);
+  const check::ScopedEnv compiler("BATCHJAC_CXX", cxx.c_str());
+  const check::ScopedEnv cache("BATCHJAC_CODE_CACHE", dir.c_str());
+  // The prelude precompiled with it first, unblocked.
+  const std::size_t failed = bj::code_generation_stats().failed;
   jacobian_and_value([](const bj::Tensor& v) { return bj::exp(v) * v; }, inputs(9, 3, bj::float64, 1),
                      bj::JacobianMode::forward, true);
-  const std::string dir = generation.directory();
+  REQUIRE(bj::code_generation_stats().failed == failed);
+  std::ofstream(dir + "/block").put('\n');
   int err[2];
-  REQUIRE(::pipe(err) == 0);
+  REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+  char self[] = "/proc/self/exe", filter[] = "[.exit-child]";
+  char* argv[] = {self, filter, nullptr};
   const pid_t child = ::fork();
   if (child == 0) {
     ::dup2(err[1], 2);
-    ::setenv("BATCHJAC_CODE_CACHE", dir.c_str(), 1);
-    char self[] = "/proc/self/exe", filter[] = "[.exit-child]";
-    char* argv[] = {self, filter, nullptr};
     ::execv(self, argv);
     std::_Exit(4);
   }
   REQUIRE(child > 0);
   ::close(err[1]);
   std::string messages;
-  char chunk[256];
-  for (ssize_t n; (n = ::read(err[0], chunk, sizeof chunk)) > 0;) messages.append(chunk, std::size_t(n));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    pollfd p{err[0], POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {
+      char chunk[256];
+      const ssize_t n = ::read(err[0], chunk, sizeof chunk);
+      if (n <= 0) break;
+      messages.append(chunk, std::size_t(n));
+    }
+    if (std::chrono::steady_clock::now() > deadline) break;
+  }
   ::close(err[0]);
   int status = -1;
-  REQUIRE(::waitpid(child, &status, 0) == child);
+  pid_t done = 0;
+  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) ::kill(child, SIGKILL), ::waitpid(child, &status, 0);
   INFO(messages);
+  CHECK(done == child);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(messages.find("code generation failed") == std::string::npos);

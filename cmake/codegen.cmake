@@ -3,6 +3,7 @@
 # tree; the compiler and xsimd's include directories are the build's.
 set(BATCHJAC_CODEGEN_HEADERS
   lib/ops/elementwise_math.hpp
+  include/batchjac/detail/simd_negate.hpp
   include/batchjac/detail/simd_pow.hpp)
 list(JOIN BATCHJAC_CODEGEN_HEADERS "|" BATCHJAC_CODEGEN_HEADER_LIST)
 set(BATCHJAC_CODEGEN_EMBEDDED ${PROJECT_BINARY_DIR}/codegen_headers.cpp)

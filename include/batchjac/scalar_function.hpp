@@ -40,6 +40,7 @@
 #else
 #include <xsimd/xsimd.hpp>
 #endif
+#include <batchjac/detail/simd_negate.hpp>
 #include <batchjac/detail/simd_pow.hpp>
 
 #include <algorithm>
@@ -135,7 +136,7 @@ struct Dual {
   }
   Dual& operator-=(const Dual& b) {
     each(active & b.active, [&](int k) { d[k] = d[k] - b.d[k]; });
-    each(b.active & ~active, [&](int k) { d[k] = -b.d[k]; });
+    each(b.active & ~active, [&](int k) { d[k] = detail::negate(b.d[k]); });
     active |= b.active;
     v = v - b.v;
     return *this;
@@ -151,9 +152,9 @@ struct Dual {
   Dual& operator/=(const Dual& b) {
     const batch_type inv = batch_type(T(1)) / b.v;
     const batch_type q = v * inv;
-    each(active & b.active, [&](int k) { d[k] = mul(fma(-q, b.d[k], d[k]), inv); });
+    each(active & b.active, [&](int k) { d[k] = mul(fma(detail::negate(q), b.d[k], d[k]), inv); });
     each(active & ~b.active, [&](int k) { d[k] = mul(d[k], inv); });
-    each(b.active & ~active, [&](int k) { d[k] = mul(-mul(q, b.d[k]), inv); });
+    each(b.active & ~active, [&](int k) { d[k] = mul(detail::negate(mul(q, b.d[k])), inv); });
     active |= b.active;
     v = q;
     return *this;
@@ -183,8 +184,8 @@ struct Dual {
   // ---- arithmetic (hidden friends: found for Dual operands only) ----
   friend Dual operator+(const Dual& a) { return a; }
   friend Dual operator-(const Dual& a) {
-    Dual r(-a.v, Uninitialized{});
-    each(a.active, [&](int k) { r.d[k] = -a.d[k]; });
+    Dual r(detail::negate(a.v), Uninitialized{});
+    each(a.active, [&](int k) { r.d[k] = detail::negate(a.d[k]); });
     r.active = a.active;
     return r;
   }
@@ -200,7 +201,7 @@ struct Dual {
     Dual r(a.v - b.v, Uninitialized{});
     each(a.active & b.active, [&](int k) { r.d[k] = a.d[k] - b.d[k]; });
     each(a.active & ~b.active, [&](int k) { r.d[k] = a.d[k]; });
-    each(b.active & ~a.active, [&](int k) { r.d[k] = -b.d[k]; });
+    each(b.active & ~a.active, [&](int k) { r.d[k] = detail::negate(b.d[k]); });
     r.active = a.active | b.active;
     return r;
   }
@@ -215,9 +216,9 @@ struct Dual {
   friend Dual operator/(const Dual& a, const Dual& b) {
     const batch_type inv = batch_type(T(1)) / b.v;
     Dual r(a.v * inv, Uninitialized{});
-    each(a.active & b.active, [&](int k) { r.d[k] = mul(fma(-r.v, b.d[k], a.d[k]), inv); });
+    each(a.active & b.active, [&](int k) { r.d[k] = mul(fma(detail::negate(r.v), b.d[k], a.d[k]), inv); });
     each(a.active & ~b.active, [&](int k) { r.d[k] = mul(a.d[k], inv); });
-    each(b.active & ~a.active, [&](int k) { r.d[k] = mul(-mul(r.v, b.d[k]), inv); });
+    each(b.active & ~a.active, [&](int k) { r.d[k] = mul(detail::negate(mul(r.v, b.d[k])), inv); });
     r.active = a.active | b.active;
     return r;
   }
@@ -350,7 +351,7 @@ BATCHJAC_DUAL_UNARY(log, xsimd::log(x), B(T(1)) / x, scaled_strong)
 BATCHJAC_DUAL_UNARY(log1p, xsimd::log1p(x), B(T(1)) / (B(T(1)) + x), scaled_strong)
 BATCHJAC_DUAL_UNARY(sqrt, xsimd::sqrt(x), B(T(0.5)) / y, scaled_strong)
 BATCHJAC_DUAL_UNARY(sin, xsimd::sin(x), xsimd::cos(x), scaled)
-BATCHJAC_DUAL_UNARY(cos, xsimd::cos(x), -xsimd::sin(x), scaled)
+BATCHJAC_DUAL_UNARY(cos, xsimd::cos(x), detail::negate(xsimd::sin(x)), scaled)
 BATCHJAC_DUAL_UNARY(tan, xsimd::tan(x), xsimd::fma(y, y, B(T(1))), scaled)
 BATCHJAC_DUAL_UNARY(asin, xsimd::asin(x), B(T(1)) / xsimd::sqrt(xsimd::fnma(x, x, B(T(1)))), scaled_strong)
 BATCHJAC_DUAL_UNARY(acos, xsimd::acos(x), B(T(-1)) / xsimd::sqrt(xsimd::fnma(x, x, B(T(1)))), scaled_strong)
@@ -361,7 +362,7 @@ BATCHJAC_DUAL_UNARY(tanh, xsimd::tanh(x), xsimd::fnma(y, y, B(T(1))), scaled)
 BATCHJAC_DUAL_UNARY(asinh, xsimd::asinh(x), B(T(1)) / xsimd::sqrt(xsimd::fma(x, x, B(T(1)))), scaled)
 BATCHJAC_DUAL_UNARY(acosh, xsimd::acosh(x), B(T(1)) / xsimd::sqrt(xsimd::fms(x, x, B(T(1)))), scaled_strong)
 BATCHJAC_DUAL_UNARY(atanh, xsimd::atanh(x), B(T(1)) / xsimd::fnma(x, x, B(T(1))), scaled_strong)
-BATCHJAC_DUAL_UNARY(erf, xsimd::erf(x), B(T(1.1283791670955126)) * xsimd::exp(-(x * x)), scaled)
+BATCHJAC_DUAL_UNARY(erf, xsimd::erf(x), B(T(1.1283791670955126)) * xsimd::exp(detail::negate(x * x)), scaled)
 // |x|: derivative sign(x), 0 at 0.
 BATCHJAC_DUAL_UNARY(abs, xsimd::abs(x), xsimd::sign(x), scaled)
 BATCHJAC_DUAL_UNARY(fabs, xsimd::abs(x), xsimd::sign(x), scaled)
@@ -405,7 +406,7 @@ template <class T, int D, class A, bool G>
 Dual<T, D, A, G> atan2(const Dual<T, D, A, G>& y, const Dual<T, D, A, G>& x) {
   using B = typename Dual<T, D, A, G>::batch_type;
   const B inv = B(T(1)) / xsimd::fma(x.v, x.v, y.v * y.v);
-  return Dual<T, D, A, G>::chain2(xsimd::atan2(y.v, x.v), y, x.v * inv, x, -y.v * inv);
+  return Dual<T, D, A, G>::chain2(xsimd::atan2(y.v, x.v), y, x.v * inv, x, detail::negate(y.v) * inv);
 }
 // The larger (smaller) operand, as bj::maximum (bj::minimum): at a tie the
 // derivative is a's (TF), a NaN operand gives NaN with no derivative.

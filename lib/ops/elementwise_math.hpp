@@ -5,6 +5,7 @@
 // attribute (pow's exponent), unused by most.
 #pragma once
 
+#include <batchjac/detail/simd_negate.hpp>
 #include <batchjac/detail/simd_pow.hpp>
 
 #include <xsimd/xsimd.hpp>
@@ -80,6 +81,8 @@ auto is_nan(V x) {
 
 // x^y with std::pow's values in every lane (include/batchjac/detail/simd_pow.hpp).
 using batchjac::detail::std_pow;
+// -x, the sign of zero included, in every lane (include/batchjac/detail/simd_negate.hpp).
+using batchjac::detail::negate;
 
 // Rounds each element to float and back (a cast to float32 inside a float64
 // program). Vectors convert with GCC's __builtin_convertvector: a store,
@@ -120,19 +123,19 @@ enum class Domain { real, compare, logic };
 
 // clang-format off
 //              struct       TF name       y = f(x)                         dy/dx
-BATCHJAC_UNARY(Negative,    "negative",   -x,                               V(S(-1)))
+BATCHJAC_UNARY(Negative,    "negative",   negate(x),                        V(S(-1)))
 BATCHJAC_UNARY(Abs,         "abs",        xsimd::abs(x),                    indicator<V>(x > V(S(0))) - indicator<V>(x < V(S(0))))
 BATCHJAC_UNARY(Sign,        "sign",       indicator<V>(x > V(S(0))) - indicator<V>(x < V(S(0))), V(S(0)))
 BATCHJAC_UNARY(Square,      "square",     x * x,                            x + x)
 BATCHJAC_UNARY(Sqrt,        "sqrt",       xsimd::sqrt(x),                   V(S(0.5)) / y)
 BATCHJAC_UNARY(Rsqrt,       "rsqrt",      V(S(1)) / xsimd::sqrt(x),         V(S(-0.5)) * y / x)
-BATCHJAC_UNARY(Reciprocal,  "reciprocal", V(S(1)) / x,                      -(y * y))
+BATCHJAC_UNARY(Reciprocal,  "reciprocal", V(S(1)) / x,                      negate(y * y))
 BATCHJAC_UNARY(Exp,         "exp",        xsimd::exp(x),                    y)
 BATCHJAC_UNARY(Expm1,       "expm1",      xsimd::expm1(x),                  y + V(S(1)))
 BATCHJAC_UNARY(Log,         "log",        xsimd::log(x),                    V(S(1)) / x)
 BATCHJAC_UNARY(Log1p,       "log1p",      xsimd::log1p(x),                  V(S(1)) / (V(S(1)) + x))
 BATCHJAC_UNARY(Sin,         "sin",        xsimd::sin(x),                    xsimd::cos(x))
-BATCHJAC_UNARY(Cos,         "cos",        xsimd::cos(x),                    -xsimd::sin(x))
+BATCHJAC_UNARY(Cos,         "cos",        xsimd::cos(x),                    negate(xsimd::sin(x)))
 BATCHJAC_UNARY(Tan,         "tan",        xsimd::tan(x),                    V(S(1)) + y * y)
 BATCHJAC_UNARY(Asin,        "asin",       xsimd::asin(x),                   V(S(1)) / xsimd::sqrt(V(S(1)) - x * x))
 BATCHJAC_UNARY(Acos,        "acos",       xsimd::acos(x),                   V(S(-1)) / xsimd::sqrt(V(S(1)) - x * x))
@@ -143,13 +146,13 @@ BATCHJAC_UNARY(Tanh,        "tanh",       xsimd::tanh(x),                   V(S(
 BATCHJAC_UNARY(Asinh,       "asinh",      xsimd::asinh(x),                  V(S(1)) / xsimd::sqrt(x * x + V(S(1))))
 BATCHJAC_UNARY(Acosh,       "acosh",      xsimd::acosh(x),                  V(S(1)) / xsimd::sqrt(x * x - V(S(1))))
 BATCHJAC_UNARY(Atanh,       "atanh",      xsimd::atanh(x),                  V(S(1)) / (V(S(1)) - x * x))
-BATCHJAC_UNARY(Sigmoid,     "sigmoid",    V(S(1)) / (V(S(1)) + xsimd::exp(-x)), y * (V(S(1)) - y))
+BATCHJAC_UNARY(Sigmoid,     "sigmoid",    V(S(1)) / (V(S(1)) + xsimd::exp(negate(x))), y * (V(S(1)) - y))
 // softplus(x) = log(1 + e^x), computed without overflow; d/dx = sigmoid(x)
-BATCHJAC_UNARY(Softplus,    "softplus",   xsimd::log1p(xsimd::exp(-xsimd::abs(x))) + sel(x > V(S(0)), x, V(S(0))),
-                                                                            V(S(1)) / (V(S(1)) + xsimd::exp(-x)))
+BATCHJAC_UNARY(Softplus,    "softplus",   xsimd::log1p(xsimd::exp(negate(xsimd::abs(x)))) + sel(x > V(S(0)), x, V(S(0))),
+                                                                            V(S(1)) / (V(S(1)) + xsimd::exp(negate(x))))
 // relu(NaN) = NaN (TF), with derivative 0
 BATCHJAC_UNARY(Relu,        "relu",       sel(x <= V(S(0)), V(S(0)), x),   indicator<V>(x > V(S(0))))
-BATCHJAC_UNARY(Erf,         "erf",        xsimd::erf(x),                    V(S(1.1283791670955126)) * xsimd::exp(-x * x))
+BATCHJAC_UNARY(Erf,         "erf",        xsimd::erf(x),                    V(S(1.1283791670955126)) * xsimd::exp(negate(x) * x))
 // y = x^p for a constant p;  dy/dx = p x^(p-1)  (p = 0: 0 everywhere, as TF)
 BATCHJAC_UNARY(PowScalar,   "pow",        std_pow(x, V(s)),                 s == S(0) ? V(S(0)) : V(s) * std_pow(x, V(s - S(1))))
 // Engine-internal: copies for reshape and stop_gradient; rounding for a cast
@@ -208,7 +211,7 @@ BATCHJAC_BINARY_D(Minimum,    "minimum",       sel(a <= b || is_nan(a), a, b),
                   indicator<V>(a <= b), indicator<V>(a > b))
 // y = atan2(a, b);  dy/da = b / (a^2 + b^2), dy/db = -a / (a^2 + b^2)
 BATCHJAC_BINARY_D(Atan2,      "atan2",         xsimd::atan2(a, b),
-                  b / (a * a + b * b), -a / (a * a + b * b))
+                  b / (a * a + b * b), negate(a) / (a * a + b * b))
 BATCHJAC_BINARY_D(SquaredDifference, "squared_difference", (a - b) * (a - b),
                   V(S(2)) * (a - b), V(S(-2)) * (a - b))
 BATCHJAC_BINARY(Less,         "less",          compare, indicator<V>(a < b))

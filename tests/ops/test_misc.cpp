@@ -200,3 +200,34 @@ TEST_CASE("cast: eager values", "[ops][misc]") {
   CHECK(back.to_vector<float>() == std::vector<float>{1, 1, 0, 1, 1});
   CHECK(bj::cast(x, bj::float64).to_vector<double>()[1] == -2.5);
 }
+
+// Regression test (a bug found and fixed): xsimd 8.1 negates AVX-512 batches
+// as 0 - x, which gives +0 for x = +0 where C++'s -x gives -0. The engine's
+// vector lanes then disagreed with its scalar tail lanes and with eager
+// values in the sign of zero: cos'(0) = -sin(0) was +0 in lanes 0..7 of a
+// batch of 9 and -0 in lane 8; negative(+0) likewise.
+// (The dense plan: the sparse form sums each entry's terms from +0, so a
+// lone -0 term gives +0 there on every instruction set, as documented.)
+TEST_CASE("negation keeps the sign of zero in every lane and path", "[ops][misc]") {
+  const check::ScopedEnv dense("BATCHJAC_SPARSE", "0");
+  auto negative_zero = [](double v) { return v == 0.0 && std::signbit(v); };
+  for (const std::int64_t b : {1, 7, 8, 9, 17}) {
+    INFO("batch " << b);
+    const bj::Tensor x = bj::zeros({b, 1}, bj::float64);
+    for (const auto mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      bj::GradientTape tape(bj::TapeOptions{.persistent = true});
+      tape.watch(x);
+      const bj::Tensor y = bj::cos(x);
+      const bj::Tensor z = bj::negative(x);
+      bj::JacobianOptions options;
+      options.mode = mode;
+      const auto jc = tape.batch_jacobian(y, x, options);
+      REQUIRE(jc.has_value());
+      for (const double v : jc->to_vector<double>()) CHECK(negative_zero(v));  // -sin(+0)
+      for (const double v : z.to_vector<double>()) CHECK(negative_zero(v));    // eager
+    }
+    const bj::Function neg = bj::trace([](const bj::Tensor& t) { return bj::negative(t); },
+                                       bj::TensorSpec{bj::Shape{-1, 1}, bj::float64});
+    for (const double v : neg(x).to_vector<double>()) CHECK(negative_zero(v));  // the engine's values
+  }
+}

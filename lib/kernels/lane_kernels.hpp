@@ -300,37 +300,52 @@ inline bool matrix_any(C c) {
   else return xsimd::any(c);
 }
 
-template <class V>
+//
+// N > 0: the matrices are N x N, known when compiling: the loops unroll in
+// full and the working matrices stay in registers (the same operations, so
+// the same bits). N = 0: a.n, any size. Inverse: a.op == kInverse.
+#define BATCHJAC_UNROLL_SMALL _Pragma("GCC unroll 16")
+template <class V, std::int64_t N, bool Inverse>
 void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::int64_t bt,
-                  std::int64_t l, V* m, V* x) {
+                  std::int64_t l, V* m_room, V* x_room) {
   using T = typename Vec<V>::S;
   using ops::math::sel;
-  const std::int64_t n = a.n, nn = n * n;
-  const bool inverse = a.op == kInverse;
+  const std::int64_t n = N > 0 ? N : a.n, nn = n * n;
+  std::array<V, (N > 0 ? N * N : 1)> m_local, x_local;
+  V* const m = N > 0 ? m_local.data() : m_room;
+  V* const x = N > 0 ? x_local.data() : x_room;
+  constexpr bool inverse = Inverse;
   const T* in = a.a.ptr + (a.a.varying ? d * a.a.dir_stride : 0) + bt * nn * (a.a.varying ? a.lanes : 1);
+  BATCHJAC_UNROLL_SMALL
   for (std::int64_t e = 0; e < nn; ++e) m[e] = a.a.varying ? Vec<V>::load(in + e * a.lanes + l) : V(in[e]);
-  if (inverse)
+  if constexpr (inverse)
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t e = 0; e < nn; ++e) x[e] = V(T(e / n == e % n ? 1 : 0));
   V det = V(T(1));
+  BATCHJAC_UNROLL_SMALL
   for (std::int64_t k = 0; k < n; ++k) {
     // Pivot: the first row at or below k with the largest |m[i][k]|.
     V best = matrix_abs(m[k * n + k]);
     V piv = V(T(k));
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t i = k + 1; i < n; ++i) {
       const V v = matrix_abs(m[i * n + k]);
       const auto c = v > best;
       best = sel(c, v, best);
       piv = sel(c, V(T(i)), piv);
     }
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t i = k + 1; i < n; ++i) {
       const auto c = piv == V(T(i));
       if (!matrix_any(c)) continue;  // no lane swaps rows k and i
+      BATCHJAC_UNROLL_SMALL
       for (std::int64_t j = inverse ? 0 : k; j < n; ++j) {
         const V t = m[k * n + j];
         m[k * n + j] = sel(c, m[i * n + j], t);
         m[i * n + j] = sel(c, t, m[i * n + j]);
       }
-      if (inverse)
+      if constexpr (inverse)
+        BATCHJAC_UNROLL_SMALL
         for (std::int64_t j = 0; j < n; ++j) {
           const V t = x[k * n + j];
           x[k * n + j] = sel(c, x[i * n + j], t);
@@ -338,34 +353,44 @@ void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::
         }
     }
     const V p = m[k * n + k];
-    if (!inverse) {
+    if constexpr (!inverse) {
       // A zero pivot has zeros below it: dividing by 1 instead leaves the
       // rest finite, and the determinant exactly 0.
-      det = sel(piv == V(T(k)), det, -det) * p;
+      det = sel(piv == V(T(k)), det, ops::math::negate(det)) * p;
       const V ps = sel(p == V(T(0)), V(T(1)), p);
+      BATCHJAC_UNROLL_SMALL
       for (std::int64_t i = k + 1; i < n; ++i) {
         const V f = m[i * n + k] / ps;
+        BATCHJAC_UNROLL_SMALL
         for (std::int64_t j = k + 1; j < n; ++j) m[i * n + j] = m[i * n + j] - f * m[k * n + j];
       }
       continue;
     }
     const V r = V(T(1)) / p;
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t j = k + 1; j < n; ++j) m[k * n + j] = m[k * n + j] * r;
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t j = 0; j < n; ++j) x[k * n + j] = x[k * n + j] * r;
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t i = 0; i < n; ++i) {
       if (i == k) continue;
       const V f = m[i * n + k];
+      BATCHJAC_UNROLL_SMALL
       for (std::int64_t j = k + 1; j < n; ++j) m[i * n + j] = m[i * n + j] - f * m[k * n + j];
+      BATCHJAC_UNROLL_SMALL
       for (std::int64_t j = 0; j < n; ++j) x[i * n + j] = x[i * n + j] - f * x[k * n + j];
     }
   }
   T* out = a.out + d * a.out_dir_stride;
-  if (inverse) {
+  if constexpr (inverse) {
+    BATCHJAC_UNROLL_SMALL
     for (std::int64_t e = 0; e < nn; ++e) Vec<V>::store(out + (bt * nn + e) * a.lanes + l, x[e]);
   } else {
     Vec<V>::store(out + bt * a.lanes + l, det);
   }
 }
+
+#undef BATCHJAC_UNROLL_SMALL
 
 // Mirrored Hessian entries made equal: a_to[i] = c_to[i] = (a[i] + c[i]) / 2
 // (engine::mirror_average, the same bits), the halves added first only
@@ -411,27 +436,47 @@ void mirror_average(const typename Vec<V>::S* from, typename Vec<V>::S* to, std:
   }
 }
 
-template <class V>
-void matrix(const MatrixArgs<typename Vec<V>::S>& a) {
+// Every matrix of every direction, W lanes at a time, then the lanes left
+// one at a time; N as in matrix_lanes. wide and one: room for [A | X] when
+// N = 0.
+template <class V, std::int64_t N, bool Inverse>
+void matrices(const MatrixArgs<typename Vec<V>::S>& a, V* wide, typename Vec<V>::S* one) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
-  const std::size_t nn = static_cast<std::size_t>(a.n * a.n);
-  // The working matrices [A | X]: on the stack up to 6x6 (the kernel runs
-  // once per block: no allocation in the loop over blocks), else the heap.
-  constexpr std::size_t kOnStack = 2 * 36;
-  std::array<V, kOnStack> wide_local;
-  std::array<T, kOnStack> one_local;
-  std::vector<V> wide_heap;
-  std::vector<T> one_heap;
-  if (2 * nn > kOnStack) wide_heap.resize(2 * nn), one_heap.resize(2 * nn);
-  V* const wide = 2 * nn > kOnStack ? wide_heap.data() : wide_local.data();
-  T* const one = 2 * nn > kOnStack ? one_heap.data() : one_local.data();
+  const std::int64_t nn = a.n * a.n;
   for (std::int64_t d = 0; d < a.n_dir; ++d)
     for (std::int64_t bt = 0; bt < a.batch; ++bt) {
       std::int64_t l = 0;
-      for (; l + W <= a.lanes; l += W) matrix_lanes<V>(a, d, bt, l, wide, wide + nn);
-      for (; l < a.lanes; ++l) matrix_lanes<T>(a, d, bt, l, one, one + nn);
+      for (; l + W <= a.lanes; l += W) matrix_lanes<V, N, Inverse>(a, d, bt, l, wide, wide + nn);
+      for (; l < a.lanes; ++l) matrix_lanes<T, N, Inverse>(a, d, bt, l, one, one + nn);
     }
+}
+
+template <class V>
+void matrix(const MatrixArgs<typename Vec<V>::S>& a) {
+  using T = typename Vec<V>::S;
+  const std::size_t nn = static_cast<std::size_t>(a.n * a.n);
+  // The working matrices [A | X]: on the stack up to 6x6 (the kernel runs
+  // once per block: no allocation in the loop over blocks), else the heap.
+  // Sizes up to 4 x 4 (geometry, mechanics) are unrolled.
+  constexpr std::size_t kOnStack = 2 * 36;
+  const bool on_stack = 2 * nn <= kOnStack;
+  std::array<V, kOnStack> wide_local;
+  std::array<T, kOnStack> one_local;
+  std::vector<V> wide_heap(on_stack ? 0 : 2 * nn);
+  std::vector<T> one_heap(on_stack ? 0 : 2 * nn);
+  V* const wide = on_stack ? wide_local.data() : wide_heap.data();
+  T* const one = on_stack ? one_local.data() : one_heap.data();
+  auto run = [&]<bool Inverse>() {
+    switch (a.n) {
+      case 2: return matrices<V, 2, Inverse>(a, wide, one);
+      case 3: return matrices<V, 3, Inverse>(a, wide, one);
+      case 4: return matrices<V, 4, Inverse>(a, wide, one);
+      default: return matrices<V, 0, Inverse>(a, wide, one);
+    }
+  };
+  if (a.op == kInverse) run.template operator()<true>();
+  else run.template operator()<false>();
 }
 
 template <class V>

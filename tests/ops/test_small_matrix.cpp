@@ -2,14 +2,19 @@
 // forms of where/equal/not_equal and gather_rows: the derivative table,
 // Jacobians against closed forms with a different pivot row in every lane,
 // eager values, singular matrices and errors.
+#include "kernels/arch_tables.hpp"
+#include "kernels/kernels.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
+#include <xsimd/xsimd.hpp>
 
 #include <array>
+#include <bit>
 #include <cmath>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -238,6 +243,111 @@ TEST_CASE("small matrices: singular matrices", "[ops][linalg]") {
   CHECK(jv[8] == 2.0);  // d det / d a00 = a11
   CHECK(jv[11] == 1.0);
   CHECK(std::isnan(jv[4]));  // the zero matrix: det * inv^T = 0 * inf
+}
+
+namespace {
+// The matrix kernel's algorithm (kernels.hpp), one matrix at a time, in plain
+// C++: Gauss-Jordan with the first largest |pivot| below the diagonal, plain
+// products and differences; the determinant the signed product of the
+// forward elimination's pivots, a zero pivot divided as 1.
+template <class T>
+std::vector<T> gauss_jordan(std::vector<T> m, std::int64_t n, bool inverse) {
+  auto at = [&](std::vector<T>& v, std::int64_t i, std::int64_t j) -> T& { return v[static_cast<std::size_t>(i * n + j)]; };
+  std::vector<T> x(static_cast<std::size_t>(n * n), T(0));
+  for (std::int64_t i = 0; i < n; ++i) at(x, i, i) = T(1);
+  T det = T(1);
+  for (std::int64_t k = 0; k < n; ++k) {
+    std::int64_t piv = k;
+    for (std::int64_t i = k + 1; i < n; ++i)
+      if (std::abs(at(m, i, k)) > std::abs(at(m, piv, k))) piv = i;
+    if (piv != k)
+      for (std::int64_t j = 0; j < n; ++j) std::swap(at(m, k, j), at(m, piv, j)), std::swap(at(x, k, j), at(x, piv, j));
+    const T p = at(m, k, k);
+    if (!inverse) {
+      det = (piv == k ? det : -det) * p;
+      const T ps = p == T(0) ? T(1) : p;
+      for (std::int64_t i = k + 1; i < n; ++i) {
+        const T f = at(m, i, k) / ps;
+        for (std::int64_t j = k + 1; j < n; ++j) at(m, i, j) = at(m, i, j) - f * at(m, k, j);
+      }
+      continue;
+    }
+    const T r = T(1) / p;
+    for (std::int64_t j = k + 1; j < n; ++j) at(m, k, j) = at(m, k, j) * r;
+    for (std::int64_t j = 0; j < n; ++j) at(x, k, j) = at(x, k, j) * r;
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (i == k) continue;
+      const T f = at(m, i, k);
+      for (std::int64_t j = k + 1; j < n; ++j) at(m, i, j) = at(m, i, j) - f * at(m, k, j);
+      for (std::int64_t j = 0; j < n; ++j) at(x, i, j) = at(x, i, j) - f * at(x, k, j);
+    }
+  }
+  return inverse ? x : std::vector<T>{det};
+}
+
+// Every size (those unrolled, up to 4 x 4, and the general loop), both
+// operations, lane counts with tails, two matrices per lane, a pivot row
+// that differs from lane to lane, singular and integer matrices: the
+// table's bits are the reference's in every lane.
+template <class T>
+void check_matrix_kernel(const batchjac::kernels::KernelTable<T>& table) {
+  namespace k = batchjac::kernels;
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<T> any(T(-2), T(2));
+  auto same = [](T x, T y) {
+    if constexpr (sizeof(T) == 8) return std::bit_cast<std::uint64_t>(x) == std::bit_cast<std::uint64_t>(y);
+    else return std::bit_cast<std::uint32_t>(x) == std::bit_cast<std::uint32_t>(y);
+  };
+  for (const int op : {k::kInverse, k::kDeterminant})
+    for (std::int64_t n = 1; n <= 7; ++n)
+      for (const std::int64_t lanes : {std::int64_t{1}, table.width - 1, table.width, table.width + 1, 2 * table.width + 3}) {
+        if (lanes < 1) continue;
+        const std::int64_t nn = n * n, batch = 2;
+        std::vector<std::vector<T>> mats(static_cast<std::size_t>(batch * lanes));
+        for (std::size_t q = 0; q < mats.size(); ++q) {
+          auto& a = mats[q];
+          a.resize(static_cast<std::size_t>(nn));
+          for (T& v : a) v = q % 5 == 3 ? T(static_cast<int>(rng() % 5) - 2) : any(rng);  // integers: exact ties
+          if (q % 7 == 5 && n > 1) std::copy_n(a.begin(), n, a.begin() + n);             // two equal rows
+        }
+        std::vector<T> in(static_cast<std::size_t>(batch * nn * lanes));
+        for (std::int64_t bt = 0; bt < batch; ++bt)
+          for (std::int64_t e = 0; e < nn; ++e)
+            for (std::int64_t l = 0; l < lanes; ++l)
+              in[static_cast<std::size_t>((bt * nn + e) * lanes + l)] = mats[static_cast<std::size_t>(bt * lanes + l)][static_cast<std::size_t>(e)];
+        const std::int64_t out_per = op == k::kInverse ? nn : 1;
+        std::vector<T> out(static_cast<std::size_t>(batch * out_per * lanes), T(-7));
+        k::MatrixArgs<T> args;
+        args.out = out.data();
+        args.a.ptr = in.data();
+        args.batch = batch;
+        args.n = n;
+        args.op = op;
+        args.lanes = lanes;
+        table.matrix(args);
+        for (std::int64_t bt = 0; bt < batch; ++bt)
+          for (std::int64_t l = 0; l < lanes; ++l) {
+            const auto want = gauss_jordan(mats[static_cast<std::size_t>(bt * lanes + l)], n, op == k::kInverse);
+            for (std::int64_t e = 0; e < out_per; ++e) {
+              const T got = out[static_cast<std::size_t>((bt * out_per + e) * lanes + l)];
+              INFO(table.arch << (op == k::kInverse ? " inverse" : " det") << ", n " << n << ", lanes " << lanes
+                              << ", matrix " << bt << " lane " << l << ", element " << e << ": " << got << " against "
+                              << want[static_cast<std::size_t>(e)]);
+              CHECK((same(got, want[static_cast<std::size_t>(e)]) || (std::isnan(got) && std::isnan(want[static_cast<std::size_t>(e)]))));
+            }
+          }
+      }
+}
+}  // namespace
+
+TEST_CASE("small matrices: the kernel's bits on every table, size and lane", "[ops][linalg]") {
+  namespace k = batchjac::kernels;
+  const auto has = xsimd::available_architectures();
+  for (const auto* t : {&k::scalar_kernels<double>(), &k::sse42_kernels<double>()}) check_matrix_kernel(*t);
+  check_matrix_kernel(k::scalar_kernels<float>());
+  check_matrix_kernel(k::sse42_kernels<float>());
+  if (has.fma3_avx2) check_matrix_kernel(k::avx2_kernels<double>()), check_matrix_kernel(k::avx2_kernels<float>());
+  if (has.avx512f) check_matrix_kernel(k::avx512_kernels<double>()), check_matrix_kernel(k::avx512_kernels<float>());
 }
 
 TEST_CASE("small matrices: errors", "[ops][linalg][errors]") {

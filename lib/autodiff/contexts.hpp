@@ -26,17 +26,15 @@ class JvpContext {
     for (; indexed_ < program_.nodes.size(); ++indexed_) {
       const ops::Node& n = program_.nodes[indexed_];
       node_of_[n.output] = indexed_;
-      if (n.prim != ops::Prim::custom_jvp) same_.emplace(graph::computation_key(n), n.output);
+      if (n.prim != ops::Prim::custom_jvp) same_.add(n);
     }
     ops::Node node{prim, std::move(attrs), std::move(inputs), -1};
-    std::string key;
-    if (prim != ops::Prim::custom_jvp) {
-      key = graph::computation_key(node);
-      if (const auto it = same_.find(key); it != same_.end()) return it->second;
-    }
+    const bool merge = prim != ops::Prim::custom_jvp;
+    if (merge)
+      if (const std::optional<int> earlier = same_.same(node)) return *earlier;
     const int v = program_.emit(program_.nodes, graph::ValueKind::primal, prim, std::move(node.attrs),
                                 std::move(node.inputs));
-    if (!key.empty()) same_.emplace(std::move(key), v);
+    if (merge) same_.add(v);
     node_of_[v] = indexed_++;
     return v;
   }
@@ -67,7 +65,7 @@ class JvpContext {
  private:
   graph::Program& program_;
   std::vector<ops::Node>& linear_;
-  std::unordered_map<std::string, int> same_;  // primal nodes by computation_key
+  graph::NodeIndex same_;                       // primal nodes by computation_key
   std::size_t indexed_ = 0;                     // program_.nodes[0, indexed_) are in same_
   std::unordered_map<int, std::size_t> node_of_;  // value -> its node's index, for those
 };

@@ -308,6 +308,13 @@ bool trusted(const std::filesystem::path& dir) {
   return st.st_uid == ::getuid() && (st.st_mode & (S_IWGRP | S_IWOTH)) == 0;
 }
 
+// The job's module will not load: counted, marked, and the user told why.
+void fail(const Job& job, const std::string& why) {
+  ++stats().failed;
+  job.module->failed.store(true, std::memory_order_release);
+  warn_once(why);
+}
+
 // Loads the job's object from the cache, or compiles it there first.
 void build(const Job& job) {
   namespace fs = std::filesystem;
@@ -324,9 +331,7 @@ void build(const Job& job) {
     ::mkdir(dir.c_str(), 0700);
   }
   if (!trusted(dir)) {
-    ++stats().failed;
-    job.module->failed.store(true, std::memory_order_release);
-    warn_once(dir.string() + " is not a directory of this user's that only it can write");
+    fail(job, dir.string() + " is not a directory of this user's that only it can write");
     return;
   }
   if (fs::exists(object, ec) && load(object, *job.module)) {
@@ -382,9 +387,7 @@ void build(const Job& job) {
     fs::remove(log, ec);
     ++stats().compiled;
   } else {
-    ++stats().failed;
-    job.module->failed.store(true, std::memory_order_release);
-    warn_once("see " + log.string());
+    fail(job, "see " + log.string());
   }
 }
 

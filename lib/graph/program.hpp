@@ -12,7 +12,9 @@
 #include <batchjac/tensor.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace batchjac::graph {
@@ -79,5 +81,24 @@ struct LinearProgram {
 // All a node's result depends on, as a key: its primitive, attributes and
 // inputs (not a custom_jvp's rule). Nodes of equal keys compute the same.
 std::string computation_key(const ops::Node& node);
+
+// Nodes' values by computation_key: a node about to be added finds the
+// value of an earlier one that computes the same (`same`), else is added
+// and indexed (`add`, with the key `same` just made).
+class NodeIndex {
+ public:
+  std::optional<int> same(const ops::Node& node) {
+    key_ = computation_key(node);
+    const auto it = values_.find(key_);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+  void add(int value) { values_.emplace(std::move(key_), value); }
+  void add(const ops::Node& node) { values_.emplace(computation_key(node), node.output); }
+
+ private:
+  std::unordered_map<std::string, int> values_;
+  std::string key_;
+};
 
 }  // namespace batchjac::graph

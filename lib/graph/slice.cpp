@@ -23,7 +23,7 @@ struct Builder {
   std::vector<std::optional<Tensor>>* tensors = nullptr;  // value -> the recorded tensor, when wanted
   // The program's nodes by what they compute (prim, attributes, inputs):
   // a record that computes the same as an earlier node reuses its value.
-  std::unordered_map<std::string, int> same{};
+  NodeIndex same{};
 
   int constant(const Tensor& t, const Shape& shape, bool per_example) {
     auto key = std::make_pair(t.id(), per_example);
@@ -73,16 +73,14 @@ struct Builder {
     // inverse beside the program's own): one node computes each. Not in a
     // custom_jvp rule's nodes, nor where the caller maps values back to
     // their recorded tensors (each keeps its own).
-    std::string key;
-    if (&into == &program.nodes && !tensors && r.prim != ops::Prim::custom_jvp) {
-      key = computation_key(node);
-      if (const auto it = same.find(key); it != same.end()) {
-        computed[r.output.id()] = it->second;
+    const bool merge = &into == &program.nodes && !tensors && r.prim != ops::Prim::custom_jvp;
+    if (merge)
+      if (const std::optional<int> v = same.same(node)) {
+        computed[r.output.id()] = *v;
         return;
       }
-    }
     node.output = program.add_value(out, ValueKind::primal, true);
-    if (!key.empty()) same.emplace(std::move(key), node.output);
+    if (merge) same.add(node.output);
     computed[r.output.id()] = node.output;
     if (tensors) {
       tensors->resize(program.values.size());

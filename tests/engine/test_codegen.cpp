@@ -30,6 +30,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace bj = batchjac;
@@ -128,6 +129,15 @@ void check_same_bits(const std::string& what, const Program& f, const bj::Tensor
 bj::Tensor inputs(std::int64_t batch, std::int64_t n, bj::DType dtype, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   return check::random_tensor(rng, {batch, n}, 0.2, 1.5, dtype);
+}
+
+// An executable shell script at `path` (a stand-in compiler).
+void write_script(const std::string& path, const std::string& text) {
+  {
+    std::ofstream script(path);
+    script << text;
+  }
+  std::filesystem::permissions(path, std::filesystem::perms::owner_all);
 }
 
 }  // namespace
@@ -357,11 +367,7 @@ TEST_CASE("scalar_function's automatic choice counts generated code", "[codegen]
     // interpreted, and the estimate says so.
     const std::string dir = fresh_directory("broken-cxx");
     const std::string cxx = dir + "/c++";
-    {
-      std::ofstream script(cxx);
-      script << "#!/bin/sh\n[ \"$1\" = --version ] && echo broken 1.0 && exit 0\nexit 1\n";
-    }
-    std::filesystem::permissions(cxx, std::filesystem::perms::owner_all);
+    write_script(cxx, "#!/bin/sh\n[ \"$1\" = --version ] && echo broken 1.0 && exit 0\nexit 1\n");
     const check::ScopedEnv env("BATCHJAC_CXX", cxx.c_str());
     const ScopedGeneration generation(bj::CodeGeneration::immediate, "choice-fails");
     const std::size_t failed = bj::code_generation_stats().failed;
@@ -373,6 +379,19 @@ TEST_CASE("scalar_function's automatic choice counts generated code", "[codegen]
 }
 
 #if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+namespace {
+// Waits for `child` until `deadline`, then kills it: whether it ended by
+// itself, and its wait status.
+std::pair<bool, int> wait_child(pid_t child, std::chrono::steady_clock::time_point deadline) {
+  int status = -1;
+  pid_t done = 0;
+  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (done == 0) ::kill(child, SIGKILL), ::waitpid(child, &status, 0);
+  return {done == child, status};
+}
+}  // namespace
+
 // Run in a process of its own by the next test: exits while the
 // background worker compiles (the test's compiler blocks). Its first atexit
 // handler runs last, after batchjac's has killed the compiler: the worker
@@ -393,12 +412,8 @@ TEST_CASE("exit during a background compile reports no failure", "[codegen]") {
   // A compiler that blocks once `block` exists (but for --version), so that
   // the child exits in the middle of its compile.
   const std::string cxx = dir + "/blocking-c++";
-  {
-    std::ofstream script(cxx);
-    script << "#!/bin/sh\n[ -e '" << dir << "/block' ] && [ \"$1\" != --version ] && exec sleep 60\nexec "
-           << BATCHJAC_TEST_CXX << " \"$@\"\n";
-  }
-  std::filesystem::permissions(cxx, std::filesystem::perms::owner_all);
+  write_script(cxx, "#!/bin/sh\n[ -e '" + dir + "/block' ] && [ \"$1\" != --version ] && exec sleep 60\nexec " +
+                        std::string(BATCHJAC_TEST_CXX) + " \"$@\"\n");
   const check::ScopedEnv compiler("BATCHJAC_CXX", cxx.c_str());
   const check::ScopedEnv cache("BATCHJAC_CODE_CACHE", dir.c_str());
   // The prelude precompiled with it first, unblocked.
@@ -432,13 +447,9 @@ TEST_CASE("exit during a background compile reports no failure", "[codegen]") {
     if (std::chrono::steady_clock::now() > deadline) break;
   }
   ::close(err[0]);
-  int status = -1;
-  pid_t done = 0;
-  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (done == 0) ::kill(child, SIGKILL), ::waitpid(child, &status, 0);
+  const auto [ended, status] = wait_child(child, deadline);
   INFO(messages);
-  CHECK(done == child);
+  CHECK(ended);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   CHECK(messages.find("code generation failed") == std::string::npos);
@@ -457,13 +468,8 @@ TEST_CASE("a forked child generates code of its own and exits", "[codegen]") {
     std::_Exit(bj::code_generation_stats().generated_runs > 0 || bj::code_generation_stats().compiled > 0 ? 0 : 3);
   }
   REQUIRE(child > 0);
-  int status = -1;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  pid_t done = 0;
-  while ((done = ::waitpid(child, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  if (done == 0) ::kill(child, SIGKILL), ::waitpid(child, &status, 0);
-  CHECK(done == child);
+  const auto [ended, status] = wait_child(child, std::chrono::steady_clock::now() + std::chrono::seconds(120));
+  CHECK(ended);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }

@@ -212,11 +212,12 @@ class GradientTape {
 // respect to source [b, x...]: [b, x..., x...], symmetric bit for bit.
 // Forward over reverse: the gradient of the target is derived as ops and its
 // batch_jacobian taken (mode automatic means forward here; the other
-// options are batch_jacobian's). The mirrored entries are averaged where
-// they differ by rounding. The call is the tape's answer (a non-persistent
-// tape answers once). nullopt (or zeros) when the target does not depend on
-// the source or is linear in it (an empty batch: an empty result whenever
-// the target depends on the source). The result is recorded on outer tapes as
+// options are batch_jacobian's). Entry (i, j) of each example's Hessian
+// (the flattened source's indices) is computed for i <= j and copied to
+// (j, i). The call is the tape's answer (a non-persistent tape answers
+// once). nullopt (or zeros) when the target does not depend on the source
+// or is linear in it (an empty batch: an empty result whenever the target
+// depends on the source). The result is recorded on outer tapes as
 // a batch_jacobian's is. ValueError: a target of another shape, or
 // batch_jacobian's errors; RuntimeError: a used non-persistent tape.
 std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, const Tensor& source,

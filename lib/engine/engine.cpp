@@ -178,12 +178,8 @@ struct Runner {
     // elements (64 bytes or more).
     const std::int64_t row = padded(p.max_dirs * p.answer_elems);
     const std::int64_t staging_at = (p.buffer_size + 15) / 16 * 16;
-    // A Hessian's sparse answers are made symmetric in a copy (`mirror`):
-    // the block buffer's structural zeros must stay zeros.
-    const std::int64_t mirror_size = symmetric && p.sparse ? per_example * L : 0;
-    T* buf = thread_buffer<T>(staging_at + L * row + mirror_size);
+    T* buf = thread_buffer<T>(staging_at + L * row);
     T* staging = buf + staging_at;
-    T* mirror = staging + L * row;
     std::vector<T*> ptr(p.offset.size(), nullptr);
     for (std::size_t v = 0; v < ptr.size(); ++v)
       ptr[v] = p.offset[v] >= 0 ? buf + p.offset[v] : p.shared_ptr[v];
@@ -232,10 +228,12 @@ struct Runner {
                              : p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         if (nan)  // A NaN: again, with strong zeros.
           p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
-        const T* answer = buf + p.sparse_out;
+        T* const answer = buf + p.sparse_out;
+        // No op writes the entries below a mirrored plan's diagonal: copies
+        // there keep the block buffer's structural zeros.
         if (symmetric) {
-          symmetrize(answer, mirror, per_example / n_src);
-          answer = mirror;
+          if (p.mirrored) mirror(answer, n_src, false);
+          else symmetric->store(false, std::memory_order_relaxed);
         }
         // The block holds whole rows of every example, as a reverse pass over all rows does.
         store(answer, first, std::min(L, batch - first), 0, per_example / n_src, staging, false, n_src);
@@ -275,7 +273,8 @@ struct Runner {
           direct = run_linear(bind, first, valid, d0, nd, true, nullptr);
         }
         if (symmetric) {  // whole square answers only (run_linear then left them in the buffer)
-          if (nd == n_src && p.answer_elems == n_src) symmetrize(ptr[p.answer], ptr[p.answer], n_src);
+          if (nd == n_src && p.answer_elems == n_src && n_src * n_src == per_example)
+            mirror(ptr[p.answer], n_src, p.mode == JacobianMode::forward);
           else symmetric->store(false, std::memory_order_relaxed);
         }
         if (!direct)
@@ -357,18 +356,17 @@ struct Runner {
     return direct;
   }
 
-  // A block's answers [k][e][L] for n x n entries (k, e), from `from` into
-  // `to` (the same, or a copy): mirrored entries become their
-  // mirror_average, lane by lane. Either mode's layout puts entry (i, j) of
-  // every example at (i n + j) L. Not when the output's type is narrower
-  // than the plan's (the call's pass averages the rounded entries then).
-  void symmetrize(const T* from, T* to, std::int64_t n) const {
-    if (n * n != per_example || !std::is_same_v<T, O>) {
-      symmetric->store(false, std::memory_order_relaxed);
-      if (to != from) std::copy_n(from, per_example * p.lanes, to);
-      return;
-    }
-    p.table->mirror_average(from, to, n, p.lanes);
+  // A block's square answers [k][e][L], n x n entries (k, e), made
+  // symmetric in place: Jacobian entry (c, r) of every example becomes
+  // entry (r, c)'s, r < c. Entry (k, e) is Jacobian entry (k, e), or (e, k)
+  // when `transposed` (a dense forward pass: directions are columns).
+  void mirror(T* a, std::int64_t n, bool transposed) const {
+    const std::int64_t L = p.lanes;
+    for (std::int64_t r = 0; r < n; ++r)
+      for (std::int64_t c = r + 1; c < n; ++c) {
+        const std::int64_t above = r * n + c, below = c * n + r;
+        std::copy_n(a + (transposed ? below : above) * L, L, a + (transposed ? above : below) * L);
+      }
   }
 
   // The result's elements of examples first .. first+valid: lanes to rows.
@@ -409,7 +407,7 @@ struct Runner {
              std::int64_t nd, T* staging, bool fwd, std::int64_t E) const {
     const std::int64_t L = p.lanes, W = p.table->width, size = nd * E;
     // The sparse form knows which groups of the example's entries are zero
-    // (not once a Hessian's mirrored entries were averaged into them).
+    // (not a Hessian's: the copies below its diagonal are written by no op).
     const std::uint8_t* live = p.sparse && !symmetric ? p.live_groups.data() : nullptr;
     // The example's destination is one contiguous range unless forward mode
     // writes only some columns; with all of an example's entries, the

@@ -8,7 +8,6 @@
 #include <batchjac/tensor.hpp>
 
 #include <atomic>
-#include <cmath>
 #include <cstddef>
 #include <memory>
 #include <span>
@@ -39,24 +38,13 @@ struct Binding {
   std::int64_t batch = 0;
   const Tensor* source = nullptr;
   std::span<const Tensor> constants;
-  // A Hessian's call (square per-example answers): the runner makes each
-  // block's answers symmetric before storing them (mirrored entries that
-  // differ become mirror_average of the two), and clears the flag if some
-  // block's layout did not let it (the caller then does it in a pass).
+  // A Hessian's call (square per-example answers; the plan's program has
+  // graph::Program::symmetric): the runner makes each block's answers
+  // symmetric before storing them, entry (j, i) a copy of entry (i, j) for
+  // i < j, and clears the flag if some block's layout did not let it (the
+  // caller then does it in a pass, symmetric_hessian).
   std::atomic<bool>* symmetric = nullptr;
 };
-
-// The average of two mirrored Hessian entries (symmetric in a and c): a
-// itself when they are equal (but -0 and +0 give +0), a sum and an exact
-// halving otherwise (nothing to contract), halves first only where the sum
-// would overflow.
-template <class T>
-inline T mirror_average(T a, T c) {
-  const T s = (a + c) * T(0.5);
-  if (std::isinf(s) && std::isfinite(a) && std::isfinite(c)) [[unlikely]]
-    return a * T(0.5) + c * T(0.5);  // the halves are exact: no rounding a contraction could change
-  return s;
-}
 
 // A plan ready to run: it holds no pointer to a call's per-example data, so
 // it runs any call whose program has the same key (engine/plan_cache.hpp).

@@ -48,6 +48,7 @@ struct SlotKey {
   bool pfor = true;
   bool small = false;
   int sparse = -1;
+  bool symmetric = false;  // a Hessian's plan (graph::Program::symmetric)
   friend bool operator==(const SlotKey&, const SlotKey&) = default;
 };
 
@@ -74,6 +75,7 @@ struct Traced {
     graph::Program copy = program;  // planning changes its program
     std::shared_ptr<const engine::Prepared> made;
     if (key.want != Want::jacobian) copy.kept = copy.result;
+    copy.symmetric = key.symmetric;
     if (key.want == Want::value) made = engine::prepare_value(copy);
     else made = engine::plan_jacobian(copy, options, key.small);
     const std::lock_guard<std::mutex> lock(mutex);
@@ -306,7 +308,8 @@ bool run(const FunctionState& s, const Call& c, Want want, void* jacobian, void*
                     options.experimental_use_pfor,
                     want != Want::value && options.mode == JacobianMode::automatic &&
                         engine::small_call(p, c.batch),
-                    engine::sparse_override()};
+                    engine::sparse_override(),
+                    symmetric != nullptr};
   const std::shared_ptr<const engine::Prepared> plan = t->plan(key, options);
   if (!plan) return false;
   std::vector<Tensor> bound;
@@ -452,7 +455,7 @@ std::optional<Tensor> Function::hessian(const Tensor& x, const Tensor* aux, cons
   JacobianOptions outer = options;
   if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
   const detail::FunctionState& g = *s.gradient->state_;
-  std::atomic<bool> symmetric{true};  // averaged per block by the engine where it can
+  std::atomic<bool> symmetric{true};  // mirrored per block by the engine where it can
   std::optional<Tensor> h =
       detail::jacobian_of(g, detail::tensor_call(g, "batch_hessian", x, aux), outer, &symmetric);
   if (h && !symmetric.load()) h = engine::symmetric_hessian(*h, static_cast<std::int64_t>(s.spec.shape.size()) - 1);

@@ -70,8 +70,9 @@ std::optional<Tensor> batch_hessian(GradientTape& tape, const Tensor& target, co
     if (gradient) {
       JacobianOptions outer = options;
       if (outer.mode == JacobianMode::automatic) outer.mode = JacobianMode::forward;
-      // The gradient's batch_jacobian on the copy, the engine averaging
-      // mirrored entries block by block where the plan's layout lets it.
+      // The gradient's batch_jacobian on the copy: the engine computes the
+      // entries on and above the diagonal and copies them below it, block by
+      // block where the plan's layout lets it (else a pass after).
       std::optional<graph::Program> program = graph::slice(*copy.state_, *gradient, source, true);
       std::atomic<bool> symmetric{true};
       result = engine::finish(program, source, out_shape, nullptr, outer.unconnected_gradients, outer,

@@ -113,6 +113,7 @@ bool differentiate(graph::Program& program, const Tensor& source, void* out, DTy
   const std::int64_t n_in = program.info(program.parameter).shape.num_elements();
   const std::int64_t n_out = program.info(program.result).shape.num_elements();
   const bool small_call = engine::small_call(program, program.batch);
+  program.symmetric = symmetric != nullptr;
   engine::PlanKey key(program, options, small_call, false, fill_optional);
   auto run = [&](const engine::Prepared& plan, const graph::Program& with) {
     *value_written = value && plan.keeps_value();

@@ -48,18 +48,13 @@ class Replay {
   std::vector<std::optional<Tensor>> tensors_;
 };
 
-// H = (H + H^T) / 2 over the two source halves, where they differ
-// (mirror_average, as the engine's runner does per block): bit for bit
-// symmetric whichever order the passes rounded in.
+// The entries above the diagonal copied below it, (j, i) = (i, j) for
+// i < j, in every example's n x n (as the engine's runner does per block).
 template <class T>
 void symmetrize(T* h, std::int64_t batch, std::int64_t n) {
   for (std::int64_t e = 0; e < batch; ++e, h += n * n)
     for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t j = i + 1; j < n; ++j) {
-        T& a = h[i * n + j];
-        T& c = h[j * n + i];
-        a = c = mirror_average(a, c);
-      }
+      for (std::int64_t j = i + 1; j < n; ++j) h[j * n + i] = h[i * n + j];
 }
 
 // Ones shaped `like` (batch first, the source's batch [b, ...]), as ops on
@@ -88,7 +83,12 @@ Tensor symmetric_hessian(const Tensor& h, std::int64_t rank) {
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + rank + i);
     for (std::int64_t i = 0; i < rank; ++i) perm.push_back(1 + i);
     const Tensor ht = transpose(h, Axes(perm));
-    return multiply(add(h, ht), constant(0.5, h.dtype()));  // mirror_average, but where it would overflow
+    // Above the diagonal (and on it) h's entries, below it their mirrors.
+    std::vector<double> upper(static_cast<std::size_t>(n * n));
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = 0; j < n; ++j) upper[static_cast<std::size_t>(i * n + j)] = i <= j ? 1 : 0;
+    const Tensor mask = constant(upper, Shape(std::vector<std::int64_t>(h.shape().begin() + 1, h.shape().end())), boolean);
+    return where(mask, h, ht);
   }
   // A new tensor no one else holds yet: in place.
   auto impl = std::const_pointer_cast<detail::TensorImpl>(h.impl_ptr());

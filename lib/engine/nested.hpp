@@ -58,8 +58,9 @@ void record_derivative(detail::TapeState& tape, const Tensor& target, const Tens
                        Derivative kind, const Tensor& result);
 
 // Per-example Hessians h [b, x..., x...] (a new tensor, rank = x's rank
-// per example) made symmetric bit for bit: mirrored entries become their
-// mirror_average (engine/engine.hpp), in place. As ops when a tape records h.
+// per example) made symmetric bit for bit: entry (j, i) of each example's
+// n x n becomes entry (i, j)'s, i < j, as the engine's runner does per block;
+// in place. As ops when a tape records h.
 Tensor symmetric_hessian(const Tensor& h, std::int64_t rank);
 
 }  // namespace batchjac::engine

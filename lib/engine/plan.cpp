@@ -429,8 +429,8 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     if (std::isfinite(cost_to_beat))
       limit = std::min(limit, 2 * std::max(0.0, cost_to_beat - primal_cost) / kSparseTermCost +
                                   double(p.n_dirs * p.answer_elems));
-    sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer,
-                               mode == JacobianMode::forward, static_cast<std::int64_t>(limit));
+    sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer, mode == JacobianMode::forward,
+                               program.symmetric, static_cast<std::int64_t>(limit));
   }
   if (sparse) {
     // Its offsets are 32-bit: every value, slot and entry of a block must fit.
@@ -448,6 +448,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   if (!(p.cost < cost_to_beat)) return std::nullopt;
   if (sparse) {
     p.sparse = true;
+    p.mirrored = program.symmetric && p.n_dirs == p.answer_elems;
     p.invariant_steps.clear();
     p.linear_steps.clear();
     // The reciprocals its terms read, after the primal steps: value ids from

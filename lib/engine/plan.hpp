@@ -62,6 +62,9 @@ struct Plan {
   // when it is much cheaper: per block, ones fill `ones_offset`, the ops
   // write the example's Jacobian entries, lanes last, at `sparse_out`.
   bool sparse = false;
+  // A sparse plan of a Hessian (graph::Program::symmetric) whose ops write
+  // the entries on and above the diagonal only: the runner copies the rest.
+  bool mirrored = false;
   // Estimated work per block (vector operations), to choose between plans.
   double cost = 0;
   std::vector<kernels::SparseOp> sparse_ops;

@@ -87,7 +87,7 @@ PlanKey::PlanKey(const graph::Program& program, const JacobianOptions& options, 
   w.put(std::int64_t{options.experimental_use_pfor});
   w.put(std::int64_t{options.mode == JacobianMode::automatic && small_call});
   w.put(std::int64_t{sparse_override()});
-  w.put(std::int64_t{program.batched});
+  w.put(std::int64_t{program.batched} | std::int64_t{program.symmetric} << 1);
   w.put(std::int64_t{program.parameter});
   w.put(std::int64_t{program.result});
   w.put(std::int64_t{program.kept});

@@ -65,15 +65,19 @@ class Compiler {
   }
 
   // Ops writing every entry of one example's Jacobian from the answer.
-  SparseProgram finish(int answer, bool forward) {
+  SparseProgram finish(int answer, bool forward, bool mirrored) {
     const std::int64_t n_elem = program_.info(answer).shape.num_elements();
     const std::int64_t n = n_elem * n_dirs_;
+    // Entries below the diagonal of a mirrored answer get no op (the runner
+    // copies them), nor do the slots only they would read.
+    auto below = [&](std::int64_t k) { return mirrored && k / n_dirs_ > k % n_dirs_; };
     std::vector<int> entry(static_cast<std::size_t>(n), -1);
     auto& ans = cols_[answer];
     for (std::int64_t e = 0; e < n_elem && e < static_cast<std::int64_t>(ans.size()); ++e)
       for (const Col& c : of(ans[e])) entry[forward ? e * n_dirs_ + c.dir : c.dir * n_elem + e] = c.slot;
     out_.n_slots = static_cast<int>(slot_const_.size());
     for (std::int64_t k = 0; k < n; ++k) {
+      if (below(k)) continue;
       SymOp op;
       op.out = out_.n_slots + static_cast<int>(k);
       op.begin = op.coef_end = static_cast<int>(out_.terms.size());
@@ -445,7 +449,7 @@ template <class T>
 std::optional<SparseProgram> compile_sparse(const graph::Program& program,
                                             const kernels::KernelTable<T>& table,
                                             std::span<const ops::Step<T>> steps, int seed,
-                                            int answer, bool forward, std::int64_t max_terms) {
+                                            int answer, bool forward, bool mirrored, std::int64_t max_terms) {
   // The form writes a block of every entry of one example's Jacobian: only
   // for Jacobians of moderate size (256 KiB of doubles per lane).
   constexpr std::int64_t kMaxEntries = 1 << 15;
@@ -455,16 +459,17 @@ std::optional<SparseProgram> compile_sparse(const graph::Program& program,
   c.seed(seed);
   for (const auto& s : steps)
     if (!c.step(s)) return std::nullopt;
-  return c.finish(answer, forward);
+  return c.finish(answer, forward, mirrored && program.info(seed).shape.num_elements() ==
+                                                   program.info(answer).shape.num_elements());
 }
 
 template std::optional<SparseProgram> compile_sparse<float>(const graph::Program&,
                                                             const kernels::KernelTable<float>&,
                                                             std::span<const ops::Step<float>>, int,
-                                                            int, bool, std::int64_t);
+                                                            int, bool, bool, std::int64_t);
 template std::optional<SparseProgram> compile_sparse<double>(const graph::Program&,
                                                              const kernels::KernelTable<double>&,
                                                              std::span<const ops::Step<double>>,
-                                                             int, int, bool, std::int64_t);
+                                                             int, int, bool, bool, std::int64_t);
 
 }  // namespace batchjac::engine

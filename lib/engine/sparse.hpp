@@ -56,20 +56,21 @@ struct SparseProgram {
 };
 
 // The sparse form of `steps` (the linear steps in order) from the seed to the
-// answer, writing every Jacobian entry; nullopt when a step has no sparse
-// form or when it would take more than max_terms terms. Forward: directions
-// are columns; reverse: rows.
+// answer, writing every Jacobian entry (`mirrored`, of a square Jacobian:
+// those on and above the diagonal only, (i, j) with i <= j); nullopt when a
+// step has no sparse form or when it would take more than max_terms terms.
+// Forward: directions are columns; reverse: rows.
 template <class T>
 std::optional<SparseProgram> compile_sparse(const graph::Program& program,
                                             const kernels::KernelTable<T>& table,
                                             std::span<const ops::Step<T>> steps, int seed,
-                                            int answer, bool forward, std::int64_t max_terms);
+                                            int answer, bool forward, bool mirrored, std::int64_t max_terms);
 
 extern template std::optional<SparseProgram> compile_sparse<float>(
     const graph::Program&, const kernels::KernelTable<float>&, std::span<const ops::Step<float>>,
-    int, int, bool, std::int64_t);
+    int, int, bool, bool, std::int64_t);
 extern template std::optional<SparseProgram> compile_sparse<double>(
     const graph::Program&, const kernels::KernelTable<double>&, std::span<const ops::Step<double>>,
-    int, int, bool, std::int64_t);
+    int, int, bool, bool, std::int64_t);
 
 }  // namespace batchjac::engine

@@ -62,6 +62,10 @@ struct Program {
   int kept = -1;
   std::int64_t batch = 1;  // examples (1 for jacobian/gradient)
   bool batched = false;    // shapes are per example
+  // The Jacobian is a Hessian (of a gradient: square and symmetric). Plans
+  // give the entries on and above the diagonal, (i, j) with i <= j, and copy
+  // each to (j, i); a sparse plan does not compute those below.
+  bool symmetric = false;
 
   int add_value(ops::ValueInfo info, ValueKind kind, bool varying);
   // Appends `prim` applied to `inputs`, inferring the output; returns its id.

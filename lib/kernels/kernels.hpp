@@ -188,10 +188,6 @@ struct KernelTable {
                         std::int64_t lanes) = nullptr;
   // Whether any of p[0, n) is NaN.
   bool (*has_nan)(const T* p, std::int64_t n) = nullptr;
-  // A block's n x n answers (entry (i, j) of every example at (i n + j)
-  // lanes) into `to` (may be `from`), entries (i, j) and (j, i) both
-  // engine::mirror_average of the two: a Hessian's symmetry, bit for bit.
-  void (*mirror_average)(const T* from, T* to, std::int64_t n, std::int64_t lanes) = nullptr;
   bool (*sparse_linear_strong)(T* buf, const SparseOp* ops, std::int64_t n_ops,
                                const SparseTerm<T>* terms, std::int64_t lanes) = nullptr;
   // dst[0, n) = src[0, n) with non-temporal stores where aligned: for output

@@ -392,50 +392,6 @@ void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::
 
 #undef BATCHJAC_UNROLL_SMALL
 
-// Mirrored Hessian entries made equal: a_to[i] = c_to[i] = (a[i] + c[i]) / 2
-// (engine::mirror_average, the same bits), the halves added first only
-// where the sum alone overflows.
-template <class V>
-inline V mirror_average_of(V x, V y) {
-  using T = typename Vec<V>::S;
-  const V half(T(0.5)), inf(std::numeric_limits<T>::infinity());
-  const V s = (x + y) * half;
-  if constexpr (std::is_arithmetic_v<V>) {
-    if (std::abs(s) == inf && std::abs(x) < inf && std::abs(y) < inf) [[unlikely]]
-      return x * half + y * half;  // halves are exact: nothing to contract
-    return s;
-  } else {
-    const auto over = (xsimd::abs(s) == inf) & (xsimd::abs(x) < inf) & (xsimd::abs(y) < inf);
-    if (!xsimd::any(over)) [[likely]]
-      return s;
-    return ops::math::sel(over, x * half + y * half, s);
-  }
-}
-
-// A block's square answers made symmetric: entry (i, j) of every example
-// at (i n + j) lanes; `to` may be `from`.
-template <class V>
-void mirror_average(const typename Vec<V>::S* from, typename Vec<V>::S* to, std::int64_t n, std::int64_t lanes) {
-  using T = typename Vec<V>::S;
-  constexpr std::int64_t W = Vec<V>::width;
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (to != from) std::copy_n(from + (i * n + i) * lanes, lanes, to + (i * n + i) * lanes);
-    for (std::int64_t j = i + 1; j < n; ++j) {
-      const T* a = from + (i * n + j) * lanes;
-      const T* c = from + (j * n + i) * lanes;
-      T* a_to = to + (i * n + j) * lanes;
-      T* c_to = to + (j * n + i) * lanes;
-      std::int64_t l = 0;
-      for (; l + W <= lanes; l += W) {
-        const V v = mirror_average_of<V>(Vec<V>::load(a + l), Vec<V>::load(c + l));
-        Vec<V>::store(a_to + l, v);
-        Vec<V>::store(c_to + l, v);
-      }
-      for (; l < lanes; ++l) a_to[l] = c_to[l] = mirror_average_of<T>(a[l], c[l]);
-    }
-  }
-}
-
 // Every matrix of every direction, W lanes at a time, then the lanes left
 // one at a time; N as in matrix_lanes. wide and one: room for [A | X] when
 // N = 0.
@@ -1204,7 +1160,6 @@ KernelTable<typename Vec<V>::S> make_table(std::string_view arch) {
   t.sparse_linear = &sparse_linear<V, false>;
   t.sparse_linear_strong = &sparse_linear<V, true>;
   t.has_nan = &has_nan<V>;
-  t.mirror_average = &mirror_average<V>;
   t.strong_divide = &elementwise<V, ops::math::StrongDivide, 2, kPrimal>;
   t.strong_axpy = &elementwise<V, ops::math::StrongAxpy, 3, kPrimal>;
   t.strong_lincomb = &elementwise<V, ops::math::StrongLincomb, 4, kPrimal>;

@@ -14,16 +14,12 @@
 // Jacobian (W2: the sum of J's rows, W3: J's row 0). Agreement: 1e-9
 // relative to the largest magnitude of the reference. Also: batch_hessian is
 // symmetric bit for bit, and batch_hvp with random vectors is H v to 1e-12.
-#include "engine/engine.hpp"
-#include "kernels/kernels.hpp"
 
 #include <batchjac/batchjac.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <algorithm>
-#include <bit>
-#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -525,62 +521,4 @@ TEST_CASE("Hessian workloads: W10 Lennard-Jones energy, Hessian = -W10's Jacobia
   const std::vector<double> want = per_example(x, b, w10::n, w10::hessian);
   check_reference_is_sharp(want);
   check_hessians(w10::energy, x, b, w10::n, want);
-}
-
-TEST_CASE("mirror_average: the first where equal, symmetric, no overflow", "[engine][hessian]") {
-  using batchjac::engine::mirror_average;
-  const double big = std::numeric_limits<double>::max();
-  for (double a : {0.0, -0.0, 1.0, -3.5, 1e-310, big, -big})
-    CHECK(std::bit_cast<std::uint64_t>(mirror_average(a, a)) == std::bit_cast<std::uint64_t>(a));
-  CHECK(mirror_average(1.0, 1.0 + 2e-16) == mirror_average(1.0 + 2e-16, 1.0));
-  CHECK(mirror_average(big, big * 0.75) == big * 0.875);
-  CHECK(std::isnan(mirror_average(1.0, std::nan(""))));
-  CHECK(mirror_average(0.25f, 0.75f) == 0.5f);
-}
-
-namespace {
-// The kernel tables' mirror_average (SIMD over a block's lanes) gives
-// engine::mirror_average's bits on every mirrored pair and lane (lane
-// counts with tails), diagonals copied, in place too.
-template <class T>
-void check_mirror_kernel(const batchjac::kernels::KernelTable<T>& table) {
-  using batchjac::engine::mirror_average;
-  const T big = std::numeric_limits<T>::max(), inf = std::numeric_limits<T>::infinity();
-  const std::vector<T> special{T(0), T(-0.0), T(1), T(-3.5), big, -big, big * T(0.75), inf, -inf,
-                               std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::denorm_min()};
-  std::mt19937_64 rng(3);
-  std::uniform_int_distribution<std::size_t> pick(0, special.size() - 1);
-  std::uniform_real_distribution<T> any(T(-2), T(2));
-  auto same = [](T x, T y) {
-    if constexpr (sizeof(T) == 8) return std::bit_cast<std::uint64_t>(x) == std::bit_cast<std::uint64_t>(y);
-    else return std::bit_cast<std::uint32_t>(x) == std::bit_cast<std::uint32_t>(y);
-  };
-  for (const std::int64_t n : {1, 2, 3, 5})
-    for (std::int64_t lanes = 1; lanes <= 37; lanes += 3) {
-      const std::int64_t size = n * n * lanes;
-      std::vector<T> from(size);
-      for (T& v : from) v = rng() % 3 ? any(rng) : special[pick(rng)];
-      for (std::int64_t k = 0; k < size; k += 5) from[k] = from[(k % lanes) + (k / lanes % n * n + k / lanes / n) * lanes];
-      if (n > 1) from[(0 * n + 1) * lanes] = from[(1 * n + 0) * lanes] = big;  // a sum that overflows
-      std::vector<T> to(size), in_place = from;
-      table.mirror_average(from.data(), to.data(), n, lanes);
-      table.mirror_average(in_place.data(), in_place.data(), n, lanes);
-      for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t j = 0; j < n; ++j)
-          for (std::int64_t l = 0; l < lanes; ++l) {
-            const T a = from[(i * n + j) * lanes + l], c = from[(j * n + i) * lanes + l];
-            INFO("n " << n << ", lanes " << lanes << ", (" << i << ", " << j << ") lane " << l << ": " << a << ", " << c);
-            const T want = i == j ? a : mirror_average(a, c);
-            CHECK(same(to[(i * n + j) * lanes + l], want));
-            CHECK(same(in_place[(i * n + j) * lanes + l], want));
-          }
-    }
-}
-}  // namespace
-
-TEST_CASE("mirror_average kernels: the engine's bits on every lane", "[engine][hessian]") {
-  check_mirror_kernel(batchjac::kernels::simd_kernels<double>());
-  check_mirror_kernel(batchjac::kernels::simd_kernels<float>());
-  check_mirror_kernel(batchjac::kernels::scalar_kernels<double>());
-  check_mirror_kernel(batchjac::kernels::scalar_kernels<float>());
 }

@@ -602,11 +602,11 @@ TEST_CASE("second derivatives of empty batches and empty examples", "[graph][nes
   }
 }
 
-TEST_CASE("batch_hessian: the same bits for every option, averaged in the engine or after it",
+TEST_CASE("batch_hessian: the same bits for every option, mirrored in the engine or after it",
           "[graph][nested]") {
   // parallel_iterations = 1 cuts forward mode into chunks of one direction:
-  // the engine cannot average a block's mirrored entries then, and the call
-  // does it in a pass over the result. Both give the same bits.
+  // the engine cannot copy a block's entries across the diagonal then, and
+  // the call does it in a pass over the result. Both give the same bits.
   std::mt19937_64 rng(31);
   const auto energies = std::vector<Fn>{
       [](const bj::Tensor& z) { return bj::reduce_sum(bj::exp(z) * bj::log(z) + z * bj::sin(bj::reduce_sum(z, {1}, true)), {1}); },

@@ -361,12 +361,22 @@ struct Runner {
   // entry (r, c)'s, r < c. Entry (k, e) is Jacobian entry (k, e), or (e, k)
   // when `transposed` (a dense forward pass: directions are columns).
   void mirror(T* a, std::int64_t n, bool transposed) const {
-    const std::int64_t L = p.lanes;
-    for (std::int64_t r = 0; r < n; ++r)
-      for (std::int64_t c = r + 1; c < n; ++c) {
-        const std::int64_t above = r * n + c, below = c * n + r;
-        std::copy_n(a + (transposed ? below : above) * L, L, a + (transposed ? above : below) * L);
-      }
+    // Lanes are a table's width: copies of a size known when compiling are
+    // a vector move each, not a call.
+    auto each = [&](auto lanes) {
+      const std::int64_t L = lanes;
+      for (std::int64_t r = 0; r < n; ++r)
+        for (std::int64_t c = r + 1; c < n; ++c) {
+          const std::int64_t above = r * n + c, below = c * n + r;
+          std::memcpy(a + (transposed ? above : below) * L, a + (transposed ? below : above) * L, L * sizeof(T));
+        }
+    };
+    switch (p.lanes) {
+      case 4: return each(std::integral_constant<std::int64_t, 4>{});
+      case 8: return each(std::integral_constant<std::int64_t, 8>{});
+      case 16: return each(std::integral_constant<std::int64_t, 16>{});
+      default: return each(p.lanes);
+    }
   }
 
   // The result's elements of examples first .. first+valid: lanes to rows.

@@ -7,9 +7,11 @@ set_source_files_properties(lib/kernels/kernels_avx512.cpp PROPERTIES
   COMPILE_OPTIONS "-mavx512f;-mavx512cd;-mavx512dq;-mavx512bw;-mavx512vl;-mavx2;-mfma")
 # No contraction of x * y + z into fused multiply-adds: whether GCC contracts
 # depends on the optimisation level, so the bits would depend on the build
-# type. Kernels that want a fused multiply-add say so (math::fused_fma).
+# type (or on -march=native in CMAKE_CXX_FLAGS, for the scalar table that
+# dispatch.cpp builds). Kernels that want a fused multiply-add say so
+# (math::fused_fma).
 set_property(SOURCE lib/kernels/kernels_sse42.cpp lib/kernels/kernels_avx2.cpp lib/kernels/kernels_avx512.cpp
-  APPEND PROPERTY COMPILE_OPTIONS -ffp-contract=off)
+  lib/kernels/dispatch.cpp APPEND PROPERTY COMPILE_OPTIONS -ffp-contract=off)
 # GCC 12 warns inside its own AVX-512 intrinsics as xsimd uses them.
 set_property(SOURCE lib/kernels/kernels_sse42.cpp lib/kernels/kernels_avx2.cpp lib/kernels/kernels_avx512.cpp
   APPEND PROPERTY COMPILE_OPTIONS -Wno-uninitialized -Wno-maybe-uninitialized)

@@ -229,8 +229,8 @@ struct Runner {
         if (nan)  // A NaN: again, with strong zeros.
           p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         T* const answer = buf + p.sparse_out;
-        // No op writes the entries below a mirrored plan's diagonal: copies
-        // there keep the block buffer's structural zeros.
+        // No op reads or writes the entries below a mirrored plan's
+        // diagonal: they take their copies in place, block by block.
         if (symmetric) {
           if (p.mirrored) mirror(answer, n_src, false);
           else symmetric->store(false, std::memory_order_relaxed);
@@ -586,6 +586,10 @@ class PreparedPlan final : public Prepared {
     const std::int64_t value_elems =
         plan_.value >= 0 ? program.info(plan_.value).shape.num_elements() : 0;
     if (value && plan_.value < 0) throw std::logic_error("engine: the plan does not keep the value");
+    // A mirrored plan writes no entry below the diagonal: only a Hessian's
+    // call, which copies them, may run it (plan keys tell the two apart).
+    if (plan_.mirrored && call.symmetric == nullptr)
+      throw std::logic_error("engine: a Hessian's plan run for a Jacobian");
     // A plan with no directions (or a Jacobian with no entries: a source or
     // target of no elements) still computes a value asked for.
     const bool values_only = value && value_elems > 0 && (plan_.n_dirs == 0 || per_example == 0);

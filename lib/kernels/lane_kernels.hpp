@@ -300,10 +300,11 @@ inline bool matrix_any(C c) {
   else return xsimd::any(c);
 }
 
-//
+// One vector (or one lane) of a direction's matrix bt, into a.out.
 // N > 0: the matrices are N x N, known when compiling: the loops unroll in
 // full and the working matrices stay in registers (the same operations, so
-// the same bits). N = 0: a.n, any size. Inverse: a.op == kInverse.
+// the same bits). N = 0: a.n, any size (GCC unrolls those loops too, with
+// remainders: more code, the same operations). Inverse: a.op == kInverse.
 #define BATCHJAC_UNROLL_SMALL _Pragma("GCC unroll 16")
 template <class V, std::int64_t N, bool Inverse>
 void matrix_lanes(const MatrixArgs<typename Vec<V>::S>& a, std::int64_t d, std::int64_t bt,

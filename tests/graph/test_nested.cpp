@@ -638,6 +638,49 @@ TEST_CASE("batch_hessian: the same bits for every option, mirrored in the engine
     }
 }
 
+// A Hessian's plan computes no entry below the diagonal (the call copies
+// them). The plain Jacobian of the same gradient (nested tapes), before and
+// after, keeps every entry, and the Hessian's copies agree with it.
+// (Plan keys include graph::Program::symmetric, and the engine refuses to
+// run a Hessian's plan for a Jacobian: std::logic_error.)
+TEST_CASE("batch_hessian's copies below the diagonal, and a plain Jacobian's entries", "[graph][nested]") {
+  std::mt19937_64 rng(5);
+  const bj::Tensor x = check::random_tensor(rng, {9, 3}, 0.4, 1.2);
+  auto energy = [](const bj::Tensor& z) {  // every second derivative nonzero
+    return bj::reduce_sum(bj::exp(z) * bj::sin(z), {1}) + bj::sin(bj::reduce_sum(z, {1})) * bj::reduce_sum(z * z, {1});
+  };
+  auto plain = [&] {  // the gradient's batch_jacobian, by nested tapes
+    bj::GradientTape outer;
+    outer.watch(x);
+    bj::GradientTape inner;
+    inner.watch(x);
+    const bj::Tensor e = energy(x);
+    const auto g = inner.gradient(e, x);
+    REQUIRE(g.has_value());
+    const auto j = outer.batch_jacobian(*g, x);
+    REQUIRE(j.has_value());
+    return j->to_vector<double>();
+  };
+  auto hessian = [&] {
+    bj::GradientTape tape;
+    tape.watch(x);
+    const auto h = bj::batch_hessian(tape, energy(x), x);
+    REQUIRE(h.has_value());
+    return h->to_vector<double>();
+  };
+  for (const char* sparse : {"0", "1"}) {
+    const check::ScopedEnv env("BATCHJAC_SPARSE", sparse);
+    const std::vector<double> before = plain(), h = hessian(), after = plain();
+    INFO("BATCHJAC_SPARSE=" << sparse);
+    CHECK(before == after);
+    REQUIRE(h.size() == after.size());
+    for (std::size_t k = 0; k < h.size(); ++k) {
+      CHECK(after[k] == Approx(h[k]).epsilon(1e-13));
+      CHECK(after[k] != 0.0);  // below the diagonal too
+    }
+  }
+}
+
 TEST_CASE("batch_hessian and batch_hvp of an empty batch follow unconnected_gradients", "[graph][nested]") {
   const bj::Tensor x = bj::zeros({0, 3});
   bj::GradientTape tape(bj::TapeOptions{.persistent = true});

@@ -1,5 +1,8 @@
 // stop_gradient and cast: derivative rows, hand-derived Jacobians where finite
 // differences cannot apply, eager values.
+#include "kernels/arch_tables.hpp"
+#include "kernels/kernels.hpp"
+#include "ops/elementwise_math.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -8,6 +11,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace bj = batchjac;
@@ -230,4 +234,48 @@ TEST_CASE("negation keeps the sign of zero in every lane and path", "[ops][misc]
                                        bj::TensorSpec{bj::Shape{-1, 1}, bj::float64});
     for (const double v : neg(x).to_vector<double>()) CHECK(negative_zero(v));  // the engine's values
   }
+}
+
+namespace {
+// negative(+0), cos'(+0) = -sin(+0) and reciprocal'(inf) = -(0 * 0) on one
+// table, over lane counts with tails: -0 in every lane.
+template <class T>
+void check_negations(const batchjac::kernels::KernelTable<T>& table) {
+  namespace m = batchjac::ops::math;
+  for (const std::int64_t lanes : {table.width, 2 * table.width + 1}) {
+    const std::vector<T> zero(static_cast<std::size_t>(lanes), T(0)), inf(zero.size(), std::numeric_limits<T>::infinity());
+    auto run = [&](batchjac::kernels::ElementwiseFn<T> fn, const std::vector<T>& x, const std::vector<T>& y) {
+      std::vector<T> out(zero.size(), T(1));
+      batchjac::kernels::ElementwiseArgs<T> a;
+      a.out = out.data();
+      a.n_elem = 1;
+      a.lanes = lanes;
+      a.in[0].ptr = x.data();
+      a.in[1].ptr = y.data();
+      fn(a);
+      return out;
+    };
+    const std::vector<T> cos_zero(zero.size(), T(1)), zeros_of_inf(zero.size(), T(0));
+    for (const auto& [what, out] :
+         {std::pair{"negative(+0)", run(table.unary[m::kNegative], zero, zero)},
+          std::pair{"cos'(+0)", run(table.unary_partial[m::index_of<m::Cos, m::Unary>], zero, cos_zero)},
+          std::pair{"reciprocal'(inf)", run(table.unary_partial[m::kReciprocal], inf, zeros_of_inf)}})
+      for (std::int64_t l = 0; l < lanes; ++l) {
+        INFO(table.arch << ", " << what << ", lanes " << lanes << ", lane " << l);
+        CHECK((out[static_cast<std::size_t>(l)] == T(0) && std::signbit(out[static_cast<std::size_t>(l)])));
+      }
+  }
+}
+}  // namespace
+
+// The same on every kernel table this CPU runs, whichever the process chose.
+TEST_CASE("negation keeps the sign of zero on every kernel table", "[ops][misc]") {
+  namespace k = batchjac::kernels;
+  const auto has = xsimd::available_architectures();
+  check_negations(k::scalar_kernels<double>());
+  check_negations(k::scalar_kernels<float>());
+  check_negations(k::sse42_kernels<double>());
+  check_negations(k::sse42_kernels<float>());
+  if (has.fma3_avx2) check_negations(k::avx2_kernels<double>()), check_negations(k::avx2_kernels<float>());
+  if (has.avx512f) check_negations(k::avx512_kernels<double>()), check_negations(k::avx512_kernels<float>());
 }

@@ -246,7 +246,7 @@ TEST_CASE("small matrices: singular matrices", "[ops][linalg]") {
 }
 
 namespace {
-// The matrix kernel's algorithm (kernels.hpp), one matrix at a time, in plain
+// The matrix kernel's algorithm (kernels.hpp, lane_kernels.hpp), one matrix at a time, in plain
 // C++: Gauss-Jordan with the first largest |pivot| below the diagonal, plain
 // products and differences; the determinant the signed product of the
 // forward elimination's pivots, a zero pivot divided as 1.

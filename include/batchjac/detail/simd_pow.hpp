@@ -17,8 +17,9 @@ namespace batchjac::detail {
 // and pow(-inf, 0.5). Here: the same exp(y log|x|), where log(0) = -inf and
 // exp(+-inf) = inf, 0 give the zero and infinite bases, then the sign of odd
 // powers, NaN for negative bases with other exponents, and the ones.
+// Always inlined, for negate's reason (simd_negate.hpp).
 template <class V>
-V std_pow(V x, V y) {
+[[gnu::always_inline]] inline V std_pow(V x, V y) {
   if constexpr (std::is_arithmetic_v<V>) {
     return std::pow(x, y);
   } else {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace batchjac::codegen {
@@ -96,108 +97,137 @@ class Writer {
 
  private:
   bool in_buffer(int v) const { return p_.offset[v] >= 0 && p_.varying[v]; }
-  // Element idx of value v as a vector of the block's lanes at b.
+  std::int64_t offset(int v, std::int64_t idx) const { return p_.offset[v] + idx * p_.lanes; }
+  // Element idx of value v as a vector of the block's lanes at b: the
+  // register of this part's latest write there, if any.
   std::string read(int v, std::int64_t idx) const {
-    if (p_.varying[v]) return "ld(b + " + std::to_string(p_.offset[v] + idx * p_.lanes) + ")";
-    return "V(ptr[" + std::to_string(v) + "][" + std::to_string(idx) + "])";
+    if (!p_.varying[v]) return "V(ptr[" + std::to_string(v) + "][" + std::to_string(idx) + "])";
+    const auto it = written_.find(offset(v, idx));
+    return it != written_.end() ? it->second : "ld(b + " + std::to_string(offset(v, idx)) + ")";
   }
-  std::string at(int v, std::int64_t idx) const {
-    return "b + " + std::to_string(p_.offset[v] + idx * p_.lanes);
+  // Element idx of value v becomes `expr`: a register, stored to the block
+  // buffer unless the value lives in this part alone.
+  void write(int v, std::int64_t idx, const std::string& expr) {
+    const std::int64_t at = offset(v, idx);
+    const std::string name = "t" + std::to_string(temporaries_++);
+    body_ += "    const V " + name + " = " + expr + ";";
+    if (!local_[static_cast<std::size_t>(v)]) body_ += " st(b + " + std::to_string(at) + ", " + name + ");";
+    body_ += "\n";
+    written_[at] = name;
   }
 
-  // One step's element operations, or false if the interpreter runs it.
-  bool step(const ops::Step<T>& s) {
+  // The element operations of step s if the generator writes it; -1 if the
+  // interpreter runs it.
+  std::int64_t operations(const ops::Step<T>& s) const {
     const kernels::KernelTable<T>& t = *p_.table;
-    if (!in_buffer(s.out)) return false;
+    if (!in_buffer(s.out)) return -1;
     using Kind = typename ops::Step<T>::Kind;
     if (s.kind == Kind::elementwise) {
       for (int i = 0; i < s.n_in; ++i)
-        if (p_.varying[s.in[i]] && p_.offset[s.in[i]] < 0) return false;
-      const std::optional<Functor> f = identify(t, s.ew_fn);
-      if (!f) return false;
-      body_ += "    // " + std::string(f->name) + (f->member == "primal" ? "" : " " + f->member) + "\n";
+        if (p_.varying[s.in[i]] && p_.offset[s.in[i]] < 0) return -1;
+      return identify(t, s.ew_fn) ? s.ew.n_elem : -1;
+    }
+    if (s.kind != Kind::index || !in_buffer(s.in[0])) return -1;
+    if (s.ix_fn == t.gather) return s.ix.n_out;
+    if (s.ix_fn == t.scatter_add || s.ix_fn == t.scatter) return s.ix.n_in + s.ix.n_out;
+    return -1;
+  }
+
+  // The element operations of a step operations() accepts.
+  void step(const ops::Step<T>& s) {
+    const kernels::KernelTable<T>& t = *p_.table;
+    operations_ += operations(s);
+    if (s.kind == ops::Step<T>::Kind::elementwise) {
+      const Functor f = *identify(t, s.ew_fn);
+      body_ += "    // " + std::string(f.name) + (f.member == "primal" ? "" : " " + f.member) + "\n";
       const std::string scalar = literal(s.ew.scalar);
       for (std::int64_t e = 0; e < s.ew.n_elem; ++e) {
-        std::string call = f->type + "::" + f->member + "(";
-        for (int i = 0; i < s.n_in; ++i) {
-          const std::int64_t idx = s.ew.in[i].map ? s.ew.in[i].map[e] : e;
-          call += read(s.in[i], idx) + ", ";
-        }
+        std::string call = f.type + "::" + f.member + "(";
+        for (int i = 0; i < s.n_in; ++i) call += read(s.in[i], s.ew.in[i].map ? s.ew.in[i].map[e] : e) + ", ";
         call += scalar + ")";
-        if (s.ew.accumulate) call += " + ld(" + at(s.out, e) + ")";  // as kernels' write<Accumulate>
-        body_ += "    st(" + at(s.out, e) + ", " + call + ");\n";
+        if (s.ew.accumulate) call += " + " + read(s.out, e);  // as kernels' write<Accumulate>
+        write(s.out, e, call);
       }
-      operations_ += s.ew.n_elem;
-      return true;
+      return;
     }
-    if (s.kind != Kind::index || !in_buffer(s.in[0])) return false;
     const kernels::IndexArgs<T>& a = s.ix;
     if (s.ix_fn == t.gather) {
       body_ += "    // gather\n";
       for (std::int64_t e = 0; e < a.n_out; ++e) {
         std::string v = a.map[e] < 0 ? "V(T(0))" : read(s.in[0], a.map[e]);
-        if (a.accumulate) v += " + ld(" + at(s.out, e) + ")";
-        body_ += "    st(" + at(s.out, e) + ", " + v + ");\n";
+        if (a.accumulate) v += " + " + read(s.out, e);
+        write(s.out, e, v);
       }
-      operations_ += a.n_out;
-      return true;
+      return;
     }
     const bool add = s.ix_fn == t.scatter_add;
-    if (!add && s.ix_fn != t.scatter) return false;
     body_ += add ? "    // scatter_add\n" : "    // scatter\n";
     if (add && !a.accumulate)
-      for (std::int64_t j = 0; j < a.n_out; ++j) body_ += "    st(" + at(s.out, j) + ", V(T(0)));\n";
+      for (std::int64_t j = 0; j < a.n_out; ++j) write(s.out, j, "V(T(0))");
     for (std::int64_t e = 0; e < a.n_in; ++e) {
       if (a.map[e] < 0) continue;
       const std::string x = read(s.in[0], e);
-      body_ += "    st(" + at(s.out, a.map[e]) + ", " + (add ? "ld(" + at(s.out, a.map[e]) + ") + " + x : x) + ");\n";
+      write(s.out, a.map[e], add ? read(s.out, a.map[e]) + " + " + x : x);
     }
-    operations_ += a.n_in + a.n_out;
-    return true;
   }
 
   // The primal steps in order: runs of generated steps in functions of
   // about kPerPart element operations each (the compiler's time stays
-  // linear), each over the block's lanes; the others interpreted.
+  // linear), each over the block's lanes; the others interpreted. Within a
+  // part, values are registers (the compiler's to keep or spill); a value
+  // that only this part's steps write and read, and nothing after the
+  // primal steps reads (Plan::primal_only), is never stored.
   bool primal() {
     constexpr std::int64_t kPerPart = 512;
-    std::string calls;
-    std::int64_t in_part = 0;
+    const std::vector<ops::Step<T>>& steps = p_.primal_steps;
+    // Which part each step is in (-1: interpreted).
+    std::vector<int> part(steps.size(), -1);
     int parts = 0;
+    std::int64_t in_part = 0;
     bool open = false;
-    auto close = [&] {
-      if (open) body_ += "  }\n}\n";
-      open = false;
-    };
-    for (std::size_t k = 0; k < p_.primal_steps.size(); ++k) {
-      if (open && in_part >= kPerPart) close();
-      // A part opens on its first generated step: its header and call are
-      // taken back if the step is the interpreter's.
-      const std::size_t body_mark = body_.size(), calls_mark = calls.size();
-      const bool opened = !open;
-      if (opened) {
-        body_ += "__attribute__((noinline)) static void primal" + std::to_string(parts) +
-                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  for (long l = 0; l < " + std::to_string(p_.lanes) +
-                 "; l += V::size) {\n    T* b = buf + l;\n";
-        calls += "  primal" + std::to_string(parts) + "(buf, ptr);\n";
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      const std::int64_t ops = operations(steps[k]);
+      if (ops < 0) {
+        open = false;
+        continue;
+      }
+      if (!open || in_part >= kPerPart) {
+        ++parts;
         open = true;
         in_part = 0;
       }
-      const std::int64_t before = operations_;
-      if (step(p_.primal_steps[k])) {
-        in_part += operations_ - before;
-        parts += opened;
+      part[k] = parts - 1;
+      in_part += ops;
+    }
+    // The part every step that writes or reads a value is in, if one.
+    constexpr int kUnseen = -2, kSeveral = -1;
+    std::vector<int> home(p_.offset.size(), kUnseen);
+    auto touch = [&](int v, int at) { home[v] = home[v] == kUnseen || home[v] == at ? at : kSeveral; };
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      touch(steps[k].out, part[k]);
+      for (int i = 0; i < steps[k].n_in; ++i) touch(steps[k].in[i], part[k]);
+    }
+    local_.assign(p_.offset.size(), 0);
+    for (std::size_t v = 0; v < local_.size() && v < p_.primal_only.size(); ++v)
+      local_[v] = p_.primal_only[v] && home[v] >= 0;
+
+    std::string calls;
+    for (std::size_t k = 0; k < steps.size(); ++k) {
+      if (part[k] < 0) {
+        calls += "  interpret(context, " + std::to_string(k) + ");\n";
         continue;
       }
-      if (opened) {
-        body_.resize(body_mark);
-        calls.resize(calls_mark);
-        open = false;
+      if (k == 0 || part[k - 1] != part[k]) {
+        const std::string name = "primal" + std::to_string(part[k]);
+        body_ += "__attribute__((noinline)) static void " + name +
+                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  for (long l = 0; l < " + std::to_string(p_.lanes) +
+                 "; l += V::size) {\n    T* b = buf + l;\n";
+        calls += "  " + name + "(buf, ptr);\n";
+        written_.clear();
       }
-      close();
-      calls += "  interpret(context, " + std::to_string(k) + ");\n";
+      step(steps[k]);
+      if (k + 1 == steps.size() || part[k + 1] != part[k]) body_ += "  }\n}\n";
     }
-    close();
     out_ += body_;
     out_ += "extern \"C\" void bj_primal(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context) {\n";
     out_ += "  (void)buf, (void)ptr, (void)interpret, (void)context;\n" + calls + "}\n";
@@ -254,6 +284,9 @@ class Writer {
   const Arch& arch_;
   std::string out_, body_;
   std::int64_t operations_ = 0;
+  std::vector<std::uint8_t> local_;                  // per value: lives in one part's registers
+  std::unordered_map<std::int64_t, std::string> written_;  // this part's buffer offsets and their registers
+  std::int64_t temporaries_ = 0;
 };
 
 }  // namespace

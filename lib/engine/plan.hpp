@@ -48,6 +48,9 @@ struct Plan {
   std::vector<std::int64_t> offset; // per value: position in the block buffer
   std::vector<std::int64_t> dir_stride;
   std::vector<std::uint8_t> varying;
+  // Per value: a computed primal value that only primal steps read (not a
+  // coefficient of the linear steps or sparse terms, not the kept value).
+  std::vector<std::uint8_t> primal_only;
   std::int64_t lanes = 1;
   std::int64_t max_dirs = 1;        // directions per pass (D)
   std::int64_t buffer_size = 0;     // elements of T per task

@@ -178,7 +178,7 @@ class Writer {
   // that only this part's steps write and read, and nothing after the
   // primal steps reads (Plan::primal_only), is never stored.
   bool primal() {
-    constexpr std::int64_t kPerPart = 512;
+    constexpr std::int64_t kPerPart = 2048;
     const std::vector<ops::Step<T>>& steps = p_.primal_steps;
     // Which part each step is in (-1: interpreted).
     std::vector<int> part(steps.size(), -1);

@@ -199,14 +199,17 @@ class Writer {
       part[k] = parts - 1;
       in_part += ops;
     }
-    // The part every step that writes or reads a value is in, if one.
-    constexpr int kUnseen = -2, kSeveral = -1;
+    // The part every step that writes or reads a value is in, if one (an
+    // interpreted step reads and writes the buffer: no part).
+    constexpr int kUnseen = -2, kNone = -1;
     std::vector<int> home(p_.offset.size(), kUnseen);
-    auto touch = [&](int v, int at) { home[v] = home[v] == kUnseen || home[v] == at ? at : kSeveral; };
+    auto touch = [&](int v, int at) { home[v] = at >= 0 && (home[v] == kUnseen || home[v] == at) ? at : kNone; };
     for (std::size_t k = 0; k < steps.size(); ++k) {
       touch(steps[k].out, part[k]);
       for (int i = 0; i < steps[k].n_in; ++i) touch(steps[k].in[i], part[k]);
     }
+    // Values added to the plan after primal_only (lane-shared copies,
+    // transposed constants) are never a primal step's.
     local_.assign(p_.offset.size(), 0);
     for (std::size_t v = 0; v < local_.size() && v < p_.primal_only.size(); ++v)
       local_[v] = p_.primal_only[v] && home[v] >= 0;

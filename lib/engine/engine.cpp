@@ -619,7 +619,8 @@ class PreparedPlan final : public Prepared {
     std::size_t n = sizeof(*this) + capacity_bytes(p.primal_steps) + capacity_bytes(p.invariant_steps) +
                     capacity_bytes(p.linear_steps) + capacity_bytes(p.loads) + capacity_bytes(p.converted) +
                     capacity_bytes(p.shared_ptr) + capacity_bytes(p.offset) + capacity_bytes(p.dir_stride) +
-                    capacity_bytes(p.varying) + capacity_bytes(p.sparse_ops) + capacity_bytes(p.sparse_terms) +
+                    capacity_bytes(p.varying) + capacity_bytes(p.primal_only) + capacity_bytes(p.sparse_ops) +
+                    capacity_bytes(p.sparse_terms) +
                     capacity_bytes(p.live_groups) + capacity_bytes(p.lane_shared) +
                     capacity_bytes(p.transposed);
     for (const auto& map : p.maps) n += sizeof(map) + capacity_bytes(map);

@@ -197,7 +197,10 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "registers");
   const bj::Tensor x = inputs(17, 9, bj::float64, 3);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
   const auto [jg, yg] = jacobian_and_value(long_chains, x, bj::JacobianMode::forward, true);
+  REQUIRE(bj::code_generation_stats().generated_runs > runs);  // the generated kernel ran
+  CHECK(bj::code_generation_stats().failed == 0);
   const auto [ji, yi] = jacobian_and_value(long_chains, x, bj::JacobianMode::forward, false);
   CHECK(check::same_bits(jg, ji));
   CHECK(check::same_bits(yg, yi));
@@ -216,7 +219,7 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
     }
   }
   REQUIRE(sources >= 1);
-  CHECK(functions > sources);  // values also cross from one function to the next
+  CHECK(functions > sources);  // several functions per object: values also cross between them
   CHECK(computed > 1000);
   CHECK(stored > 0);
   // Forward mode keeps the partials (coefficients): here about 40% of the

@@ -424,10 +424,11 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   if (const int force = sparse_override(); force != 0 && !value_only) {
     const double dense = steps_cost(p.linear_steps) * double(p.n_dirs);
     double limit = force == 1 ? 1e8 : 0.5 * dense / kSparseTermCost;
-    // Nor more terms than could still beat the other mode (twice that: the
-    // compiler's count includes the elements it visits, and ops it drops).
+    // Nor more terms than could still beat the other mode (eight times that:
+    // the compiler's count includes the elements it visits, and the terms
+    // and ops its last passes merge and drop, engine/sparse.cpp).
     if (std::isfinite(cost_to_beat))
-      limit = std::min(limit, 2 * std::max(0.0, cost_to_beat - primal_cost) / kSparseTermCost +
+      limit = std::min(limit, 8 * std::max(0.0, cost_to_beat - primal_cost) / kSparseTermCost +
                                   double(p.n_dirs * p.answer_elems));
     sparse = compile_sparse<T>(program, *p.table, all_linear, p.seed, p.answer, mode == JacobianMode::forward,
                                program.symmetric, static_cast<std::int64_t>(limit));

@@ -94,6 +94,7 @@ class Compiler {
       out_.ops.push_back(op);
     }
     fold_scales();
+    merge_single_reader_sums();
     drop_dead_ops();
     return std::move(out_);
   }
@@ -147,6 +148,47 @@ class Compiler {
       alias[op.out] = t.in;
     }
     for (SymTerm& t : out_.terms) t.in = alias[t.in];
+  }
+
+  // A sum whose slot one plain term alone reads (no coefficient: the slot
+  // times a scale) moves into that term's op: each of its terms, its scale
+  // times the reader's, becomes a term of the reader, and the slot is no
+  // longer written or read. Scalar code builds a sum of k terms as k - 1
+  // additions, one op of two terms each; merged, it is one op of k terms, as
+  // a reduction over a tensor gives. No term gains a factor, and none is
+  // copied, only moved: the form never grows. Ops come in dependency order,
+  // so a sum has taken in its own parts before its reader takes it.
+  void merge_single_reader_sums() {
+    std::vector<int> readers(slot_const_.size(), 0);
+    for (const SymTerm& t : out_.terms) ++readers[t.in];
+    std::vector<SymTerm> terms, coef, plain;
+    terms.reserve(out_.terms.size());
+    for (SymOp& op : out_.ops) {
+      coef.clear();
+      plain.clear();
+      auto keep = [&](const SymTerm& t) { (t.coef_value >= 0 ? coef : plain).push_back(t); };
+      for (int k = op.begin; k < op.end; ++k) {
+        const SymTerm& t = out_.terms[k];
+        const int def = t.in > 0 ? def_op_[t.in] : -1;
+        if (def < 0 || readers[t.in] != 1 || t.coef_value >= 0) {
+          keep(t);
+          continue;
+        }
+        const SymOp& sum = out_.ops[def];  // already rewritten: its range is in `terms`
+        for (int j = sum.begin; j < sum.end; ++j) {
+          SymTerm u = terms[j];
+          u.scale *= t.scale;
+          keep(u);
+        }
+        readers[t.in] = 0;  // the sum's op is read by no one: drop_dead_ops removes it
+      }
+      op.begin = static_cast<int>(terms.size());
+      terms.insert(terms.end(), coef.begin(), coef.end());
+      op.coef_end = static_cast<int>(terms.size());
+      terms.insert(terms.end(), plain.begin(), plain.end());
+      op.end = static_cast<int>(terms.size());
+    }
+    out_.terms = std::move(terms);
   }
 
   // Removes the ops whose slots no Jacobian entry needs (those inlined into

@@ -227,6 +227,38 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   CHECK(4 * (computed - stored) > computed);
 }
 
+// x0 (x1 + x2 + x3 + x4 + x5), one addition at a time as scalar code writes
+// it: [b, 6] -> [b, 1].
+bj::Tensor sum_by_additions(const bj::Tensor& x) {
+  auto col = [&](int i) { return bj::slice(x, {0, i}, {-1, 1}); };
+  bj::Tensor s = col(0) * col(1);
+  for (int i = 2; i < 6; ++i) s = s + col(0) * col(i);
+  return s;
+}
+
+TEST_CASE("a sum built one addition at a time is one sparse op per Jacobian entry", "[codegen][sparse]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "merged-sums");
+  const bj::Tensor x = inputs(9, 6, bj::float64, 7);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  check_same_bits("sum_by_additions", sum_by_additions, x, bj::JacobianMode::forward);
+  REQUIRE(bj::code_generation_stats().generated_runs > runs);
+  // Forward, x0's direction reaches the sum through each of its 5 terms;
+  // the partial sums, each read by the next addition alone, merge into the
+  // op writing the entry. The other 5 entries are one term each.
+  std::size_t sources = 0;
+  for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
+    if (e.path().extension() != ".cpp") continue;
+    ++sources;
+    std::size_t ops = 0;
+    std::ifstream in(e.path());
+    for (std::string line; std::getline(in, line);) ops += line.find("{ R a = SPLAT(T(0));") != std::string::npos;
+    INFO(e.path().string());
+    CHECK(ops == 6);
+  }
+  CHECK(sources >= 1);
+}
+
 TEST_CASE("a traced function's generated kernel gives the same bits, from many threads", "[codegen]") {
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "threads");

@@ -380,3 +380,31 @@ TEST_CASE("a zero divisor gives the same infinities and strong zeros in both for
     CHECK(s[2] == 0.0);       // d(x0 / x1)/dx2: x0's tangent is zero there
   }
 }
+
+// Sums built one addition at a time, as scalar code writes them: partial
+// sums that one plain term reads (merged into their reader, times its
+// scale), one read twice (kept), and one read through a coefficient
+// (kept). [b, 6] -> [b, 5].
+bj::Tensor sums_by_additions(const bj::Tensor& x) {
+  auto col = [&](int i) { return bj::slice(x, {0, i}, {-1, 1}); };
+  bj::Tensor s = col(0) * col(1);
+  for (int i = 2; i < 6; ++i) s = s + col(0) * col(i);  // x0's direction: a sum of 5 terms
+  bj::Tensor plain = col(0);
+  for (int i = 1; i < 6; ++i) plain = plain - col(i) * 0.5;
+  const bj::Tensor twice = col(1) * col(2) + col(1) * col(3);  // read by two ops
+  const bj::Tensor scaled = col(4) * col(4) + col(4) * col(5);
+  return bj::concat({s * -0.5, -plain, twice + twice * col(0), bj::exp(twice), scaled * bj::sin(col(0))}, 1);
+}
+
+TEST_CASE("sums built one addition at a time have the Jacobian of the whole sum", "[engine][sparse]") {
+  std::mt19937_64 rng(31);
+  for (bj::DType dtype : {bj::float64, bj::float32})
+    for (std::int64_t b : {1, 9, 17})
+      for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+        CAPTURE(bj::dtype_name(dtype), b, static_cast<int>(mode));
+        const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1.5, 1.5, dtype);
+        const bj::Tensor sparse =
+            check_sparse_form(sums_by_additions, x, mode, dtype == bj::float64 ? 1e-13 : 1e-5, 1e-6, 1e-7);
+        REQUIRE(sparse.shape() == bj::Shape{b, 5, 6});
+      }
+}

@@ -136,7 +136,6 @@ class Writer {
   // The element operations of a step operations() accepts.
   void step(const ops::Step<T>& s) {
     const kernels::KernelTable<T>& t = *p_.table;
-    operations_ += operations(s);
     if (s.kind == ops::Step<T>::Kind::elementwise) {
       const Functor f = *identify(t, s.ew_fn);
       body_ += "    // " + std::string(f.name) + (f.member == "primal" ? "" : " " + f.member) + "\n";
@@ -198,6 +197,7 @@ class Writer {
       }
       part[k] = parts - 1;
       in_part += ops;
+      operations_ += ops;
     }
     // The part every step that writes or reads a value is in, if one (an
     // interpreted step reads and writes the buffer: no part).

@@ -505,18 +505,17 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     for (const SymTerm& t : sparse->terms)
       for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
         if (v >= 0) coefficient[v] = 1;
+  auto pooled_primal = [&](int v) {
+    return v < int(n_values) && program.values[v].kind == graph::ValueKind::primal && !coefficient[v];
+  };
   // What generated code may keep in registers: computed primal values
   // that only primal steps read (codegen/emit.cpp).
   p.primal_only.assign(n_all, 0);
   for (std::size_t v = 0; v < n_values; ++v)
-    p.primal_only[v] = program.values[v].kind == graph::ValueKind::primal && !coefficient[v] &&
-                       static_cast<int>(v) != p.value;
+    p.primal_only[v] = pooled_primal(static_cast<int>(v)) && static_cast<int>(v) != p.value;
   const std::int64_t primal_pool = share_by_liveness<T>(
       p.primal_steps, infos, p.value,  // the value, if kept, lives to the end
-      [&](int v) {
-        return v < int(n_values) && program.values[v].kind == graph::ValueKind::primal && !coefficient[v];
-      },
-      primal_slot);
+      pooled_primal, primal_slot);
   std::int64_t fixed_elems = 0;  // seed and hoisted linear values, per direction
   for (std::size_t v = 0; v < n_values; ++v)
     if (used[v] && program.values[v].kind == graph::ValueKind::linear && slot[v] < 0)

@@ -198,12 +198,9 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "registers");
   const bj::Tensor x = inputs(17, 9, bj::float64, 3);
   const std::size_t runs = bj::code_generation_stats().generated_runs;
-  const auto [jg, yg] = jacobian_and_value(long_chains, x, bj::JacobianMode::forward, true);
+  check_same_bits("long_chains", long_chains, x, bj::JacobianMode::forward);
   REQUIRE(bj::code_generation_stats().generated_runs > runs);  // the generated kernel ran
   CHECK(bj::code_generation_stats().failed == 0);
-  const auto [ji, yi] = jacobian_and_value(long_chains, x, bj::JacobianMode::forward, false);
-  CHECK(check::same_bits(jg, ji));
-  CHECK(check::same_bits(yg, yi));
   // Each element a primal step computes is a register ("const V t<n> = ..."),
   // stored ("st(b + ...)" on the same line) only when read elsewhere.
   std::size_t sources = 0, computed = 0, stored = 0, functions = 0;

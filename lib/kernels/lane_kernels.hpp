@@ -508,11 +508,14 @@ template <class V, bool Strong, int N3, int NC, int NP>
   using T = typename Vec<V>::S;
   const int n3 = N3 >= 0 ? N3 : op->n_triple, nc = NC >= 0 ? NC : op->n_coef, np = NP >= 0 ? NP : op->n_plain;
   V acc(T(0));
+#pragma GCC unroll 4
   for (int i = 0; i < n3; ++i, t += 2)
     acc = mul_add<Strong>(mul<Strong>(mul<Strong>(Vec<V>::load(b + t->in), Vec<V>::load(b + t->coef)), Vec<V>::load(b + t[1].in)),
                           V(t->scale), acc);
+#pragma GCC unroll 4
   for (int i = 0; i < nc; ++i, ++t)
     acc = mul_add<Strong>(mul<Strong>(Vec<V>::load(b + t->in), Vec<V>::load(b + t->coef)), V(t->scale), acc);
+#pragma GCC unroll 4
   for (int i = 0; i < np; ++i, ++t) acc = mul_add<Strong>(Vec<V>::load(b + t->in), V(t->scale), acc);
   Vec<V>::store(b + op->out, acc);
   return acc;
@@ -532,42 +535,44 @@ const SparseTerm<typename Vec<V>::S>* sparse_run(typename Vec<V>::S* b, const Sp
   return t;
 }
 
+// The runner of one op shape: term counts of at most kSmallTriple - 1,
+// kSmallCoef - 1 and kSmallPlain - 1 are compile-time constants (the loops
+// unrolled), larger ones are read from the op.
+inline constexpr int kSmallTriple = 3, kSmallCoef = 4, kSmallPlain = 4;
+template <class V, bool Strong>
+using SparseRunFn = const SparseTerm<typename Vec<V>::S>* (*)(typename Vec<V>::S*, const SparseOp*, const SparseOp*,
+                                                              const SparseTerm<typename Vec<V>::S>*, bool&);
+template <class V, bool Strong, int I>
+constexpr SparseRunFn<V, Strong> small_sparse_run() {
+  constexpr int n3 = I / (kSmallCoef * kSmallPlain), nc = I / kSmallPlain % kSmallCoef, np = I % kSmallPlain;
+  return &sparse_run<V, Strong, n3, nc, np>;
+}
+template <class V, bool Strong, int... I>
+constexpr auto small_sparse_runs(std::integer_sequence<int, I...>) {
+  return std::array<SparseRunFn<V, Strong>, sizeof...(I)>{small_sparse_run<V, Strong, I>()...};
+}
+
 // Interpreted, a run of ops of one shape at a time (the plan groups them):
-// the common shapes have their term loops unrolled, the others loop over
+// every small shape has its term loops unrolled (a table of kernels by
+// shape, not a list of the shapes some program has); larger ones loop over
 // counts that stay the same through the run.
 template <class V, bool Strong>
 bool sparse_linear(typename Vec<V>::S* buf, const SparseOp* ops, std::int64_t n_ops,
                    const SparseTerm<typename Vec<V>::S>* terms, std::int64_t lanes) {
   using T = typename Vec<V>::S;
   constexpr std::int64_t W = Vec<V>::width;
+  static constexpr auto kSmall =
+      small_sparse_runs<V, Strong>(std::make_integer_sequence<int, kSmallTriple * kSmallCoef * kSmallPlain>());
   bool nan = false;
   for (std::int64_t l = 0; l < lanes; l += W) {
     const SparseTerm<T>* t = terms;
     T* b = buf + l;
     for (const SparseOp* op = ops; op != ops + n_ops;) {
       const SparseOp* end = op + op->run;
-      const bool small = op->n_triple < 16 && op->n_coef < 16 && op->n_plain < 16;
-      switch (small ? (op->n_triple * 16 + op->n_coef) * 16 + op->n_plain : -1) {
-        case 0 * 16 + 1: t = sparse_run<V, Strong, 0, 0, 1>(b, op, end, t, nan); break;
-        case 0 * 16 + 2: t = sparse_run<V, Strong, 0, 0, 2>(b, op, end, t, nan); break;
-        case 0 * 16 + 3: t = sparse_run<V, Strong, 0, 0, 3>(b, op, end, t, nan); break;
-        case 0 * 16 + 6: t = sparse_run<V, Strong, 0, 0, 6>(b, op, end, t, nan); break;
-        case 0 * 16 + 8: t = sparse_run<V, Strong, 0, 0, 8>(b, op, end, t, nan); break;
-        case 0 * 16 + 9: t = sparse_run<V, Strong, 0, 0, 9>(b, op, end, t, nan); break;
-        case 0 * 16 + 12: t = sparse_run<V, Strong, 0, 0, 12>(b, op, end, t, nan); break;
-        case 1 * 16 + 0: t = sparse_run<V, Strong, 0, 1, 0>(b, op, end, t, nan); break;
-        case 1 * 16 + 1: t = sparse_run<V, Strong, 0, 1, 1>(b, op, end, t, nan); break;
-        case 1 * 16 + 2: t = sparse_run<V, Strong, 0, 1, 2>(b, op, end, t, nan); break;
-        case 2 * 16 + 0: t = sparse_run<V, Strong, 0, 2, 0>(b, op, end, t, nan); break;
-        case 2 * 16 + 1: t = sparse_run<V, Strong, 0, 2, 1>(b, op, end, t, nan); break;
-        case 3 * 16 + 0: t = sparse_run<V, Strong, 0, 3, 0>(b, op, end, t, nan); break;
-        case 3 * 16 + 3: t = sparse_run<V, Strong, 0, 3, 3>(b, op, end, t, nan); break;
-        case 6 * 16 + 0: t = sparse_run<V, Strong, 0, 6, 0>(b, op, end, t, nan); break;
-        case 6 * 16 + 6: t = sparse_run<V, Strong, 0, 6, 6>(b, op, end, t, nan); break;
-        case (1 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 1, 0, 0>(b, op, end, t, nan); break;
-        case (2 * 16 + 0) * 16 + 0: t = sparse_run<V, Strong, 2, 0, 0>(b, op, end, t, nan); break;
-        default: t = sparse_run<V, Strong, -1, -1, -1>(b, op, end, t, nan); break;
-      }
+      if (op->n_triple < kSmallTriple && op->n_coef < kSmallCoef && op->n_plain < kSmallPlain)
+        t = kSmall[(op->n_triple * kSmallCoef + op->n_coef) * kSmallPlain + op->n_plain](b, op, end, t, nan);
+      else
+        t = sparse_run<V, Strong, -1, -1, -1>(b, op, end, t, nan);
       op = end;
     }
   }

@@ -212,16 +212,25 @@ TEST_CASE("Jacobians of more than 32768 entries per example always run densely",
 namespace {
 // Runs ops of the given shapes (terms of three, two and one factors) through
 // a kernel table's sparse_linear, grouped into runs as the plan groups them,
-// and checks every output against the sum computed here term by term.
+// and checks every output against the sum computed here term by term: the
+// shapes of the workloads, then every shape up to (3, 4, 4), in runs of two
+// (the kernel's table of small shapes and the general loop past its edges).
 template <class T>
 void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::int64_t lanes) {
   namespace k = batchjac::kernels;
-  const std::vector<std::array<int, 3>> shapes = {
+  std::vector<std::array<int, 3>> shapes = {
       {0, 0, 1}, {0, 0, 1}, {0, 0, 1}, {0, 1, 0}, {0, 1, 0}, {0, 0, 9}, {0, 9, 0}, {0, 1, 1},
       {0, 2, 1}, {0, 2, 1}, {0, 3, 4}, {0, 0, 2}, {0, 1, 2}, {0, 0, 3}, {0, 2, 0}, {0, 8, 8},
       {0, 0, 8}, {0, 1, 7}, {0, 0, 1}, {2, 0, 0}, {2, 0, 0}, {1, 0, 0}, {1, 1, 1}, {9, 0, 0},
       {2, 0, 3}, {3, 2, 0}, {0, 0, 6}, {0, 0, 6}, {0, 0, 12}, {0, 3, 0}, {0, 3, 0}, {0, 3, 3},
       {0, 6, 0}, {0, 6, 6}, {0, 6, 6}, {0, 0, 13}, {0, 16, 0}, {0, 0, 1}};
+  // These ops also read earlier outputs; the rest read inputs only (products
+  // of outputs would grow past float's tolerance).
+  const std::size_t chained = shapes.size();
+  for (int n3 = 0; n3 <= 3; ++n3)
+    for (int nc = 0; nc <= 4; ++nc)
+      for (int np = 0; np <= 4; ++np)
+        for (int twice = 0; twice < 2; ++twice) shapes.push_back({n3, nc, np});
   const int n_in = 40;
   const auto n_slots = static_cast<std::int64_t>(n_in + shapes.size());
   std::mt19937_64 rng(static_cast<std::uint64_t>(lanes));
@@ -231,7 +240,7 @@ void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::in
   std::vector<k::SparseTerm<T>> terms;
   std::uniform_real_distribution<double> scale(-1.5, 1.5);
   for (std::size_t i = 0; i < shapes.size(); ++i) {
-    const int can_read = n_in + static_cast<int>(i);  // inputs and earlier outputs
+    const int can_read = n_in + static_cast<int>(std::min(i, chained));  // inputs, earlier outputs
     std::uniform_int_distribution<int> slot(0, can_read - 1);
     k::SparseOp op;
     op.out = static_cast<std::int32_t>((n_in + static_cast<std::int64_t>(i)) * lanes);

@@ -150,38 +150,76 @@ class Compiler {
     for (SymTerm& t : out_.terms) t.in = alias[t.in];
   }
 
-  // A sum whose slot one plain term alone reads (no coefficient: the slot
-  // times a scale) moves into that term's op: each of its terms, its scale
-  // times the reader's, becomes a term of the reader, and the slot is no
-  // longer written or read. Scalar code builds a sum of k terms as k - 1
-  // additions, one op of two terms each; merged, it is one op of k terms, as
-  // a reduction over a tensor gives. No term gains a factor, and none is
-  // copied, only moved: the form never grows. Ops come in dependency order,
-  // so a sum has taken in its own parts before its reader takes it.
+  // The ops some Jacobian entry needs: the entries' ops and, back from
+  // them, the ops writing the slots they read (those inlined into all their
+  // readers, or aliased away, are not).
+  std::vector<char> live_ops() const {
+    std::vector<char> needed(slot_const_.size(), 0);
+    std::vector<char> live(out_.ops.size(), 0);
+    for (std::size_t i = out_.ops.size(); i-- > 0;) {
+      const SymOp& op = out_.ops[i];
+      if (op.out < out_.n_slots && !needed[op.out]) continue;
+      live[i] = 1;
+      for (int t = op.begin; t < op.end; ++t) needed[out_.terms[t].in] = 1;
+    }
+    return live;
+  }
+
+  // A sum whose slot one plain term of a live op alone reads (no
+  // coefficient: the slot times a scale) moves into that term's op: each of
+  // its terms, its scale times the reader's, becomes a term of the reader,
+  // and the slot is no longer written or read. Scalar code builds a sum of k
+  // terms as k - 1 additions, one op of two terms each; merged, it is one op
+  // of k terms, as a reduction over a tensor gives. No term gains a factor.
+  // A term that stands for a merged sum is only marked here; the live ops
+  // are then expanded once, depth first (a merged sum has one reader, so
+  // each term is written once: linear in the form's size however long the
+  // chain), keeping the order of coefficient terms before plain ones.
   void merge_single_reader_sums() {
+    const std::vector<char> live = live_ops();
     std::vector<int> readers(slot_const_.size(), 0);
-    for (const SymTerm& t : out_.terms) ++readers[t.in];
-    std::vector<SymTerm> terms, coef, plain;
-    terms.reserve(out_.terms.size());
-    for (SymOp& op : out_.ops) {
-      coef.clear();
-      plain.clear();
-      auto keep = [&](const SymTerm& t) { (t.coef_value >= 0 ? coef : plain).push_back(t); };
-      for (int k = op.begin; k < op.end; ++k) {
+    for (std::size_t i = 0; i < out_.ops.size(); ++i)
+      if (live[i])
+        for (int k = out_.ops[i].begin; k < out_.ops[i].end; ++k) ++readers[out_.terms[k].in];
+    std::vector<int> sum_of(out_.terms.size(), -1);  // per term: the op it stands for
+    std::vector<char> merged(out_.ops.size(), 0);
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) {
+      if (!live[i]) continue;
+      for (int k = out_.ops[i].begin; k < out_.ops[i].end; ++k) {
         const SymTerm& t = out_.terms[k];
         const int def = t.in > 0 ? def_op_[t.in] : -1;
-        if (def < 0 || readers[t.in] != 1 || t.coef_value >= 0) {
-          keep(t);
+        if (def < 0 || readers[t.in] != 1 || t.coef_value >= 0) continue;
+        sum_of[k] = def;
+        merged[def] = 1;
+      }
+    }
+    std::vector<SymTerm> terms, coef, plain;
+    terms.reserve(out_.terms.size());
+    struct Frame {
+      int next, end;
+      double scale;  // the product of the readers' scales above
+    };
+    std::vector<Frame> stack;
+    std::vector<std::pair<int, int>> range(out_.ops.size());  // each op's terms before this pass
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) range[i] = {out_.ops[i].begin, out_.ops[i].end};
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) {
+      SymOp& op = out_.ops[i];
+      coef.clear();
+      plain.clear();
+      if (live[i] && !merged[i]) stack.push_back({range[i].first, range[i].second, 1.0});
+      while (!stack.empty()) {
+        Frame& f = stack.back();
+        if (f.next == f.end) {
+          stack.pop_back();
           continue;
         }
-        const SymOp& sum = out_.ops[def];  // already rewritten: its range is in `terms`
-        for (int j = sum.begin; j < sum.end; ++j) {
-          SymTerm u = terms[j];
-          u.scale *= t.scale;
-          keep(u);
-        }
-        readers[t.in] = 0;  // the sum's op is read by no one: drop_dead_ops removes it
+        const int k = f.next++;
+        SymTerm t = out_.terms[k];
+        t.scale *= f.scale;
+        if (const int d = sum_of[k]; d >= 0) stack.push_back({range[d].first, range[d].second, t.scale});
+        else (t.coef_value >= 0 ? coef : plain).push_back(t);
       }
+      // Dead and merged ops keep no terms: drop_dead_ops removes them.
       op.begin = static_cast<int>(terms.size());
       terms.insert(terms.end(), coef.begin(), coef.end());
       op.coef_end = static_cast<int>(terms.size());
@@ -194,14 +232,7 @@ class Compiler {
   // Removes the ops whose slots no Jacobian entry needs (those inlined into
   // all their readers).
   void drop_dead_ops() {
-    std::vector<char> needed(slot_const_.size(), 0);
-    std::vector<char> keep(out_.ops.size(), 0);
-    for (std::size_t i = out_.ops.size(); i-- > 0;) {
-      const SymOp& op = out_.ops[i];
-      if (op.out < out_.n_slots && !needed[op.out]) continue;
-      keep[i] = 1;
-      for (int t = op.begin; t < op.end; ++t) needed[out_.terms[t].in] = 1;
-    }
+    const std::vector<char> keep = live_ops();
     SparseProgram live;
     live.n_slots = out_.n_slots;
     live.reciprocals = std::move(out_.reciprocals);

@@ -224,8 +224,9 @@ void check_sparse_kernel(const batchjac::kernels::KernelTable<T>& table, std::in
       {0, 0, 8}, {0, 1, 7}, {0, 0, 1}, {2, 0, 0}, {2, 0, 0}, {1, 0, 0}, {1, 1, 1}, {9, 0, 0},
       {2, 0, 3}, {3, 2, 0}, {0, 0, 6}, {0, 0, 6}, {0, 0, 12}, {0, 3, 0}, {0, 3, 0}, {0, 3, 3},
       {0, 6, 0}, {0, 6, 6}, {0, 6, 6}, {0, 0, 13}, {0, 16, 0}, {0, 0, 1}};
-  // These ops also read earlier outputs; the rest read inputs only (products
-  // of outputs would grow past float's tolerance).
+  // These ops read inputs and earlier outputs; the ones after them read
+  // inputs and these ops' outputs only (products of later outputs would grow
+  // past float's tolerance).
   const std::size_t chained = shapes.size();
   for (int n3 = 0; n3 <= 3; ++n3)
     for (int nc = 0; nc <= 4; ++nc)
@@ -392,8 +393,8 @@ TEST_CASE("a zero divisor gives the same infinities and strong zeros in both for
 
 // Sums built one addition at a time, as scalar code writes them: partial
 // sums that one plain term reads (merged into their reader, times its
-// scale), one read twice (kept), and one read through a coefficient
-// (kept). [b, 6] -> [b, 5].
+// scale: 1, -1, 1 / 3), one read twice (kept), and one read through a
+// coefficient (kept). [b, 6] -> [b, 7].
 bj::Tensor sums_by_additions(const bj::Tensor& x) {
   auto col = [&](int i) { return bj::slice(x, {0, i}, {-1, 1}); };
   bj::Tensor s = col(0) * col(1);
@@ -402,7 +403,13 @@ bj::Tensor sums_by_additions(const bj::Tensor& x) {
   for (int i = 1; i < 6; ++i) plain = plain - col(i) * 0.5;
   const bj::Tensor twice = col(1) * col(2) + col(1) * col(3);  // read by two ops
   const bj::Tensor scaled = col(4) * col(4) + col(4) * col(5);
-  return bj::concat({s * -0.5, -plain, twice + twice * col(0), bj::exp(twice), scaled * bj::sin(col(0))}, 1);
+  const bj::Tensor negated = col(3) * col(0) - (col(1) * col(0) + col(2) * col(0));  // scale -1
+  // A scaled sum read through its scaling op (a / 3), then summed again: the
+  // scaling op is dead, so the sum has one reader.
+  const bj::Tensor thrice = (col(5) * col(1) + col(5) * col(2)) / 3.0 + col(5) * col(3) + col(5) * col(4) * 0.3;
+  return bj::concat({s * -0.5, -plain, twice + twice * col(0), bj::exp(twice), scaled * bj::sin(col(0)), negated,
+                     thrice},
+                    1);
 }
 
 TEST_CASE("sums built one addition at a time have the Jacobian of the whole sum", "[engine][sparse]") {
@@ -414,6 +421,6 @@ TEST_CASE("sums built one addition at a time have the Jacobian of the whole sum"
         const bj::Tensor x = check::random_tensor(rng, {b, 6}, -1.5, 1.5, dtype);
         const bj::Tensor sparse =
             check_sparse_form(sums_by_additions, x, mode, dtype == bj::float64 ? 1e-13 : 1e-5, 1e-6, 1e-7);
-        REQUIRE(sparse.shape() == bj::Shape{b, 5, 6});
+        REQUIRE(sparse.shape() == bj::Shape{b, 7, 6});
       }
 }

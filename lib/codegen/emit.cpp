@@ -4,9 +4,12 @@
 
 #include "ops/elementwise_math.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cmath>
 #include <cstdio>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -30,6 +33,8 @@ struct Functor {
   std::string type;       // e.g. "At<m::Unary, 7>::type"
   std::string_view name;  // e.g. "exp"
   std::string member;     // primal, partial, partial_a, partial_b
+  std::string_view list;  // Unary, Binary, Ternary, Quaternary
+  int index = 0;          // in the list
 };
 
 template <class... Fs>
@@ -40,7 +45,8 @@ std::vector<std::string_view> names(m::List<Fs...>) {
 template <class T>
 std::optional<Functor> identify(const kernels::KernelTable<T>& t, kernels::ElementwiseFn<T> fn) {
   auto in = [&](std::string_view list, int i, std::string_view name, std::string member) {
-    return Functor{"At<m::" + std::string(list) + ", " + std::to_string(i) + ">::type", name, std::move(member)};
+    return Functor{"At<m::" + std::string(list) + ", " + std::to_string(i) + ">::type", name, std::move(member),
+                   list, i};
   };
   static const std::vector<std::string_view> unary = names(m::Unary{}), binary = names(m::Binary{}),
                                              ternary = names(m::Ternary{}), quaternary = names(m::Quaternary{});
@@ -98,22 +104,75 @@ class Writer {
  private:
   bool in_buffer(int v) const { return p_.offset[v] >= 0 && p_.varying[v]; }
   std::int64_t offset(int v, std::int64_t idx) const { return p_.offset[v] + idx * p_.lanes; }
-  // Element idx of value v as a vector of the block's lanes at b: the
-  // register of this part's latest write there, if any.
-  std::string read(int v, std::int64_t idx) const {
-    if (!p_.varying[v]) return "V(ptr[" + std::to_string(v) + "][" + std::to_string(idx) + "])";
-    const auto it = written_.find(offset(v, idx));
-    return it != written_.end() ? it->second : "ld(b + " + std::to_string(offset(v, idx)) + ")";
-  }
-  // Element idx of value v becomes `expr`: a register, stored to the block
-  // buffer unless the value lives in this part alone.
-  void write(int v, std::int64_t idx, const std::string& expr) {
+  // Element idx of value v as a vector of the block's lanes at b: a shared
+  // constant's number as a literal (the plan is keyed on those numbers,
+  // engine/plan_cache.hpp), this part's register of the element, or a
+  // register loaded from the buffer once per part.
+  std::string read(int v, std::int64_t idx) {
+    if (!p_.varying[v]) {
+      if (p_.offset[v] < 0 && p_.shared_ptr[v]) {
+        const T x = p_.shared_ptr[v][idx];
+        std::string c = "V(" + literal(x) + ")";
+        constants_.emplace(c, x);
+        return c;
+      }
+      return "V(ptr[" + std::to_string(v) + "][" + std::to_string(idx) + "])";
+    }
     const std::int64_t at = offset(v, idx);
-    const std::string name = "t" + std::to_string(temporaries_++);
-    body_ += "    const V " + name + " = " + expr + ";";
-    if (!local_[static_cast<std::size_t>(v)]) body_ += " st(b + " + std::to_string(at) + ", " + name + ");";
-    body_ += "\n";
-    written_[at] = name;
+    if (const auto it = written_.find(at); it != written_.end()) return it->second;
+    const std::string loaded = "ld(b + " + std::to_string(at) + ")";
+    return written_[at] = number(loaded, loaded, "u");
+  }
+  // The register holding `expr`, an expression of registers and literals:
+  // one already computed in this part under the same `key` (value
+  // numbering: the functors are pure), else a new one.
+  std::string number(const std::string& key, const std::string& expr, const char* prefix = "t") {
+    const auto [it, added] = numbered_.emplace(key, std::string());
+    if (added) {
+      it->second = prefix + std::to_string(temporaries_++);
+      body_ += "    const V " + it->second + " = " + expr + ";\n";
+    }
+    return it->second;
+  }
+  // Element idx of value v becomes x (a register or a literal), stored to
+  // the block buffer unless the value lives in this part alone.
+  void write(int v, std::int64_t idx, const std::string& x) {
+    const std::int64_t at = offset(v, idx);
+    if (!local_[static_cast<std::size_t>(v)]) body_ += "    st(b + " + std::to_string(at) + ", " + x + ");\n";
+    written_[at] = x;
+  }
+  // The value of functor f on registers or literals `in`: the identities
+  // below give one of its operands or an earlier register, exactly; other
+  // calls are numbered by their text.
+  //  - identity(x) is x;
+  //  - where(c, a, b), and its two-operand forms, with c a literal (a
+  //    shared constant's mask) is a, b or 0;
+  //  - square(b - a) and abs(b - a) are the same bits as square(a - b)
+  //    and abs(a - b): round to nearest is symmetric, so b - a = -(a - b)
+  //    exactly (a NaN's payload aside, when a and b are both NaN).
+  std::string apply(const Functor& f, std::vector<std::string> in, const std::string& scalar) {
+    if (f.member == "primal") {
+      if (f.list == "Unary" && f.index == m::kIdentity) return in[0];
+      const auto c = constants_.find(in[0]);
+      if (c != constants_.end() && !std::isnan(c->second)) {
+        const bool set = c->second != T(0);
+        if (f.list == "Ternary" && f.index == m::kWhere) return set ? in[1] : in[2];
+        if (f.list == "Binary" && f.index == m::kSelectFirst) return set ? in[1] : std::string("V(T(0))");
+        if (f.list == "Binary" && f.index == m::kSelectSecond) return set ? std::string("V(T(0))") : in[1];
+      }
+    }
+    std::string call = f.type + "::" + f.member + "(", key;
+    for (const std::string& x : in) call += x + ", ";
+    call += scalar + ")";
+    key = call;
+    const auto d = differences_.find(in[0]);
+    if (f.member == "primal" && f.list == "Unary" && (f.index == m::kSquare || f.index == m::kAbs) &&
+        d != differences_.end())
+      key = f.type + "(|" + d->second + "|)";
+    const std::string r = number(key, call);
+    if (f.member == "primal" && f.list == "Binary" && f.index == m::kSubtract)
+      differences_.emplace(r, std::min(in[0], in[1]) + " - " + std::max(in[0], in[1]));
+    return r;
   }
 
   // The element operations of step s if the generator writes it; -1 if the
@@ -141,11 +200,11 @@ class Writer {
       body_ += "    // " + std::string(f.name) + (f.member == "primal" ? "" : " " + f.member) + "\n";
       const std::string scalar = literal(s.ew.scalar);
       for (std::int64_t e = 0; e < s.ew.n_elem; ++e) {
-        std::string call = f.type + "::" + f.member + "(";
-        for (int i = 0; i < s.n_in; ++i) call += read(s.in[i], s.ew.in[i].map ? s.ew.in[i].map[e] : e) + ", ";
-        call += scalar + ")";
-        if (s.ew.accumulate) call += " + " + read(s.out, e);  // as kernels' write<Accumulate>
-        write(s.out, e, call);
+        std::vector<std::string> in;
+        for (int i = 0; i < s.n_in; ++i) in.push_back(read(s.in[i], s.ew.in[i].map ? s.ew.in[i].map[e] : e));
+        std::string y = apply(f, std::move(in), scalar);
+        if (s.ew.accumulate) y = sum(y, read(s.out, e));  // as kernels' write<Accumulate>
+        write(s.out, e, y);
       }
       return;
     }
@@ -154,7 +213,7 @@ class Writer {
       body_ += "    // gather\n";
       for (std::int64_t e = 0; e < a.n_out; ++e) {
         std::string v = a.map[e] < 0 ? "V(T(0))" : read(s.in[0], a.map[e]);
-        if (a.accumulate) v += " + " + read(s.out, e);
+        if (a.accumulate) v = sum(v, read(s.out, e));
         write(s.out, e, v);
       }
       return;
@@ -166,9 +225,11 @@ class Writer {
     for (std::int64_t e = 0; e < a.n_in; ++e) {
       if (a.map[e] < 0) continue;
       const std::string x = read(s.in[0], e);
-      write(s.out, a.map[e], add ? read(s.out, a.map[e]) + " + " + x : x);
+      write(s.out, a.map[e], add ? sum(read(s.out, a.map[e]), x) : x);
     }
   }
+  // a + b (in this order: no operand's NaN payload moves).
+  std::string sum(const std::string& a, const std::string& b) { return number(a + " + " + b, a + " + " + b); }
 
   // The primal steps in order: runs of generated steps in functions of
   // about kPerPart element operations each (the compiler's time stays
@@ -227,6 +288,8 @@ class Writer {
                  "; l += V::size) {\n    T* b = buf + l;\n";
         calls += "  " + name + "(buf, ptr);\n";
         written_.clear();
+        numbered_.clear();
+        differences_.clear();
       }
       step(steps[k]);
       if (k + 1 == steps.size() || part[k + 1] != part[k]) body_ += "  }\n}\n";
@@ -289,6 +352,9 @@ class Writer {
   std::int64_t operations_ = 0;
   std::vector<std::uint8_t> local_;                  // per value: lives in one part's registers
   std::unordered_map<std::int64_t, std::string> written_;  // this part's buffer offsets and their registers
+  std::unordered_map<std::string, std::string> numbered_;  // this part's expressions and their registers
+  std::unordered_map<std::string, std::string> differences_;  // a register of a - b: "min(a, b) - max(a, b)"
+  std::unordered_map<std::string, T> constants_;           // literals read from shared constants
   std::int64_t temporaries_ = 0;
 };
 

@@ -317,6 +317,8 @@ inline constexpr int kNegative = index_of<Negative, Unary>;
 inline constexpr int kIdentity = index_of<Identity, Unary>;
 inline constexpr int kExp = index_of<Exp, Unary>;
 inline constexpr int kReciprocal = index_of<Reciprocal, Unary>;
+inline constexpr int kSquare = index_of<Square, Unary>;
+inline constexpr int kAbs = index_of<Abs, Unary>;
 inline constexpr int kRoundToFloat = index_of<RoundToFloat, Unary>;
 inline constexpr int kNonZero = index_of<NonZero, Unary>;
 inline constexpr int kAdd = index_of<Add, Binary>;
@@ -326,6 +328,7 @@ inline constexpr int kDivide = index_of<Divide, Binary>;
 inline constexpr int kSelectFirst = index_of<SelectFirst, Binary>;
 inline constexpr int kSelectSecond = index_of<SelectSecond, Binary>;
 inline constexpr int kStrongMultiply = index_of<StrongMultiply, Binary>;
+inline constexpr int kWhere = index_of<Where, Ternary>;
 inline constexpr int kAxpy = index_of<Axpy, Ternary>;
 inline constexpr int kLincomb = index_of<Lincomb, Quaternary>;
 

@@ -5,6 +5,7 @@
 // objects are cached on disk; background compilation swaps in.
 #include "codegen/compile.hpp"
 #include "engine/plan_cache.hpp"
+#include "ops/elementwise_math.hpp"
 #include "support/check.hpp"
 
 #include <batchjac/batchjac.hpp>
@@ -204,7 +205,7 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   REQUIRE(bj::code_generation_stats().generated_runs > runs);  // the generated kernel ran
   CHECK(bj::code_generation_stats().failed == 0);
   // Each element a primal step computes is a register ("const V t<n> = ..."),
-  // stored ("st(b + ...)" on the same line) only when read elsewhere.
+  // stored ("st(b + ...)") only when read elsewhere.
   std::size_t sources = 0, computed = 0, stored = 0, functions = 0;
   for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
     if (e.path().extension() != ".cpp") continue;
@@ -212,9 +213,8 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
     std::ifstream in(e.path());
     for (std::string line; std::getline(in, line);) {
       functions += line.find("static void primal") != std::string::npos;
-      if (line.find("const V t") == std::string::npos) continue;
-      ++computed;
-      stored += line.find(" st(b + ") != std::string::npos;
+      computed += line.find("const V t") != std::string::npos;
+      stored += line.rfind("    st(b + ", 0) == 0;
     }
   }
   REQUIRE(sources >= 1);
@@ -224,6 +224,59 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   // Forward mode keeps the partials (coefficients): here about 40% of the
   // elements are intermediates of one part.
   CHECK(4 * (computed - stored) > computed);
+}
+
+// Pairwise differences of 5 coordinates, as pair potentials write them:
+// d[k][l] = x_k - x_l over all pairs (k == l too), the pairs l <= k masked
+// off by a shared constant: [b, 5] -> [b, 5].
+bj::Tensor pair_sums(const bj::Tensor& x) {
+  std::vector<double> upper(25, 0.0);
+  for (int k = 0; k < 5; ++k)
+    for (int l = k + 1; l < 5; ++l) upper[k * 5 + l] = 1.0;
+  const bj::Tensor mask = bj::constant(upper, {5, 5}, bj::boolean);
+  const bj::Tensor d = bj::expand_dims(x, 2) - bj::expand_dims(x, 1);  // [b, 5, 5]
+  const bj::Tensor e = bj::exp(-bj::square(d));
+  return bj::reduce_sum(bj::where(mask, e * d, bj::zeros({1})) + e, {2});
+}
+
+// Per generated source in `directory`: its lines that contain `text`.
+std::vector<std::size_t> count_lines(const std::string& directory, const std::string& text) {
+  std::vector<std::size_t> counts;
+  for (const auto& e : std::filesystem::directory_iterator(directory)) {
+    if (e.path().extension() != ".cpp") continue;
+    std::size_t n = 0;
+    std::ifstream in(e.path());
+    for (std::string line; std::getline(in, line);) n += line.find(text) != std::string::npos;
+    counts.push_back(n);
+  }
+  return counts;
+}
+
+TEST_CASE("generated primal code computes each value once", "[codegen]") {
+  namespace m = batchjac::ops::math;
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "numbering");
+    const bj::Tensor x = inputs(19, 5, bj::float64, 11);
+    const std::size_t runs = bj::code_generation_stats().generated_runs;
+    check_same_bits("pair_sums", pair_sums, x, mode);
+    REQUIRE(bj::code_generation_stats().generated_runs > runs);
+    // square(x_l - x_k) is square(x_k - x_l): of the 25 pairs, the 10
+    // unordered ones and the 5 with k == l have an exp each (25 without
+    // numbering). Expand_dims' copies are the elements they copy, and the
+    // where with a constant mask is no call.
+    const std::string exp = "At<m::Unary, " + std::to_string(m::kExp) + ">::type::primal(";
+    const std::string where = "At<m::Ternary, " + std::to_string(m::kWhere) + ">::type::primal(";
+    const std::string select = "At<m::Binary, " + std::to_string(m::kSelectFirst) + ">::type::primal(";
+    INFO("mode " << static_cast<int>(mode));
+    // (The call's plans with and without the value are two sources.)
+    const std::string identity = "At<m::Unary, " + std::to_string(m::kIdentity) + ">";
+    const std::vector<std::size_t> exps = count_lines(generation.directory(), exp);
+    REQUIRE(!exps.empty());
+    for (std::size_t n : exps) CHECK(n == 15);
+    for (const std::string& call : {where, select, identity})
+      for (std::size_t n : count_lines(generation.directory(), call)) CHECK(n == 0);
+  }
 }
 
 // x0 (x1 + x2 + x3 + x4 + x5), one addition at a time as scalar code writes

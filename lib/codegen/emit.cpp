@@ -149,7 +149,9 @@ class Writer {
   //    shared constant's mask) is a, b or 0;
   //  - square(b - a) and abs(b - a) are the same bits as square(a - b)
   //    and abs(a - b): round to nearest is symmetric, so b - a = -(a - b)
-  //    exactly (a NaN's payload aside, when a and b are both NaN).
+  //    exactly, except when a and b are both NaN (each difference is then
+  //    its first operand). A lane where b - a is NaN sets the part's guard,
+  //    and the engine runs that block interpreted (bj_primal's result).
   std::string apply(const Functor& f, std::vector<std::string> in, const std::string& scalar) {
     if (f.member == "primal") {
       if (f.list == "Unary" && f.index == m::kIdentity) return in[0];
@@ -166,9 +168,12 @@ class Writer {
     call += scalar + ")";
     key = call;
     const auto d = differences_.find(in[0]);
-    if (f.member == "primal" && f.list == "Unary" && (f.index == m::kSquare || f.index == m::kAbs) &&
-        d != differences_.end())
-      key = f.type + "(|" + d->second + "|)";
+    const bool even = f.member == "primal" && f.list == "Unary" && (f.index == m::kSquare || f.index == m::kAbs);
+    if (even && d != differences_.end()) key = f.type + "(|" + d->second + "|)";
+    if (key != call) {  // the difference numbered first is the one squared
+      const auto [first, added] = squared_.emplace(key, in[0]);
+      if (!added && first->second != in[0]) body_ += "    guard = guard | xsimd::isnan(" + in[0] + ");\n";
+    }
     const std::string r = number(key, call);
     if (f.member == "primal" && f.list == "Binary" && f.index == m::kSubtract)
       differences_.emplace(r, std::min(in[0], in[1]) + " - " + std::max(in[0], in[1]));
@@ -283,20 +288,22 @@ class Writer {
       }
       if (k == 0 || part[k - 1] != part[k]) {
         const std::string name = "primal" + std::to_string(part[k]);
-        body_ += "__attribute__((noinline)) static void " + name +
-                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  for (long l = 0; l < " + std::to_string(p_.lanes) +
-                 "; l += V::size) {\n    T* b = buf + l;\n";
-        calls += "  " + name + "(buf, ptr);\n";
+        body_ += "__attribute__((noinline)) static int " + name +
+                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  V::batch_bool_type guard(false);\n"
+                 "  for (long l = 0; l < " + std::to_string(p_.lanes) + "; l += V::size) {\n    T* b = buf + l;\n";
+        calls += "  guard |= " + name + "(buf, ptr);\n";
         written_.clear();
         numbered_.clear();
         differences_.clear();
+        squared_.clear();
       }
       step(steps[k]);
-      if (k + 1 == steps.size() || part[k + 1] != part[k]) body_ += "  }\n}\n";
+      if (k + 1 == steps.size() || part[k + 1] != part[k]) body_ += "  }\n  return xsimd::any(guard);\n}\n";
     }
     out_ += body_;
-    out_ += "extern \"C\" void bj_primal(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context) {\n";
-    out_ += "  (void)buf, (void)ptr, (void)interpret, (void)context;\n" + calls + "}\n";
+    out_ += "extern \"C\" int bj_primal(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context) {\n";
+    out_ += "  (void)buf, (void)ptr, (void)interpret, (void)context;\n  int guard = 0;\n" + calls +
+            "  return guard;\n}\n";
     return operations_ <= kMaxOperations;
   }
 
@@ -354,6 +361,7 @@ class Writer {
   std::unordered_map<std::int64_t, std::string> written_;  // this part's buffer offsets and their registers
   std::unordered_map<std::string, std::string> numbered_;  // this part's expressions and their registers
   std::unordered_map<std::string, std::string> differences_;  // a register of a - b: "min(a, b) - max(a, b)"
+  std::unordered_map<std::string, std::string> squared_;   // square(|a - b|) keys: the difference first squared
   std::unordered_map<std::string, T> constants_;           // literals read from shared constants
   std::int64_t temporaries_ = 0;
 };

@@ -15,11 +15,14 @@ namespace batchjac::codegen {
 // - bj_primal(buf, ptr, interpret, context): the plan's primal steps on one
 //   block; buf is the block buffer, ptr[v] where value v lives (the
 //   Runner's pointers: buffer or shared constant). A step the generator
-//   does not write runs as interpret(context, index of the step).
+//   does not write runs as interpret(context, index of the step). Returns
+//   nonzero when an identity it relied on may not hold bit for bit in some
+//   lane (a NaN difference, see Writer::apply): the caller then runs the
+//   block's primal steps with the interpreter.
 // - bj_sparse(buf): the sparse form's ops (kernels::sparse_linear, plain
 //   products); returns whether any value they wrote is NaN.
 template <class T>
-using PrimalFn = void (*)(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context);
+using PrimalFn = int (*)(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context);
 template <class T>
 using SparseFn = int (*)(T* buf);
 

@@ -220,8 +220,10 @@ struct Runner {
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
         load(ptr, first);
-        if (use_generated) gen_primal(buf, ptr.data(), &Interpret::run, &interpret);
-        else ops::execute<T>(p.primal_steps, bind);
+        // (A block where the generated code cannot vouch for the
+        // interpreter's bits, which NaNs alone cause, runs interpreted.)
+        if (!use_generated || gen_primal(buf, ptr.data(), &Interpret::run, &interpret) != 0)
+          ops::execute<T>(p.primal_steps, bind);
         if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
         const bool nan = use_generated
                              ? gen_sparse(buf) != 0

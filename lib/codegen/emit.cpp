@@ -372,8 +372,11 @@ template <class T>
 std::optional<std::string> emit(const engine::Plan<T>& plan) {
   const Arch* arch = find_arch(plan.table->arch);
   if (!arch || !plan.sparse || plan.lanes % plan.table->width != 0) return std::nullopt;
-  // The size before writing anything: the sparse ops alone may exceed it.
-  if (std::int64_t(plan.sparse_ops.size() + plan.sparse_terms.size()) > kMaxOperations) return std::nullopt;
+  // The size before writing anything: the sparse ops alone may exceed it
+  // (a term of three factors is one operation, and two entries of the table).
+  std::int64_t operations = 0;
+  for (const kernels::SparseOp& op : plan.sparse_ops) operations += 1 + op.n_triple + op.n_coef + op.n_plain;
+  if (operations > kMaxOperations) return std::nullopt;
   return Writer<T>(plan, *arch).source();
 }
 

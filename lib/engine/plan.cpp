@@ -176,7 +176,12 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     for (int i = 0; i < n_ops; ++i) {  // ops come in dependency order
       if (dropped[i]) continue;
       const SymOp& op = sp.ops[i];
-      for (int t = op.begin; t < op.end; ++t) level[i] = std::max(level[i], slot_level[sp.terms[t].in] + 1);
+      for (int t = op.begin; t < op.end; ++t) {
+        const SymTerm& term = sp.terms[t];
+        level[i] = std::max(level[i], slot_level[term.in] + 1);
+        for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
+          if (v >= kSlotCoefficient) level[i] = std::max(level[i], slot_level[v - kSlotCoefficient] + 1);
+      }
       if (op.out < sp.n_slots) slot_level[op.out] = level[i];
       order.push_back(i);
     }
@@ -187,7 +192,12 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
   const auto n_run = static_cast<int>(order.size());
   std::vector<int> last(static_cast<std::size_t>(sp.n_slots), -1);  // a position in order
   for (int i = 0; i < n_run; ++i)
-    for (int t = sp.ops[order[i]].begin; t < sp.ops[order[i]].end; ++t) last[sp.terms[t].in] = i;
+    for (int t = sp.ops[order[i]].begin; t < sp.ops[order[i]].end; ++t) {
+      const SymTerm& term = sp.terms[t];
+      last[term.in] = i;
+      for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
+        if (v >= kSlotCoefficient) last[v - kSlotCoefficient] = i;
+    }
   std::vector<std::int64_t> phys(static_cast<std::size_t>(sp.n_slots), -1);
   std::vector<std::int64_t> free_slots;
   std::vector<std::vector<int>> dies(static_cast<std::size_t>(n_run));
@@ -213,7 +223,8 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     const std::int64_t entry = id >= sp.n_slots ? id - sp.n_slots : entry_of[id];
     return static_cast<std::int32_t>(entry >= 0 ? out_base + entry * L : at + phys[id] * L);
   };
-  auto value = [&](int v, std::int64_t e) {  // element e of a per-example value
+  auto value = [&](int v, std::int64_t e) {  // element e of a per-example value, or a slot
+    if (v >= kSlotCoefficient) return offset(v - kSlotCoefficient);
     return v >= 0 ? static_cast<std::int32_t>(p.offset[v] + e * L) : 0;
   };
   // Per op, how many ops from it on have its shape.
@@ -457,7 +468,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
     std::vector<char> read(sparse->reciprocals.size(), 0);
     for (const SymTerm& t : sparse->terms)
       for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
-        if (v >= static_cast<int>(n_values)) read[v - n_values] = 1;
+        if (reads_value(v) && v >= static_cast<int>(n_values)) read[v - n_values] = 1;
     for (std::size_t k = 0; k < sparse->reciprocals.size(); ++k) {
       const int from = sparse->reciprocals[k];
       infos.push_back(infos[from]);
@@ -485,7 +496,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   if (sparse)
     for (const SymTerm& t : sparse->terms)
       for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
-        if (v >= 0) used[v] = 1;
+        if (reads_value(v)) used[v] = 1;
 
   // Linear values made per block share memory by liveness, in units of
   // elements per direction (buffers scale with D). Seed and hoisted values
@@ -504,7 +515,7 @@ std::optional<Plan<T>> make_plan(const graph::Program& program, const graph::Lin
   if (sparse)
     for (const SymTerm& t : sparse->terms)
       for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
-        if (v >= 0) coefficient[v] = 1;
+        if (reads_value(v)) coefficient[v] = 1;
   auto pooled_primal = [&](int v) {
     return v < int(n_values) && program.values[v].kind == graph::ValueKind::primal && !coefficient[v];
   };

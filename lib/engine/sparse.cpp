@@ -5,8 +5,10 @@
 #include "tensor/tensor_impl.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
+#include <map>
 
 namespace batchjac::engine {
 
@@ -95,6 +97,7 @@ class Compiler {
     }
     fold_scales();
     merge_single_reader_sums();
+    share_sums();
     drop_dead_ops();
     return std::move(out_);
   }
@@ -160,7 +163,12 @@ class Compiler {
       const SymOp& op = out_.ops[i];
       if (op.out < out_.n_slots && !needed[op.out]) continue;
       live[i] = 1;
-      for (int t = op.begin; t < op.end; ++t) needed[out_.terms[t].in] = 1;
+      for (int t = op.begin; t < op.end; ++t) {
+        const SymTerm& term = out_.terms[t];
+        needed[term.in] = 1;
+        for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
+          if (v >= kSlotCoefficient) needed[v - kSlotCoefficient] = 1;
+      }
     }
     return live;
   }
@@ -227,6 +235,188 @@ class Compiler {
       op.end = static_cast<int>(terms.size());
     }
     out_.terms = std::move(terms);
+  }
+
+  // A coefficient of a term: element `elem` of per-example value `value`.
+  struct Coef {
+    int value;
+    std::int64_t elem;
+    auto operator<=>(const Coef&) const = default;
+  };
+  // What terms of one group have in common: all but one of their factors.
+  struct Factor {
+    int in;
+    double scale;
+    int n_rest;
+    std::array<Coef, 2> rest;  // sorted
+    auto operator<=>(const Factor&) const = default;
+  };
+  static int coefficients(const SymTerm& t, Coef* c) {
+    int m = 0;
+    if (t.coef_value >= 0) c[m++] = {t.coef_value, t.coef_elem};
+    if (t.coef2_value >= 0) c[m++] = {t.coef2_value, t.coef2_elem};
+    if (t.coef3_value >= 0) c[m++] = {t.coef3_value, t.coef3_elem};
+    return m;
+  }
+  // Term t with its coefficient j left out.
+  static Factor factor_without(const SymTerm& t, const Coef* c, int m, int j) {
+    Factor f{t.in, t.scale, 0, {}};
+    for (int i = 0; i < m; ++i)
+      if (i != j) f.rest[f.n_rest++] = c[i];
+    if (f.n_rest == 2 && f.rest[1] < f.rest[0]) std::swap(f.rest[0], f.rest[1]);
+    return f;
+  }
+
+  // Distributivity, where it saves work: terms of one op that differ in one
+  // coefficient only, scale * in * rest * c_k over k, are one term
+  // scale * in * rest * S with S = sum_k c_k, a slot of per-example values
+  // that no direction reaches. Where several ops have the same S (the same
+  // coefficients, in order of value and element), it is written once.
+  // Normalisations in reverse mode are the case: the adjoint of a row's
+  // mean sums, in each of the n rows of the Jacobian, the same n
+  // coefficients times that row's factor (W9's layer norm: n^2 terms of
+  // three factors become n + n). The term of the row's own element often
+  // sits in a slot of two or three terms with other readers (the adjoint of
+  // x_i - mean, which also reaches the output directly); such a plain term
+  // is replaced by its slot's terms when one of them joins the group.
+  // Only sums shared by two ops or more are made, each of kMinShared terms
+  // at least. The sum rounds in its own order: the form's entries may
+  // differ from the dense engine's in the last bits, as merged sums do.
+  void share_sums() {
+    constexpr int kMinShared = 4;
+    constexpr int kMaxExpanded = 4;  // terms of a slot replacing the plain term reading it
+    const std::vector<char> live = live_ops();
+    struct Rewrite {
+      Factor factor;
+      std::vector<Coef> sum;       // S, sorted
+      std::vector<SymTerm> other;  // the op's other terms, those with a coefficient first
+    };
+    std::vector<std::optional<Rewrite>> rewrite(out_.ops.size());
+    std::map<std::vector<Coef>, int> ops_per_sum;
+    struct Candidate {
+      SymTerm t;
+      int origin;  // the plain term (index in out_.terms) whose slot's term this is, or -1: the op's own
+    };
+    std::vector<Candidate> candidates;
+    std::map<Factor, std::pair<int, int>> count;  // per factor: candidates, the last one counted
+    Coef c[3];
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) {
+      const SymOp& op = out_.ops[i];
+      if (!live[i] || op.end - op.begin < kMinShared - 1) continue;
+      candidates.clear();
+      for (int k = op.begin; k < op.end; ++k) {
+        const SymTerm& t = out_.terms[k];
+        candidates.push_back({t, -1});
+        const int def = t.in > 0 && t.coef_value < 0 ? def_op_[t.in] : -1;
+        if (def < 0 || out_.ops[def].end - out_.ops[def].begin > kMaxExpanded) continue;
+        for (int d = out_.ops[def].begin; d < out_.ops[def].end; ++d) {
+          SymTerm u = out_.terms[d];
+          u.scale *= t.scale;
+          candidates.push_back({u, k});
+        }
+      }
+      count.clear();
+      for (int k = 0; k < static_cast<int>(candidates.size()); ++k) {
+        const int m = std::isnan(candidates[k].t.scale) ? 0 : coefficients(candidates[k].t, c);
+        for (int j = 0; j < m; ++j) {
+          auto& [n, last] = count.try_emplace(factor_without(candidates[k].t, c, m, j), 0, -1).first->second;
+          if (last != k) ++n, last = k;
+        }
+      }
+      const auto best = std::max_element(count.begin(), count.end(), [](const auto& a, const auto& b) {
+        return a.second.first < b.second.first;
+      });
+      if (best == count.end() || best->second.first < kMinShared) continue;
+      const Factor f = best->first;
+      // Per candidate: its coefficient left to S, or -1 (not in the group).
+      std::vector<int> varying(candidates.size(), -1);
+      std::vector<int> expanded;  // the plain terms replaced by their slot's terms
+      for (int k = 0; k < static_cast<int>(candidates.size()); ++k) {
+        const int m = std::isnan(candidates[k].t.scale) ? 0 : coefficients(candidates[k].t, c);
+        for (int j = 0; j < m && varying[k] < 0; ++j)
+          if (factor_without(candidates[k].t, c, m, j) == f) varying[k] = j;
+        if (varying[k] >= 0 && candidates[k].origin >= 0) expanded.push_back(candidates[k].origin);
+      }
+      auto is_expanded = [&](int term) { return std::find(expanded.begin(), expanded.end(), term) != expanded.end(); };
+      Rewrite r{f, {}, {}};
+      std::vector<SymTerm> plain;
+      for (int k = 0, own = op.begin - 1; k < static_cast<int>(candidates.size()); ++k) {
+        const Candidate& cand = candidates[k];
+        if (cand.origin < 0 ? is_expanded(++own) : !is_expanded(cand.origin)) continue;
+        if (varying[k] >= 0) {
+          coefficients(cand.t, c);
+          r.sum.push_back(c[varying[k]]);
+        } else {
+          (cand.t.coef_value >= 0 ? r.other : plain).push_back(cand.t);
+        }
+      }
+      r.other.insert(r.other.end(), plain.begin(), plain.end());
+      std::sort(r.sum.begin(), r.sum.end());
+      ++ops_per_sum[r.sum];
+      rewrite[i] = std::move(r);
+    }
+    // The sums: slots from n_slots on (the entries move up past them),
+    // their ops first.
+    std::map<std::vector<Coef>, int> slot_of;
+    for (const auto& [sum, n] : ops_per_sum)
+      if (n >= 2) slot_of.emplace(sum, out_.n_slots + static_cast<int>(slot_of.size()));
+    if (slot_of.empty()) return;
+    const int n_new = static_cast<int>(slot_of.size());
+    std::vector<SymOp> ops;
+    std::vector<SymTerm> terms;
+    std::vector<const std::vector<Coef>*> by_slot(static_cast<std::size_t>(n_new));
+    for (const auto& [sum, slot] : slot_of) by_slot[slot - out_.n_slots] = &sum;
+    for (const std::vector<Coef>* sum : by_slot) {
+      SymOp op;
+      op.out = out_.n_slots + static_cast<int>(ops.size());
+      op.begin = static_cast<int>(terms.size());
+      for (const Coef& k : *sum) terms.push_back(SymTerm{0, k.value, k.elem, 1.0});
+      op.coef_end = op.end = static_cast<int>(terms.size());
+      ops.push_back(op);
+    }
+    // A slot that is such a sum and nothing else is read as the sum.
+    std::vector<int> alias(slot_const_.size() + static_cast<std::size_t>(n_new));
+    for (std::size_t s = 0; s < alias.size(); ++s) alias[s] = static_cast<int>(s);
+    for (std::size_t i = 0; i < out_.ops.size(); ++i) {
+      SymOp op = out_.ops[i];
+      const auto it = rewrite[i] ? slot_of.find(rewrite[i]->sum) : slot_of.end();
+      if (it != slot_of.end() && op.out < out_.n_slots && rewrite[i]->other.empty()) {
+        const Factor& f = rewrite[i]->factor;
+        if (f.in == 0 && f.scale == 1.0 && f.n_rest == 0) {
+          alias[op.out] = it->second;
+          continue;  // read by no one now: no op
+        }
+      }
+      if (op.out >= out_.n_slots) op.out += n_new;
+      if (it == slot_of.end()) {
+        const int shift = static_cast<int>(terms.size()) - op.begin;
+        terms.insert(terms.end(), out_.terms.begin() + op.begin, out_.terms.begin() + op.end);
+        op.begin += shift, op.coef_end += shift, op.end += shift;
+      } else {
+        const Rewrite& r = *rewrite[i];
+        const Factor& f = r.factor;
+        SymTerm t{f.in, -1, 0, f.scale};
+        int* values[3] = {&t.coef_value, &t.coef2_value, &t.coef3_value};
+        std::int64_t* elems[3] = {&t.coef_elem, &t.coef2_elem, &t.coef3_elem};
+        for (int k = 0; k < f.n_rest; ++k) *values[k] = f.rest[k].value, *elems[k] = f.rest[k].elem;
+        *values[f.n_rest] = kSlotCoefficient + it->second;
+        op.begin = static_cast<int>(terms.size());
+        terms.push_back(t);
+        for (const SymTerm& u : r.other) terms.push_back(u);
+        op.coef_end = op.begin + 1;
+        while (op.coef_end < static_cast<int>(terms.size()) && terms[op.coef_end].coef_value >= 0) ++op.coef_end;
+        op.end = static_cast<int>(terms.size());
+      }
+      ops.push_back(op);
+    }
+    for (SymTerm& t : terms) t.in = alias[t.in];
+    out_.ops = std::move(ops);
+    out_.terms = std::move(terms);
+    out_.n_slots += n_new;
+    slot_const_.resize(static_cast<std::size_t>(out_.n_slots), std::nullopt);
+    def_op_.assign(static_cast<std::size_t>(out_.n_slots), -1);
+    for (std::size_t i = 0; i < out_.ops.size(); ++i)
+      if (out_.ops[i].out < out_.n_slots) def_op_[out_.ops[i].out] = static_cast<int>(i);
   }
 
   // Removes the ops whose slots no Jacobian entry needs (those inlined into

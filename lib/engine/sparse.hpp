@@ -25,6 +25,12 @@ namespace batchjac::engine {
 // parameter or per-example constant); coef2 and coef3 likewise, each only
 // beside the one before (a slot made of a term with values, inlined into a
 // reader that has a coefficient). Shared constants are folded into scale.
+// A coefficient id from kSlotCoefficient on reads slot id - kSlotCoefficient:
+// a sum of per-example values that no direction reaches, written once for
+// the ops that share it (engine/sparse.cpp, share_sums).
+inline constexpr int kSlotCoefficient = 1 << 30;
+// Whether coefficient id `v` is a per-example value (not none, not a slot).
+inline constexpr bool reads_value(int v) { return v >= 0 && v < kSlotCoefficient; }
 struct SymTerm {
   int in = 0;
   int coef_value = -1;

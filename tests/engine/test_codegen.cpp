@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
 #include <csignal>
@@ -328,6 +329,47 @@ TEST_CASE("a sum built one addition at a time is one sparse op per Jacobian entr
     }
     CHECK(sources >= 1);
   }
+}
+
+// Per sparse op of a generated source, in order: its terms.
+std::vector<int> sparse_op_terms(const std::filesystem::path& source) {
+  std::vector<int> terms;
+  std::ifstream in(source);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("{ R a = SPLAT(T(0));") != std::string::npos) terms.push_back(0);
+    else if (line.find("    a = FMA(") == 0 && !terms.empty()) ++terms.back();
+  }
+  return terms;
+}
+
+// A layer norm over 12 elements: [b, 12] -> [b, 12].
+bj::Tensor normalised(const bj::Tensor& x) {
+  const bj::Tensor centered = x - bj::reduce_mean(x, {1}, /*keepdims=*/true);
+  const bj::Tensor var = bj::reduce_mean(bj::square(centered), {1}, /*keepdims=*/true);
+  return bj::tanh(centered * bj::rsqrt(var + 1e-3));
+}
+
+TEST_CASE("the sum every row of a normalisation reads is one sparse op", "[codegen][sparse]") {
+  // Reverse, each row's adjoint of the mean is that row's factor times
+  // sum_k (x_k - mean): one op sums the 12 coefficients for all rows, and
+  // no other op has more than three terms (12 each without the sharing).
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  const ScopedGeneration generation(bj::CodeGeneration::immediate, "shared-sums");
+  const bj::Tensor x = inputs(19, 12, bj::float64, 5);
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  check_same_bits("normalised", normalised, x, bj::JacobianMode::reverse);
+  REQUIRE(bj::code_generation_stats().generated_runs > runs);
+  std::size_t sources = 0;
+  for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
+    if (e.path().extension() != ".cpp") continue;
+    ++sources;
+    const std::vector<int> terms = sparse_op_terms(e.path());
+    INFO(e.path().string());
+    REQUIRE(terms.size() > 144);  // an op per Jacobian entry at least
+    CHECK(std::count(terms.begin(), terms.end(), 12) == 1);
+    CHECK(std::count_if(terms.begin(), terms.end(), [](int n) { return n > 3 && n != 12; }) == 0);
+  }
+  CHECK(sources >= 1);
 }
 
 TEST_CASE("a traced function's generated kernel gives the same bits, from many threads", "[codegen]") {

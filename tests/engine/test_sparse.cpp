@@ -424,3 +424,43 @@ TEST_CASE("sums built one addition at a time have the Jacobian of the whole sum"
         REQUIRE(sparse.shape() == bj::Shape{b, 7, 6});
       }
 }
+
+// Normalisations, whose reverse form sums the same coefficients in every row
+// (engine/sparse.cpp, share_sums). A layer norm with an affine map: the
+// adjoint of the mean reads sum_k (x_k - mean) in each row, one term of which
+// sits in the slot of x_i - mean's adjoint (two terms: it also reaches
+// the output directly). [b, 10] -> [b, 10].
+bj::Tensor layer_norm(const bj::Tensor& x) {
+  const bj::DType t = x.dtype();
+  std::vector<double> gamma, beta;
+  for (int j = 0; j < 10; ++j) gamma.push_back(1.0 + 0.07 * j), beta.push_back(0.1 - 0.02 * j);
+  const bj::Tensor centered = x - bj::reduce_mean(x, {1}, /*keepdims=*/true);
+  const bj::Tensor var = bj::reduce_mean(bj::square(centered), {1}, /*keepdims=*/true);
+  const bj::Tensor xh = centered * bj::rsqrt(var + 1e-3);
+  return bj::cast(bj::constant(gamma, {10}), t) * xh + bj::cast(bj::constant(beta, {10}), t);
+}
+
+// Each output scaled by the spread of the whole row: every row's adjoint of
+// the mean sums 2 (x_k - mean) over all k, no term in a slot of its own, and
+// a second sum over the row (of x_k) beside it. [b, 7] -> [b, 7].
+bj::Tensor spread(const bj::Tensor& x) {
+  const bj::Tensor centered = x - bj::reduce_mean(x, {1}, /*keepdims=*/true);
+  const bj::Tensor s = bj::reduce_sum(bj::square(centered), {1}, /*keepdims=*/true);
+  return bj::sin(x) * s + bj::reduce_sum(x * x * x, {1}, /*keepdims=*/true) * x;
+}
+
+TEST_CASE("sums every row of a normalisation reads give the dense engine's Jacobian", "[engine][sparse]") {
+  std::mt19937_64 rng(41);
+  const std::vector<std::tuple<std::string, bj::Tensor (*)(const bj::Tensor&), std::int64_t>> cases = {
+      {"layer_norm", layer_norm, 10}, {"spread", spread, 7}};
+  for (const auto& [name, f, n] : cases)
+    for (bj::DType dtype : {bj::float64, bj::float32})
+      for (std::int64_t b : {1, 9, 17})
+        for (bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+          CAPTURE(name, bj::dtype_name(dtype), b, static_cast<int>(mode));
+          const bj::Tensor x = check::random_tensor(rng, {b, n}, -1.5, 1.5, dtype);
+          const bj::Tensor sparse =
+              check_sparse_form(f, x, mode, dtype == bj::float64 ? 1e-12 : 2e-5, 1e-6, 1e-7);
+          REQUIRE(sparse.shape() == bj::Shape{b, n, n});
+        }
+}

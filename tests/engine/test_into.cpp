@@ -276,6 +276,59 @@ TEST_CASE("lanes_to_packed_rows(_stream): a block's rows of any length, packed f
 }
 
 namespace {
+// A block's lanes to rows `dst_stride` apart by `rows` (a kernel table's
+// lanes_to_rows or its streaming twin), against the plain definition: the
+// `count` entries of each row, dead tiles (live[t] == 0, every third) as
+// zeros, and nothing written between or around the rows.
+template <class T, class Rows>
+void check_rows(const batchjac::kernels::KernelTable<T>& table, Rows rows, std::int64_t count,
+                std::int64_t dst_stride, bool with_live) {
+  const std::int64_t W = table.width, n_tiles = (count + W - 1) / W;
+  INFO("width " << W << ", count " << count << ", stride " << dst_stride << ", live " << with_live);
+  std::mt19937_64 rng(static_cast<std::uint64_t>(count * 17 + dst_stride));
+  std::uniform_real_distribution<double> u(-1, 1);
+  std::vector<T> src(static_cast<std::size_t>(count * W));
+  for (T& v : src) v = static_cast<T>(u(rng));
+  std::vector<std::uint8_t> live(static_cast<std::size_t>(n_tiles), 1);
+  if (with_live)
+    for (std::int64_t t = 1; t < n_tiles; t += 3) {
+      live[t] = 0;
+      for (std::int64_t q = t * W; q < std::min(count, (t + 1) * W); ++q) std::fill_n(src.begin() + q * W, W, T(0));
+    }
+  const std::int64_t margin = 64, n = W * dst_stride;
+  std::vector<T> mem(static_cast<std::size_t>(n + 2 * margin + 64), T(-7));
+  T* dst = mem.data() + margin;
+  while (reinterpret_cast<std::uintptr_t>(dst) % 64 != 0) ++dst;
+  rows(src.data(), count, W, dst, dst_stride, with_live ? live.data() : nullptr);
+  batchjac::kernels::stream_fence();
+  for (std::int64_t l = 0; l < W; ++l) {
+    for (std::int64_t q = 0; q < count; ++q)
+      if (dst[l * dst_stride + q] != src[q * W + l]) FAIL_CHECK("example " << l << ", entry " << q);
+    for (std::int64_t q = count; q < dst_stride; ++q)
+      if (dst[l * dst_stride + q] != T(-7)) FAIL_CHECK("example " << l << ", past the row at " << q);
+  }
+  for (std::int64_t i = 1; i <= margin / 2; ++i) CHECK(dst[-i] == T(-7));
+}
+}  // namespace
+
+TEST_CASE("lanes_to_rows(_stream): a block's rows, tiles in pairs or alone", "[engine][into]") {
+  // The streaming kernel writes two tiles per row at a time (an even and an
+  // odd count of tiles leave a tile alone or not; dead tiles on either side).
+  namespace k = batchjac::kernels;
+  auto each = [](const auto& table) {
+    const std::int64_t W = table.width;
+    for (std::int64_t count : {W, 2 * W, 3 * W, 4 * W, 7 * W})
+      for (std::int64_t pad : {std::int64_t{0}, W})
+        for (bool with_live : {false, true}) {
+          check_rows(table, table.lanes_to_rows_stream, count, count + pad, with_live);
+          check_rows(table, table.lanes_to_rows, count, count + pad, with_live);
+        }
+  };
+  each(k::simd_kernels<double>());
+  each(k::simd_kernels<float>());
+}
+
+namespace {
 // value_and_batch_jacobian_into of `program`: its value is reading the
 // target alone, its Jacobian batch_jacobian_into's, bit for bit, under
 // options `o`.

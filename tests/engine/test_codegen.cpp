@@ -146,6 +146,13 @@ void check_same_bits(const std::string& what, const Program& f, const bj::Tensor
   CHECK(check::same_bits(yg, yi));
 }
 
+// check_same_bits, where the generated kernel must run.
+void check_generated_bits(const std::string& what, const Program& f, const bj::Tensor& x, bj::JacobianMode mode) {
+  const std::size_t runs = bj::code_generation_stats().generated_runs;
+  check_same_bits(what, f, x, mode);
+  REQUIRE(bj::code_generation_stats().generated_runs > runs);  // the generated kernel ran
+}
+
 bj::Tensor inputs(std::int64_t batch, std::int64_t n, bj::DType dtype, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   return check::random_tensor(rng, {batch, n}, 0.2, 1.5, dtype);
@@ -202,9 +209,7 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "registers");
   const bj::Tensor x = inputs(17, 9, bj::float64, 3);
-  const std::size_t runs = bj::code_generation_stats().generated_runs;
-  check_same_bits("long_chains", long_chains, x, bj::JacobianMode::forward);
-  REQUIRE(bj::code_generation_stats().generated_runs > runs);  // the generated kernel ran
+  check_generated_bits("long_chains", long_chains, x, bj::JacobianMode::forward);
   CHECK(bj::code_generation_stats().failed == 0);
   // Each element a primal step computes is a register ("const V t<n> = ..."),
   // stored ("st(b + ...)") only when read elsewhere.
@@ -261,9 +266,7 @@ TEST_CASE("generated primal code computes each value once", "[codegen]") {
   for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
     const ScopedGeneration generation(bj::CodeGeneration::immediate, "numbering");
     const bj::Tensor x = inputs(19, 5, bj::float64, 11);
-    const std::size_t runs = bj::code_generation_stats().generated_runs;
-    check_same_bits("pair_sums", pair_sums, x, mode);
-    REQUIRE(bj::code_generation_stats().generated_runs > runs);
+    check_generated_bits("pair_sums", pair_sums, x, mode);
     // square(x_l - x_k) is square(x_k - x_l): of the 25 pairs, the 10
     // unordered ones and the 5 with k == l have an exp each (25 without
     // numbering). Expand_dims' copies are the elements they copy, and the
@@ -286,6 +289,17 @@ TEST_CASE("generated primal code computes each value once", "[codegen]") {
     v[5 + 3] = std::bit_cast<double>(std::uint64_t{0xfff8000000000000});
     check_same_bits("pair_sums with NaNs", pair_sums, bj::constant(v, x.shape()), mode);
   }
+}
+
+// Per sparse op of a generated source, in order: its terms.
+std::vector<int> sparse_op_terms(const std::filesystem::path& source) {
+  std::vector<int> terms;
+  std::ifstream in(source);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("{ R a = SPLAT(T(0));") != std::string::npos) terms.push_back(0);
+    else if (line.find("    a = FMA(") == 0 && !terms.empty()) ++terms.back();
+  }
+  return terms;
 }
 
 // x0 (x1 + x2 + x3 + x4 + x5), one addition at a time as scalar code writes
@@ -314,32 +328,16 @@ TEST_CASE("a sum built one addition at a time is one sparse op per Jacobian entr
   for (const auto& [name, f, n] : cases) {
     const ScopedGeneration generation(bj::CodeGeneration::immediate, "merged-sums");
     const bj::Tensor x = inputs(9, n, bj::float64, 7);
-    const std::size_t runs = bj::code_generation_stats().generated_runs;
-    check_same_bits(name, f, x, bj::JacobianMode::forward);
-    REQUIRE(bj::code_generation_stats().generated_runs > runs);
+    check_generated_bits(name, f, x, bj::JacobianMode::forward);
     std::size_t sources = 0;
     for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
       if (e.path().extension() != ".cpp") continue;
       ++sources;
-      std::int64_t ops = 0;
-      std::ifstream in(e.path());
-      for (std::string line; std::getline(in, line);) ops += line.find("{ R a = SPLAT(T(0));") != std::string::npos;
       INFO(name << ": " << e.path().string());
-      CHECK(ops == n);
+      CHECK(static_cast<std::int64_t>(sparse_op_terms(e.path()).size()) == n);
     }
     CHECK(sources >= 1);
   }
-}
-
-// Per sparse op of a generated source, in order: its terms.
-std::vector<int> sparse_op_terms(const std::filesystem::path& source) {
-  std::vector<int> terms;
-  std::ifstream in(source);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("{ R a = SPLAT(T(0));") != std::string::npos) terms.push_back(0);
-    else if (line.find("    a = FMA(") == 0 && !terms.empty()) ++terms.back();
-  }
-  return terms;
 }
 
 // A layer norm over 12 elements: [b, 12] -> [b, 12].
@@ -356,9 +354,7 @@ TEST_CASE("the sum every row of a normalisation reads is one sparse op", "[codeg
   const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
   const ScopedGeneration generation(bj::CodeGeneration::immediate, "shared-sums");
   const bj::Tensor x = inputs(19, 12, bj::float64, 5);
-  const std::size_t runs = bj::code_generation_stats().generated_runs;
-  check_same_bits("normalised", normalised, x, bj::JacobianMode::reverse);
-  REQUIRE(bj::code_generation_stats().generated_runs > runs);
+  check_generated_bits("normalised", normalised, x, bj::JacobianMode::reverse);
   std::size_t sources = 0;
   for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
     if (e.path().extension() != ".cpp") continue;

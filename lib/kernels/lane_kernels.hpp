@@ -977,9 +977,9 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
     if constexpr (Stream) {
       // Two tiles at a time, so that each row receives two adjacent lines
       // before the next row: non-temporal stores that move from row to row
-      // every line, W rows at once, ran at 3/4 of the memory bus's pace on
-      // this machine (AMD EPYC), two lines per row at its full pace
-      // (bench/README.md, "What limits the ratios").
+      // every line, 16 rows at once, ran at 3/4 of the memory bus's pace on
+      // an AMD EPYC, two lines per row at its full pace (bench/README.md,
+      // "Generated code", W9).
       for (; i + 2 * W <= count; i += 2 * W) {
         R a[W], b[W];
         tile(i, a);

@@ -26,6 +26,9 @@ namespace m = ops::math;
 // interpreted, after many seconds of compiling (bench/README.md).
 constexpr std::int64_t kMaxOperations = 16384;
 
+// The element operations a sparse op takes: its sum, and one per term.
+std::int64_t sparse_operations(const kernels::SparseOp& op) { return 1 + op.n_triple + op.n_coef + op.n_plain; }
+
 // Which functor an elementwise kernel of the table applies, and how
 // (kernels::Eval, in lane_kernels.hpp): the generated code calls the same
 // functor on the same operands.
@@ -343,7 +346,7 @@ class Writer {
       for (int k = 0; k < op.n_plain; ++k, ++term)
         out_ += "    a = FMA(" + load(term->in) + ", SPLAT(" + literal(term->scale) + "), a);\n";
       out_ += "    ST(b + " + std::to_string(op.out) + ", a); seen |= (M)(a != a); }\n";
-      operations_ += 1 + op.n_triple + op.n_coef + op.n_plain;
+      operations_ += sparse_operations(op);
     }
     if (parts) out_ += "  return seen;\n}\n";
     out_ += "extern \"C\" int bj_sparse(T* buf) {\n  M seen = {};\n";
@@ -374,9 +377,9 @@ std::optional<std::string> emit(const engine::Plan<T>& plan) {
   if (!arch || !plan.sparse || plan.lanes % plan.table->width != 0) return std::nullopt;
   // The size before writing anything: the sparse ops alone may exceed it
   // (a term of three factors is one operation, and two entries of the table).
-  std::int64_t operations = 0;
-  for (const kernels::SparseOp& op : plan.sparse_ops) operations += 1 + op.n_triple + op.n_coef + op.n_plain;
-  if (operations > kMaxOperations) return std::nullopt;
+  std::int64_t total = 0;
+  for (const kernels::SparseOp& op : plan.sparse_ops) total += sparse_operations(op);
+  if (total > kMaxOperations) return std::nullopt;
   return Writer<T>(plan, *arch).source();
 }
 

@@ -179,8 +179,7 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
       for (int t = op.begin; t < op.end; ++t) {
         const SymTerm& term = sp.terms[t];
         level[i] = std::max(level[i], slot_level[term.in] + 1);
-        for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
-          if (v >= kSlotCoefficient) level[i] = std::max(level[i], slot_level[v - kSlotCoefficient] + 1);
+        each_coefficient_slot(term, [&](int s) { level[i] = std::max(level[i], slot_level[s] + 1); });
       }
       if (op.out < sp.n_slots) slot_level[op.out] = level[i];
       order.push_back(i);
@@ -195,8 +194,7 @@ std::int64_t place_sparse(Plan<T>& p, const SparseProgram& sp, std::int64_t at) 
     for (int t = sp.ops[order[i]].begin; t < sp.ops[order[i]].end; ++t) {
       const SymTerm& term = sp.terms[t];
       last[term.in] = i;
-      for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
-        if (v >= kSlotCoefficient) last[v - kSlotCoefficient] = i;
+      each_coefficient_slot(term, [&](int s) { last[s] = i; });
     }
   std::vector<std::int64_t> phys(static_cast<std::size_t>(sp.n_slots), -1);
   std::vector<std::int64_t> free_slots;

@@ -166,8 +166,7 @@ class Compiler {
       for (int t = op.begin; t < op.end; ++t) {
         const SymTerm& term = out_.terms[t];
         needed[term.in] = 1;
-        for (const int v : {term.coef_value, term.coef2_value, term.coef3_value})
-          if (v >= kSlotCoefficient) needed[v - kSlotCoefficient] = 1;
+        each_coefficient_slot(term, [&](int s) { needed[s] = 1; });
       }
     }
     return live;
@@ -258,6 +257,8 @@ class Compiler {
     if (t.coef3_value >= 0) c[m++] = {t.coef3_value, t.coef3_elem};
     return m;
   }
+  // Term t's coefficients, none where its scale is NaN (no order to group by).
+  static int groupable(const SymTerm& t, Coef* c) { return std::isnan(t.scale) ? 0 : coefficients(t, c); }
   // Term t with its coefficient j left out.
   static Factor factor_without(const SymTerm& t, const Coef* c, int m, int j) {
     Factor f{t.in, t.scale, 0, {}};
@@ -274,8 +275,8 @@ class Compiler {
   // coefficients, in order of value and element), it is written once.
   // Normalisations in reverse mode are the case: the adjoint of a row's
   // mean sums, in each of the n rows of the Jacobian, the same n
-  // coefficients times that row's factor (W9's layer norm: n^2 terms of
-  // three factors become n + n). The term of the row's own element often
+  // coefficients times that row's factor (a layer norm over n elements:
+  // n^2 terms of three factors become n + n). The term of the row's own element often
   // sits in a slot of two or three terms with other readers (the adjoint of
   // x_i - mean, which also reaches the output directly); such a plain term
   // is replaced by its slot's terms when one of them joins the group.
@@ -317,7 +318,7 @@ class Compiler {
       }
       count.clear();
       for (int k = 0; k < static_cast<int>(candidates.size()); ++k) {
-        const int m = std::isnan(candidates[k].t.scale) ? 0 : coefficients(candidates[k].t, c);
+        const int m = groupable(candidates[k].t, c);
         for (int j = 0; j < m; ++j) {
           auto& [n, last] = count.try_emplace(factor_without(candidates[k].t, c, m, j), 0, -1).first->second;
           if (last != k) ++n, last = k;
@@ -332,7 +333,7 @@ class Compiler {
       std::vector<int> varying(candidates.size(), -1);
       std::vector<int> expanded;  // the plain terms replaced by their slot's terms
       for (int k = 0; k < static_cast<int>(candidates.size()); ++k) {
-        const int m = std::isnan(candidates[k].t.scale) ? 0 : coefficients(candidates[k].t, c);
+        const int m = groupable(candidates[k].t, c);
         for (int j = 0; j < m && varying[k] < 0; ++j)
           if (factor_without(candidates[k].t, c, m, j) == f) varying[k] = j;
         if (varying[k] >= 0 && candidates[k].origin >= 0) expanded.push_back(candidates[k].origin);

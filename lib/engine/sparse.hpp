@@ -41,6 +41,12 @@ struct SymTerm {
   int coef3_value = -1;
   std::int64_t coef3_elem = 0;
 };
+// Calls f(slot) for each slot term t reads as a coefficient.
+template <class F>
+void each_coefficient_slot(const SymTerm& t, F f) {
+  for (const int v : {t.coef_value, t.coef2_value, t.coef3_value})
+    if (v >= kSlotCoefficient) f(v - kSlotCoefficient);
+}
 
 // Writes slot `out` (or, from n_slots on, entry out - n_slots of one
 // example's Jacobian, row-major) as the sum of terms[begin, end); those with

@@ -979,7 +979,7 @@ void lanes_to_rows(const typename Vec<V>::S* src, std::int64_t count, std::int64
       // before the next row: non-temporal stores that move from row to row
       // every line, 16 rows at once, ran at 3/4 of the memory bus's pace on
       // an AMD EPYC, two lines per row at its full pace (bench/README.md,
-      // "Generated code", W9).
+      // "Generated code": the micro-benchmark).
       for (; i + 2 * W <= count; i += 2 * W) {
         R a[W], b[W];
         tile(i, a);

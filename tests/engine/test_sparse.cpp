@@ -425,6 +425,8 @@ TEST_CASE("sums built one addition at a time have the Jacobian of the whole sum"
       }
 }
 
+namespace {
+
 // Normalisations, whose reverse form sums the same coefficients in every row
 // (engine/sparse.cpp, share_sums). A layer norm with an affine map: the
 // adjoint of the mean reads sum_k (x_k - mean) in each row, one term of which
@@ -448,6 +450,8 @@ bj::Tensor spread(const bj::Tensor& x) {
   const bj::Tensor s = bj::reduce_sum(bj::square(centered), {1}, /*keepdims=*/true);
   return bj::sin(x) * s + bj::reduce_sum(x * x * x, {1}, /*keepdims=*/true) * x;
 }
+
+}  // namespace
 
 TEST_CASE("sums every row of a normalisation reads give the dense engine's Jacobian", "[engine][sparse]") {
   std::mt19937_64 rng(41);

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace batchjac::codegen {
@@ -106,6 +107,8 @@ class Writer {
 
  private:
   bool in_buffer(int v) const { return p_.offset[v] >= 0 && p_.varying[v]; }
+  // Whether a sparse op's offset is the Jacobian's (the runner stores those).
+  bool entry(std::int64_t offset) const { return offset >= p_.sparse_out; }
   std::int64_t offset(int v, std::int64_t idx) const { return p_.offset[v] + idx * p_.lanes; }
   // Element idx of value v as a vector of the block's lanes at b: a shared
   // constant's number as a literal (the plan is keyed on those numbers,
@@ -141,8 +144,19 @@ class Writer {
   // the block buffer unless the value lives in this part alone.
   void write(int v, std::int64_t idx, const std::string& x) {
     const std::int64_t at = offset(v, idx);
-    if (!local_[static_cast<std::size_t>(v)]) body_ += "    st(b + " + std::to_string(at) + ", " + x + ");\n";
+    const auto u = static_cast<std::size_t>(v);
     written_[at] = x;
+    if (local_[u] || (in_one_part_[u] && !sparse_reads_.contains(at))) return;
+    // An element only the sparse terms read, whose register an element of
+    // that kind already went to: the terms read that one.
+    if (in_one_part_[u] && written_once_[u]) {
+      const auto [first, added] = stored_as_.emplace(x, at);
+      if (!added) {
+        same_as_[at] = first->second;
+        return;
+      }
+    }
+    body_ += "    st(b + " + std::to_string(at) + ", " + x + ");\n";
   }
   // The value of functor f on registers or literals `in`: the identities
   // below give one of its operands or an earlier register, exactly; other
@@ -153,7 +167,9 @@ class Writer {
   //  - square(b - a) and abs(b - a) are the same bits as square(a - b)
   //    and abs(a - b): round to nearest is symmetric, so b - a = -(a - b)
   //    exactly, except when a and b are both NaN (each difference is then
-  //    its first operand). A lane where b - a is NaN sets the part's guard,
+  //    its first operand). A lane where b - a is NaN sets the part's guard
+  //    (a sum of those differences: NaN also where infinities of both
+  //    signs meet, which costs only the interpreter's time),
   //    and the engine runs that block interpreted (bj_primal's result).
   std::string apply(const Functor& f, std::vector<std::string> in, const std::string& scalar) {
     if (f.member == "primal") {
@@ -175,7 +191,10 @@ class Writer {
     if (even && d != differences_.end()) key = f.type + "(|" + d->second + "|)";
     if (key != call) {  // the difference numbered first is the one squared
       const auto [first, added] = squared_.emplace(key, in[0]);
-      if (!added && first->second != in[0]) body_ += "    guard = guard | xsimd::isnan(" + in[0] + ");\n";
+      if (!added && first->second != in[0]) {
+        const std::string g = "g" + std::to_string(guards_++ % 4);
+        body_ += "    " + g + " = " + g + " + " + in[0] + ";\n";
+      }
     }
     const std::string r = number(key, call);
     if (f.member == "primal" && f.list == "Binary" && f.index == m::kSubtract)
@@ -282,6 +301,31 @@ class Writer {
     local_.assign(p_.offset.size(), 0);
     for (std::size_t v = 0; v < local_.size() && v < p_.primal_only.size(); ++v)
       local_[v] = p_.primal_only[v] && home[v] >= 0;
+    // Of a value only one part's steps write and read (not the kept value),
+    // the elements the sparse terms read are all the buffer needs: the
+    // value is a coefficient (not primal_only), but its other elements are
+    // read by no one after the primal steps.
+    in_one_part_.assign(p_.offset.size(), 0);
+    for (std::size_t v = 0; v < in_one_part_.size(); ++v)
+      in_one_part_[v] = home[v] >= 0 && static_cast<int>(v) != p_.value;
+    for (const kernels::SparseTerm<T>& term : p_.sparse_terms) {
+      sparse_reads_.insert(term.in);
+      sparse_reads_.insert(term.coef);
+    }
+    // Values one step writes, each element once: a coefficient (it lives to
+    // the end of the block, in memory of its own) whose elements are final
+    // when written. Two of their elements that are one register are the
+    // same bits, except where the register is a difference squared the
+    // other way round, under the guard (HACKING.md, "Generated kernels").
+    written_once_.assign(p_.offset.size(), 0);
+    std::vector<int> writers(p_.offset.size(), 0);
+    for (const ops::Step<T>& s : steps) {
+      ++writers[static_cast<std::size_t>(s.out)];
+      const bool once = (s.kind == ops::Step<T>::Kind::elementwise && !s.ew.accumulate) ||
+                        (s.kind == ops::Step<T>::Kind::index && s.ix_fn == p_.table->gather && !s.ix.accumulate);
+      written_once_[static_cast<std::size_t>(s.out)] = once;
+    }
+    for (std::size_t v = 0; v < writers.size(); ++v) written_once_[v] = written_once_[v] && writers[v] == 1;
 
     std::string calls;
     for (std::size_t k = 0; k < steps.size(); ++k) {
@@ -292,7 +336,7 @@ class Writer {
       if (k == 0 || part[k - 1] != part[k]) {
         const std::string name = "primal" + std::to_string(part[k]);
         body_ += "__attribute__((noinline)) static int " + name +
-                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  V::batch_bool_type guard(false);\n"
+                 "(T* buf, T* const* ptr) {\n  (void)ptr;\n  V g0(T(0)), g1 = g0, g2 = g0, g3 = g0;\n"
                  "  for (long l = 0; l < " + std::to_string(p_.lanes) + "; l += V::size) {\n    T* b = buf + l;\n";
         calls += "  guard |= " + name + "(buf, ptr);\n";
         written_.clear();
@@ -301,7 +345,8 @@ class Writer {
         squared_.clear();
       }
       step(steps[k]);
-      if (k + 1 == steps.size() || part[k + 1] != part[k]) body_ += "  }\n  return xsimd::any(guard);\n}\n";
+      if (k + 1 == steps.size() || part[k + 1] != part[k])
+        body_ += "  }\n  return xsimd::any(xsimd::isnan((g0 + g1) + (g2 + g3)));\n}\n";
     }
     out_ += body_;
     out_ += "extern \"C\" int bj_primal(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context) {\n";
@@ -310,16 +355,158 @@ class Writer {
     return operations_ <= kMaxOperations;
   }
 
-  // kernels::sparse_op's arithmetic, op by op in the plan's order, on GCC
-  // vector types (R: one register of lanes) and the fused multiply-add the
-  // kernels use: the compiler's time stays linear in the program. Parts of
-  // kOpsPerPart ops are functions of their own, for the same reason.
+  // The generated sparse ops' order (see sparse()): per op, its first
+  // term, what each of its reads sees (the offset, and the op that last
+  // wrote it before in the plan's order; -1: the buffer as the primal steps
+  // left it, or the slot of ones), the ops that read its result; the ops in
+  // the order written, and each op's function.
+  struct Schedule {
+    std::vector<const kernels::SparseTerm<T>*> first;
+    std::vector<std::vector<std::pair<std::int32_t, int>>> reads;
+    std::vector<std::vector<int>> readers;
+    std::vector<int> order, part;
+  };
+  Schedule schedule(std::size_t ops_per_part) const {
+    const std::vector<kernels::SparseOp>& ops = p_.sparse_ops;
+    const auto n = static_cast<int>(ops.size());
+    Schedule s;
+    std::vector<const kernels::SparseTerm<T>*>& first = s.first;
+    std::vector<std::vector<std::pair<std::int32_t, int>>>& reads = s.reads;
+    std::vector<std::vector<int>>& readers = s.readers;
+    std::vector<int>& order = s.order;
+    std::vector<int>& part = s.part;
+    first.resize(static_cast<std::size_t>(n));
+    reads.resize(static_cast<std::size_t>(n));
+    readers.resize(static_cast<std::size_t>(n));
+    part.assign(static_cast<std::size_t>(n), -1);
+    std::vector<std::vector<int>> after(static_cast<std::size_t>(n));  // ops that must run before it
+    {
+      const kernels::SparseTerm<T>* term = p_.sparse_terms.data();
+      std::unordered_map<std::int32_t, int> writer;               // offset: its last writer so far
+      std::unordered_map<std::int32_t, std::vector<int>> reading;  // entry offset: readers since that write
+      for (int i = 0; i < n; ++i) {
+        const kernels::SparseOp& op = ops[i];
+        first[i] = term;
+        auto read = [&](std::int32_t offset) {
+          const auto it = writer.find(offset);
+          const int w = it == writer.end() ? -1 : it->second;
+          reads[i].emplace_back(offset, w);
+          if (w >= 0) {
+            after[i].push_back(w);
+            readers[w].push_back(i);
+          }
+          if (entry(offset)) reading[offset].push_back(i);
+        };
+        for (int k = 0; k < op.n_triple; ++k, term += 2) read(term->in), read(term->coef), read(term[1].in);
+        for (int k = 0; k < op.n_coef; ++k, ++term) read(term->in), read(term->coef);
+        for (int k = 0; k < op.n_plain; ++k, ++term) read(term->in);
+        // Slots in registers need no order among their writers; the
+        // entries stay in the buffer, so a write there follows the last
+        // write and every read of the entry before it.
+        if (entry(op.out)) {
+          if (const auto it = writer.find(op.out); it != writer.end()) after[i].push_back(it->second);
+          std::vector<int>& r = reading[op.out];
+          after[i].insert(after[i].end(), r.begin(), r.end());
+          r.clear();
+        }
+        writer[op.out] = i;
+      }
+    }
+
+    // The order: from each op writing an entry (by the entry's offset),
+    // then from the rest in the plan's order, each op after what it needs.
+    std::vector<int> roots(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) roots[i] = i;
+    std::stable_sort(roots.begin(), roots.end(), [&](int a, int b) {
+      const bool ea = entry(ops[a].out), eb = entry(ops[b].out);
+      if (ea != eb) return ea;
+      return ea && ops[a].out < ops[b].out;
+    });
+    order.reserve(static_cast<std::size_t>(n));
+    {
+      std::vector<std::uint8_t> seen(static_cast<std::size_t>(n), 0);
+      std::vector<std::pair<int, std::size_t>> stack;
+      for (int r : roots) {
+        if (seen[r]) continue;
+        seen[r] = 1;
+        stack.emplace_back(r, 0);
+        while (!stack.empty()) {
+          auto& [i, k] = stack.back();
+          if (k < after[i].size()) {
+            const int d = after[i][k++];
+            if (!seen[d]) {
+              seen[d] = 1;
+              stack.emplace_back(d, 0);
+            }
+            continue;
+          }
+          part[i] = static_cast<int>(order.size() / ops_per_part);
+          order.push_back(i);
+          stack.pop_back();
+        }
+      }
+    }
+
+    return s;
+  }
+
+  // kernels::sparse_op's arithmetic, op by op, on GCC vector types (R: one
+  // register of lanes) and the fused multiply-add the kernels use: each op
+  // is the interpreter's sum, in its term order, on the same operands, so
+  // the order of the ops among themselves changes no bit. The interpreter
+  // runs them by level and keeps every slot in the block buffer (reusing
+  // physical slots); here each op comes just before its first reader (a
+  // depth-first walk from the Jacobian's entries in their order), and a
+  // slot no store reads lives in a register of the function that writes it
+  // when all its readers are there too (else in a scratch array on the
+  // stack): the block's data that leaves registers shrinks to the entries.
+  // The result is nonzero where an op may have written a NaN: a NaN
+  // operand makes every term it enters NaN, and so the sum, so only the
+  // ops no op reads (the sinks) are checked, by adding them up. The sum is
+  // NaN if one of them is, and also where infinities of both signs meet
+  // (never without a sink that is inf or NaN): the engine then asks the
+  // interpreter's ops, which give the same bits and say exactly.
+  // Parts of kOpsPerPart ops are functions of their own, so the compiler's
+  // time stays linear in the program.
   bool sparse() {
     constexpr std::size_t kOpsPerPart = 256;
     const std::int64_t ones = p_.ones_offset;
-    auto load = [&](std::int32_t offset) {
-      return offset == ones ? std::string("one") : "LD(b + " + std::to_string(offset) + ")";
+    const std::vector<kernels::SparseOp>& ops = p_.sparse_ops;
+    const auto n = static_cast<int>(ops.size());
+    const auto [first, reads, readers, order, part] = schedule(kOpsPerPart);
+
+    // Where each op's result lives for its readers: a register named after
+    // the op for readers in its part; for the others, its entry in the
+    // buffer, or a place in the scratch array.
+    std::vector<int> scratch(static_cast<std::size_t>(n), -1);
+    int n_scratch = 0;
+    for (int i = 0; i < n; ++i)
+      if (!entry(ops[i].out))
+        for (int r : readers[i])
+          if (part[r] != part[i]) {
+            scratch[i] = n_scratch++;
+            break;
+          }
+    // The scratch array lives on the caller's stack (64 KiB at most in
+    // AVX-512): a plan whose functions pass more between them is not
+    // generated (none of the workloads passes more than 33).
+    constexpr int kMaxScratch = 1024;
+    if (n_scratch > kMaxScratch) return false;
+    auto local = [&](int i) {
+      return std::any_of(readers[i].begin(), readers[i].end(), [&](int r) { return part[r] == part[i]; });
     };
+    auto operand = [&](int reader, std::pair<std::int32_t, int> r) {
+      const auto [offset, w] = r;
+      if (w < 0) {
+        if (offset == ones) return std::string("one");
+        const auto same = same_as_.find(offset);
+        return "LD(b + " + std::to_string(same == same_as_.end() ? offset : same->second) + ")";
+      }
+      if (part[w] == part[reader]) return "s" + std::to_string(w);
+      if (scratch[w] >= 0) return "x[" + std::to_string(scratch[w]) + "]";
+      return "LD(b + " + std::to_string(offset) + ")";
+    };
+
     const std::string splat = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_set1_pd" : "_set1_ps");
     const std::string fma = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_fmadd_pd" : "_fmadd_ps");
     out_ += "typedef T R __attribute__((vector_size(V::size * sizeof(T)), aligned(sizeof(T))));\n";
@@ -328,30 +515,46 @@ class Writer {
     out_ += "#define LD(p) (*(const R*)(p))\n#define ST(p, v) (*(R*)(p) = (v))\n";
     out_ += arch_.fused ? "#define FMA(x, y, z) " + fma + "(x, y, z)\n" : "#define FMA(x, y, z) ((x) * (y) + (z))\n";
     out_ += "#define SPLAT(s) " + splat + "(s)\n";
-    const kernels::SparseTerm<T>* term = p_.sparse_terms.data();
     std::size_t parts = 0;
-    for (std::size_t i = 0; i < p_.sparse_ops.size(); ++i) {
-      const kernels::SparseOp& op = p_.sparse_ops[i];
-      if (i % kOpsPerPart == 0) {
-        if (i) out_ += "  return seen;\n}\n";
+    int sinks = 0;
+    const std::string kEnd = "  const R c = (c0 + c1) + (c2 + c3);\n  return (M)(c != c);\n}\n";
+    for (std::size_t at = 0; at < order.size(); ++at) {
+      const int i = order[at];
+      const kernels::SparseOp& op = ops[i];
+      if (at % kOpsPerPart == 0) {
+        if (at) out_ += kEnd;
         out_ += "__attribute__((noinline)) static M part" + std::to_string(parts++) +
-                "(T* b) {\n  M seen = {};\n  const R one = SPLAT(T(1));\n  (void)one;\n";
+                "(T* b, R* x) {\n  (void)x;\n  R c0 = SPLAT(T(0)), c1 = c0, c2 = c0, c3 = c0;\n"
+                "  const R one = SPLAT(T(1));\n  (void)one;\n";
+        sinks = 0;
       }
-      out_ += "  { R a = SPLAT(T(0));\n";
-      for (int k = 0; k < op.n_triple; ++k, term += 2)
-        out_ += "    a = FMA(" + load(term->in) + " * " + load(term->coef) + " * " + load(term[1].in) + ", SPLAT(" +
-                literal(term->scale) + "), a);\n";
-      for (int k = 0; k < op.n_coef; ++k, ++term)
-        out_ += "    a = FMA(" + load(term->in) + " * " + load(term->coef) + ", SPLAT(" + literal(term->scale) + "), a);\n";
+      const kernels::SparseTerm<T>* term = first[i];
+      std::size_t r = 0;
+      auto next = [&] { return operand(i, reads[i][r++]); };
+      out_ += "  R a" + std::to_string(i) + " = SPLAT(T(0));\n";
+      const std::string a = "a" + std::to_string(i);
+      for (int k = 0; k < op.n_triple; ++k, term += 2) {
+        const std::string p0 = next(), p1 = next(), p2 = next();
+        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + " * " + p2 + ", SPLAT(" + literal(term->scale) + "), " + a +
+                ");\n";
+      }
+      for (int k = 0; k < op.n_coef; ++k, ++term) {
+        const std::string p0 = next(), p1 = next();
+        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + ", SPLAT(" + literal(term->scale) + "), " + a + ");\n";
+      }
       for (int k = 0; k < op.n_plain; ++k, ++term)
-        out_ += "    a = FMA(" + load(term->in) + ", SPLAT(" + literal(term->scale) + "), a);\n";
-      out_ += "    ST(b + " + std::to_string(op.out) + ", a); seen |= (M)(a != a); }\n";
+        out_ += "  " + a + " = FMA(" + next() + ", SPLAT(" + literal(term->scale) + "), " + a + ");\n";
+      if (readers[i].empty()) out_ += "  c" + std::to_string(sinks++ % 4) + " += " + a + ";\n";
+      if (local(i)) out_ += "  const R s" + std::to_string(i) + " = " + a + ";\n";
+      if (entry(op.out)) out_ += "  ST(b + " + std::to_string(op.out) + ", " + a + ");\n";
+      else if (scratch[i] >= 0) out_ += "  x[" + std::to_string(scratch[i]) + "] = " + a + ";\n";
       operations_ += sparse_operations(op);
     }
-    if (parts) out_ += "  return seen;\n}\n";
+    if (parts) out_ += kEnd;
     out_ += "extern \"C\" int bj_sparse(T* buf) {\n  M seen = {};\n";
     out_ += "  for (long l = 0; l < " + std::to_string(p_.lanes) + "; l += V::size) {\n";
-    for (std::size_t k = 0; k < parts; ++k) out_ += "    seen |= part" + std::to_string(k) + "(buf + l);\n";
+    out_ += "    alignas(64) R x[" + std::to_string(std::max(n_scratch, 1)) + "];\n";
+    for (std::size_t k = 0; k < parts; ++k) out_ += "    seen |= part" + std::to_string(k) + "(buf + l, x);\n";
     out_ += "  }\n  for (int i = 0; i < V::size; ++i)\n    if (seen[i]) return 1;\n  return 0;\n}\n";
     return operations_ <= kMaxOperations;
   }
@@ -361,12 +564,18 @@ class Writer {
   std::string out_, body_;
   std::int64_t operations_ = 0;
   std::vector<std::uint8_t> local_;                  // per value: lives in one part's registers
+  std::vector<std::uint8_t> in_one_part_;            // per value: one part's steps alone touch it
+  std::unordered_set<std::int64_t> sparse_reads_;    // buffer offsets the sparse terms read
+  std::vector<std::uint8_t> written_once_;           // per value: one step writes each element once
+  std::unordered_map<std::string, std::int64_t> stored_as_;  // a register and the offset it went to
+  std::unordered_map<std::int64_t, std::int64_t> same_as_;   // an offset never stored, and one that holds its bits
   std::unordered_map<std::int64_t, std::string> written_;  // this part's buffer offsets and their registers
   std::unordered_map<std::string, std::string> numbered_;  // this part's expressions and their registers
   std::unordered_map<std::string, std::string> differences_;  // a register of a - b: "min(a, b) - max(a, b)"
   std::unordered_map<std::string, std::string> squared_;   // square(|a - b|) keys: the difference first squared
   std::unordered_map<std::string, T> constants_;           // literals read from shared constants
   std::int64_t temporaries_ = 0;
+  std::int64_t guards_ = 0;  // differences the guard adds up
 };
 
 }  // namespace

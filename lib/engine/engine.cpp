@@ -225,9 +225,15 @@ struct Runner {
         if (!use_generated || gen_primal(buf, ptr.data(), &Interpret::run, &interpret) != 0)
           ops::execute<T>(p.primal_steps, bind);
         if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
-        const bool nan = use_generated
-                             ? gen_sparse(buf) != 0
-                             : p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
+        // The generated ops say only where a NaN may be (codegen/emit.cpp):
+        // then the interpreter's, the same bits, say exactly. The generated
+        // primal stores only what the generated ops read (equal elements
+        // once), the interpreter's ops read it all: it runs again first.
+        bool nan = !use_generated || gen_sparse(buf) != 0;
+        if (nan) {
+          if (use_generated) ops::execute<T>(p.primal_steps, bind);
+          nan = p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
+        }
         if (nan)  // A NaN: again, with strong zeros.
           p.table->sparse_linear_strong(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         T* const answer = buf + p.sparse_out;

@@ -234,6 +234,70 @@ TEST_CASE("values one generated part writes and reads are registers, not stored"
         static_cast<std::int64_t>(computed));
 }
 
+// A generated source's lines, the primal functions' and the sparse ops'.
+struct GeneratedSource {
+  std::vector<std::string> primal, sparse;
+};
+GeneratedSource read_source(const std::filesystem::path& path) {
+  GeneratedSource g;
+  std::ifstream in(path);
+  bool sparse = false;
+  for (std::string line; std::getline(in, line);) {
+    sparse = sparse || line.starts_with("typedef T R ");
+    (sparse ? g.sparse : g.primal).push_back(line);
+  }
+  return g;
+}
+// The numbers after `prefix` in `lines` ("LD(b + " -> the offsets read).
+std::vector<std::int64_t> numbers_after(const std::vector<std::string>& lines, const std::string& prefix) {
+  std::vector<std::int64_t> out;
+  for (const std::string& line : lines)
+    for (std::size_t at = line.find(prefix); at != std::string::npos; at = line.find(prefix, at + 1))
+      out.push_back(std::stoll(line.substr(at + prefix.size())));
+  return out;
+}
+std::size_t lines_starting(const std::vector<std::string>& lines, const std::string& prefix) {
+  return static_cast<std::size_t>(
+      std::count_if(lines.begin(), lines.end(), [&](const std::string& l) { return l.starts_with(prefix); }));
+}
+
+TEST_CASE("generated sparse ops keep in registers what only other ops read", "[codegen][sparse]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    INFO((mode == bj::JacobianMode::forward ? "forward" : "reverse"));
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "sparse-registers");
+    for (const std::int64_t batch : {1, 9, 17})
+      check_generated_bits("long_chains", long_chains, inputs(batch, 9, bj::float64, 5), mode);
+    CHECK(bj::code_generation_stats().failed == 0);
+    std::size_t sources = 0, across = 0;
+    for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
+      if (e.path().extension() != ".cpp") continue;
+      ++sources;
+      INFO(e.path());
+      const GeneratedSource g = read_source(e.path());
+      // Each op sums into "a<n>"; the buffer gets the Jacobian's 81
+      // entries per example ("ST(b + "), no more; values other functions
+      // read go through the scratch array ("x[k] = ").
+      const std::size_t ops = lines_starting(g.sparse, "  R a"), stores = lines_starting(g.sparse, "  ST(b + ");
+      CHECK(ops > 2 * 81);
+      CHECK(stores <= 81);
+      CHECK(stores > 0);
+      across += lines_starting(g.sparse, "  x[");
+      // Every offset an op loads is one the primal functions store or
+      // read: the ops read nothing the block left behind.
+      std::vector<std::int64_t> primal = numbers_after(g.primal, "st(b + ");
+      for (std::int64_t o : numbers_after(g.primal, "ld(b + ")) primal.push_back(o);
+      std::sort(primal.begin(), primal.end());
+      for (std::int64_t o : numbers_after(g.sparse, "LD(b + ")) {
+        INFO("offset " << o);
+        CHECK(std::binary_search(primal.begin(), primal.end(), o));
+      }
+    }
+    CHECK(sources >= 1);
+    CHECK(across > 0);  // more ops than one function takes: some cross
+  }
+}
+
 // Pairwise differences of 5 coordinates, as pair potentials write them:
 // d[k][l] = x_k - x_l over all pairs (k == l too), the pairs l <= k masked
 // off by a shared constant: [b, 5] -> [b, 5].
@@ -245,6 +309,20 @@ bj::Tensor pair_sums(const bj::Tensor& x) {
   const bj::Tensor d = bj::expand_dims(x, 2) - bj::expand_dims(x, 1);  // [b, 5, 5]
   const bj::Tensor e = bj::exp(-bj::square(d));
   return bj::reduce_sum(bj::where(mask, e * d, bj::zeros({1})) + e, {2});
+}
+
+// Forces between 4 points in 3-space, as W10 writes them (all ordered
+// pairs, the self pairs masked): F_k = sum_{l != k} r_kl^-4 (p_k - p_l),
+// [b, 12] -> [b, 12].
+bj::Tensor pair_forces(const bj::Tensor& x) {
+  std::vector<double> not_self(16, 1.0);
+  for (int k = 0; k < 4; ++k) not_self[k * 4 + k] = 0.0;
+  const bj::Tensor mask = bj::constant(not_self, {4, 4, 1}, bj::boolean);
+  const bj::Tensor p = bj::reshape(x, {-1, 4, 3});
+  const bj::Tensor d = bj::expand_dims(p, 2) - bj::expand_dims(p, 1);  // [b, 4, 4, 3]
+  const bj::Tensor r2 = bj::reduce_sum(bj::square(d), {3}, /*keepdims=*/true);
+  const bj::Tensor inv = bj::reciprocal(bj::where(mask, r2, bj::ones({1})));
+  return bj::reshape(bj::reduce_sum(bj::where(mask, inv * inv, bj::zeros({1})) * d, {2}), {-1, 12});
 }
 
 // Per generated source in `directory`: its lines that contain `text`.
@@ -295,9 +373,9 @@ TEST_CASE("generated primal code computes each value once", "[codegen]") {
 std::vector<int> sparse_op_terms(const std::filesystem::path& source) {
   std::vector<int> terms;
   std::ifstream in(source);
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("{ R a = SPLAT(T(0));") != std::string::npos) terms.push_back(0);
-    else if (line.find("    a = FMA(") == 0 && !terms.empty()) ++terms.back();
+  for (std::string line; std::getline(in, line);) {  // "  R a7 = SPLAT(T(0));", then "  a7 = FMA(...": one per term
+    if (line.starts_with("  R a") && line.find(" = SPLAT(T(0));") != std::string::npos) terms.push_back(0);
+    else if (line.starts_with("  a") && line.find(" = FMA(") != std::string::npos && !terms.empty()) ++terms.back();
   }
   return terms;
 }
@@ -316,6 +394,42 @@ bj::Tensor sum_by_additions(const bj::Tensor& x) {
 bj::Tensor scaled_sum_by_additions(const bj::Tensor& x) {
   auto col = [&](int i) { return bj::slice(x, {0, i}, {-1, 1}); };
   return (col(0) * col(1) + col(0) * col(2)) / 3.0 + col(0) * col(3) + col(0) * col(4);
+}
+
+TEST_CASE("generated primal code stores a register the sparse ops read once", "[codegen][sparse]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+    INFO((mode == bj::JacobianMode::forward ? "forward" : "reverse"));
+    const ScopedGeneration generation(bj::CodeGeneration::immediate, "stored-once");
+    const bj::Tensor apart = bj::constant(std::vector<double>{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}, {1, 12});
+    const bj::Tensor x = inputs(17, 12, bj::float64, 7) + apart;
+    check_generated_bits("pair_forces", pair_forces, x, mode);
+    // The partials of the pair (k, l) are the pair (l, k)'s registers
+    // (square(p_l - p_k) numbers as square(p_k - p_l)): the terms of both
+    // read one element of the buffer.
+    std::size_t sources = 0;
+    for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
+      if (e.path().extension() != ".cpp") continue;
+      ++sources;
+      INFO(e.path());
+      std::vector<std::string> stored;
+      for (const std::string& line : read_source(e.path()).primal)
+        if (line.starts_with("    st(b + ") && line.find(", V(") == std::string::npos)  // a register, not a literal
+          stored.push_back(line.substr(line.find(", ") + 2));
+      CHECK(!stored.empty());
+      std::sort(stored.begin(), stored.end());
+      const auto twice = std::adjacent_find(stored.begin(), stored.end());
+      CHECK((twice == stored.end() ? std::string() : *twice) == "");
+    }
+    CHECK(sources >= 1);
+    // A NaN difference (the identity fails there) in one block, an
+    // infinite r^-4 (two points at one place) in another.
+    std::vector<double> v = x.to_vector<double>();
+    v[12 + 1] = std::bit_cast<double>(std::uint64_t{0x7ff8000000000123});
+    v[12 + 4] = std::bit_cast<double>(std::uint64_t{0xfff8000000000000});
+    for (int i = 0; i < 3; ++i) v[12 * 9 + 3 + i] = v[12 * 9 + i];
+    check_same_bits("pair_forces with NaNs and infinities", pair_forces, bj::constant(v, x.shape()), mode);
+  }
 }
 
 TEST_CASE("a sum built one addition at a time is one sparse op per Jacobian entry", "[codegen][sparse]") {

@@ -147,14 +147,20 @@ class Writer {
     const auto u = static_cast<std::size_t>(v);
     written_[at] = x;
     if (local_[u] || (in_one_part_[u] && !sparse_reads_.contains(at))) return;
-    // An element only the sparse terms read, whose register an element of
-    // that kind already went to: the terms read that one.
+    // An element only the sparse terms read, whose register, or that
+    // register's negation, an element of that kind already went to: the
+    // terms read that one (negated: their scale's sign flips).
     if (in_one_part_[u] && written_once_[u]) {
-      const auto [first, added] = stored_as_.emplace(x, at);
-      if (!added) {
-        same_as_[at] = first->second;
+      if (const auto it = stored_as_.find(x); it != stored_as_.end()) {
+        same_as_[at] = {it->second, false};
         return;
       }
+      if (const auto n = negation_.find(x); n != negation_.end())
+        if (const auto it = stored_as_.find(n->second); it != stored_as_.end()) {
+          same_as_[at] = {it->second, true};
+          return;
+        }
+      stored_as_.emplace(x, at);
     }
     body_ += "    st(b + " + std::to_string(at) + ", " + x + ");\n";
   }
@@ -182,10 +188,13 @@ class Writer {
         if (f.list == "Binary" && f.index == m::kSelectSecond) return set ? std::string("V(T(0))") : in[1];
       }
     }
-    std::string call = f.type + "::" + f.member + "(", key;
-    for (const std::string& x : in) call += x + ", ";
-    call += scalar + ")";
-    key = call;
+    auto call_of = [&](const std::vector<std::string>& operands) {
+      std::string c = f.type + "::" + f.member + "(";
+      for (const std::string& x : operands) c += x + ", ";
+      return c + scalar + ")";
+    };
+    const std::string call = call_of(in);
+    std::string key = call;
     const auto d = differences_.find(in[0]);
     const bool even = f.member == "primal" && f.list == "Unary" && (f.index == m::kSquare || f.index == m::kAbs);
     if (even && d != differences_.end()) key = f.type + "(|" + d->second + "|)";
@@ -197,8 +206,26 @@ class Writer {
       }
     }
     const std::string r = number(key, call);
-    if (f.member == "primal" && f.list == "Binary" && f.index == m::kSubtract)
-      differences_.emplace(r, std::min(in[0], in[1]) + " - " + std::max(in[0], in[1]));
+    // Registers that are each other's negation, but where NaN (whose sign
+    // and payload may differ): b - a and a - b, and square's partial
+    // (x + x, odd in x; its second operand, the square, is one register
+    // for both) of those.
+    auto negations = [&](const std::string& y) {
+      if (y == r) return;
+      negation_[r] = y;
+      negation_[y] = r;
+    };
+    if (f.member == "primal" && f.list == "Binary" && f.index == m::kSubtract) {
+      const std::string difference = std::min(in[0], in[1]) + " - " + std::max(in[0], in[1]);
+      differences_.emplace(r, difference);
+      negations(difference_of_.emplace(difference, r).first->second);
+    }
+    if (f.member == "partial" && f.list == "Unary" && f.index == m::kSquare)
+      if (const auto n = negation_.find(in[0]); n != negation_.end()) {
+        std::vector<std::string> other = in;
+        other[0] = n->second;
+        if (const auto y = numbered_.find(call_of(other)); y != numbered_.end()) negations(y->second);
+      }
     return r;
   }
 
@@ -342,6 +369,8 @@ class Writer {
         written_.clear();
         numbered_.clear();
         differences_.clear();
+        difference_of_.clear();
+        negation_.clear();
         squared_.clear();
       }
       step(steps[k]);
@@ -495,12 +524,16 @@ class Writer {
     auto local = [&](int i) {
       return std::any_of(readers[i].begin(), readers[i].end(), [&](int r) { return part[r] == part[i]; });
     };
-    auto operand = [&](int reader, std::pair<std::int32_t, int> r) {
+    // An operand of op `reader`; `negated` flips where it reads the
+    // negation of what the interpreter reads.
+    auto operand = [&](int reader, std::pair<std::int32_t, int> r, bool& negated) {
       const auto [offset, w] = r;
       if (w < 0) {
         if (offset == ones) return std::string("one");
         const auto same = same_as_.find(offset);
-        return "LD(b + " + std::to_string(same == same_as_.end() ? offset : same->second) + ")";
+        if (same == same_as_.end()) return "LD(b + " + std::to_string(offset) + ")";
+        negated = negated != same->second.second;
+        return "LD(b + " + std::to_string(same->second.first) + ")";
       }
       if (part[w] == part[reader]) return "s" + std::to_string(w);
       if (scratch[w] >= 0) return "x[" + std::to_string(scratch[w]) + "]";
@@ -530,20 +563,29 @@ class Writer {
       }
       const kernels::SparseTerm<T>* term = first[i];
       std::size_t r = 0;
-      auto next = [&] { return operand(i, reads[i][r++]); };
+      bool negated = false;  // this term's operands, as read: the negation of the interpreter's product
+      auto next = [&] { return operand(i, reads[i][r++], negated); };
+      // The term's scale, negated where its product is: (-p) * s is p * (-s), bit for bit.
+      auto scale = [&](T s) {
+        const std::string l = literal(negated ? -s : s);
+        negated = false;
+        return l;
+      };
       out_ += "  R a" + std::to_string(i) + " = SPLAT(T(0));\n";
       const std::string a = "a" + std::to_string(i);
       for (int k = 0; k < op.n_triple; ++k, term += 2) {
         const std::string p0 = next(), p1 = next(), p2 = next();
-        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + " * " + p2 + ", SPLAT(" + literal(term->scale) + "), " + a +
+        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + " * " + p2 + ", SPLAT(" + scale(term->scale) + "), " + a +
                 ");\n";
       }
       for (int k = 0; k < op.n_coef; ++k, ++term) {
         const std::string p0 = next(), p1 = next();
-        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + ", SPLAT(" + literal(term->scale) + "), " + a + ");\n";
+        out_ += "  " + a + " = FMA(" + p0 + " * " + p1 + ", SPLAT(" + scale(term->scale) + "), " + a + ");\n";
       }
-      for (int k = 0; k < op.n_plain; ++k, ++term)
-        out_ += "  " + a + " = FMA(" + next() + ", SPLAT(" + literal(term->scale) + "), " + a + ");\n";
+      for (int k = 0; k < op.n_plain; ++k, ++term) {
+        const std::string p0 = next();
+        out_ += "  " + a + " = FMA(" + p0 + ", SPLAT(" + scale(term->scale) + "), " + a + ");\n";
+      }
       if (readers[i].empty()) out_ += "  c" + std::to_string(sinks++ % 4) + " += " + a + ";\n";
       if (local(i)) out_ += "  const R s" + std::to_string(i) + " = " + a + ";\n";
       if (entry(op.out)) out_ += "  ST(b + " + std::to_string(op.out) + ", " + a + ");\n";
@@ -568,7 +610,10 @@ class Writer {
   std::unordered_set<std::int64_t> sparse_reads_;    // buffer offsets the sparse terms read
   std::vector<std::uint8_t> written_once_;           // per value: one step writes each element once
   std::unordered_map<std::string, std::int64_t> stored_as_;  // a register and the offset it went to
-  std::unordered_map<std::int64_t, std::int64_t> same_as_;   // an offset never stored, and one that holds its bits
+  // An offset never stored, and one that holds its bits (or their negation, true).
+  std::unordered_map<std::int64_t, std::pair<std::int64_t, bool>> same_as_;
+  std::unordered_map<std::string, std::string> difference_of_;  // "min(a, b) - max(a, b)": a register of it
+  std::unordered_map<std::string, std::string> negation_;  // a register: one that is its negation but where NaN
   std::unordered_map<std::int64_t, std::string> written_;  // this part's buffer offsets and their registers
   std::unordered_map<std::string, std::string> numbered_;  // this part's expressions and their registers
   std::unordered_map<std::string, std::string> differences_;  // a register of a - b: "min(a, b) - max(a, b)"

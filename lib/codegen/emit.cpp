@@ -497,6 +497,59 @@ class Writer {
   // interpreter's ops, which give the same bits and say exactly.
   // Parts of kOpsPerPart ops are functions of their own, so the compiler's
   // time stays linear in the program.
+  // rows<K>(a, o, stride): K tiles of W entries of the W lanes at a (entry
+  // j at a + j * lanes) to W rows (lane l's at o + l * stride, vector-
+  // aligned), each tile transposed in registers (log2(W) stages of two-input
+  // shuffles, as kernels::transpose_square) and stored non-temporally, the
+  // K lines of a row one after the other (kernels::lanes_to_rows). Written
+  // out in full: GCC keeps a loop's array of registers in memory.
+  std::string rows_source() const {
+    const int W = p_.table->width;
+    const std::string_view prefix = arch_.intrinsics;
+    const std::string bits = prefix == "_mm512" ? "512" : prefix == "_mm256" ? "256" : "128";
+    const std::string reg = "__m" + bits + (sizeof(T) == 8 ? "d" : "");
+    const std::string store = std::string(prefix) + (sizeof(T) == 8 ? "_stream_pd" : "_stream_ps");
+    std::string s = "template <int K> void rows(const T* a, T* o, long stride);\n";
+    for (int K = 1; K <= 2; ++K) {
+      s += "template <> inline __attribute__((always_inline)) void rows<" + std::to_string(K) +
+           ">(const T* a, T* o, long stride) {\n";
+      auto r = [](int k, int j) { return "r" + std::to_string(k) + "_" + std::to_string(j); };
+      for (int k = 0; k < K; ++k)
+        for (int j = 0; j < W; ++j) {
+          s += "  R " + r(k, j) + " = LD(a + ";
+          s += std::to_string((k * W + j) * p_.lanes);
+          s += ");\n";
+        }
+      for (int S = 1; S < W; S *= 2) {
+        std::string lo, hi;
+        for (int j = 0; j < W; ++j) {
+          const bool even = (j / S) % 2 == 0;
+          const char* comma = j ? ", " : "";
+          lo += comma;
+          lo += std::to_string(even ? j : W + j - S);
+          hi += comma;
+          hi += std::to_string(even ? j + S : W + j);
+        }
+        for (int k = 0; k < K; ++k)
+          for (int base = 0; base < W; base += 2 * S)
+            for (int i = base; i < base + S; ++i) {
+              const std::string x = r(k, i), y = r(k, i + S);
+              s += "  { const R u = " + x + ", v = " + y + "; ";
+              s += x + " = __builtin_shuffle(u, v, (M){" + lo + "}); ";
+              s += y + " = __builtin_shuffle(u, v, (M){" + hi + "}); }\n";
+            }
+      }
+      for (int l = 0; l < W; ++l)
+        for (int k = 0; k < K; ++k) {
+          s += "  " + store + "(o + " + std::to_string(l) + " * stride + " + std::to_string(k * W) + ", (" + reg +
+               ")" + r(k, l);
+          s += ");\n";
+        }
+      s += "}\n";
+    }
+    return s;
+  }
+
   bool sparse() {
     constexpr std::size_t kOpsPerPart = 256;
     const std::int64_t ones = p_.ones_offset;
@@ -540,6 +593,29 @@ class Writer {
       return "LD(b + " + std::to_string(offset) + ")";
     };
 
+    // Rows streamed as they are done: unit u, entries u * 2W .. (u + 1) * 2W
+    // of every lane, goes to its rows right after the last op that writes
+    // one of them (units no op writes, zeros, before the first op).
+    const std::int64_t L = p_.lanes, W = p_.table->width, unit = 2 * W;
+    const std::int64_t n_entries = p_.n_dirs * p_.answer_elems;
+    // (Only rows of whole vectors: the runner streams no other.)
+    const std::int64_t n_units = n_entries % W == 0 ? (n_entries + unit - 1) / unit : 0;
+    std::vector<std::vector<std::int64_t>> flush_after(order.size());
+    std::vector<std::int64_t> unwritten;
+    {
+      std::vector<std::int64_t> last(static_cast<std::size_t>(n_units), -1);
+      for (std::size_t at = 0; at < order.size(); ++at)
+        if (const std::int32_t out = ops[order[at]].out; n_units > 0 && entry(out))
+          last[(out - p_.sparse_out) / L / unit] = static_cast<std::int64_t>(at);
+      for (std::int64_t u = 0; u < n_units; ++u)
+        (last[u] < 0 ? unwritten : flush_after[last[u]]).push_back(u);
+    }
+    auto flush = [&](std::int64_t u) {
+      const std::int64_t j0 = u * unit, tiles = std::min(unit, n_entries - j0) / W;
+      return "  if (o) rows<" + std::to_string(tiles) + ">(b + " + std::to_string(p_.sparse_out + j0 * L) +
+             ", o + " + std::to_string(j0) + ", stride);\n";
+    };
+
     const std::string splat = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_set1_pd" : "_set1_ps");
     const std::string fma = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_fmadd_pd" : "_fmadd_ps");
     out_ += "typedef T R __attribute__((vector_size(V::size * sizeof(T)), aligned(sizeof(T))));\n";
@@ -548,6 +624,7 @@ class Writer {
     out_ += "#define LD(p) (*(const R*)(p))\n#define ST(p, v) (*(R*)(p) = (v))\n";
     out_ += arch_.fused ? "#define FMA(x, y, z) " + fma + "(x, y, z)\n" : "#define FMA(x, y, z) ((x) * (y) + (z))\n";
     out_ += "#define SPLAT(s) " + splat + "(s)\n";
+    out_ += rows_source();
     std::size_t parts = 0;
     int sinks = 0;
     const std::string kEnd = "  const R c = (c0 + c1) + (c2 + c3);\n  return (M)(c != c);\n}\n";
@@ -557,9 +634,11 @@ class Writer {
       if (at % kOpsPerPart == 0) {
         if (at) out_ += kEnd;
         out_ += "__attribute__((noinline)) static M part" + std::to_string(parts++) +
-                "(T* b, R* x) {\n  (void)x;\n  R c0 = SPLAT(T(0)), c1 = c0, c2 = c0, c3 = c0;\n"
-                "  const R one = SPLAT(T(1));\n  (void)one;\n";
+                "(T* b, R* x, T* o, long stride) {\n  (void)x, (void)o, (void)stride;\n"
+                "  R c0 = SPLAT(T(0)), c1 = c0, c2 = c0, c3 = c0;\n  const R one = SPLAT(T(1));\n  (void)one;\n";
         sinks = 0;
+        if (at == 0)
+          for (std::int64_t u : unwritten) out_ += flush(u);
       }
       const kernels::SparseTerm<T>* term = first[i];
       std::size_t r = 0;
@@ -590,13 +669,16 @@ class Writer {
       if (local(i)) out_ += "  const R s" + std::to_string(i) + " = " + a + ";\n";
       if (entry(op.out)) out_ += "  ST(b + " + std::to_string(op.out) + ", " + a + ");\n";
       else if (scratch[i] >= 0) out_ += "  x[" + std::to_string(scratch[i]) + "] = " + a + ";\n";
+      for (std::int64_t u : flush_after[at]) out_ += flush(u);
       operations_ += sparse_operations(op);
     }
     if (parts) out_ += kEnd;
-    out_ += "extern \"C\" int bj_sparse(T* buf) {\n  M seen = {};\n";
+    out_ += "extern \"C\" int bj_sparse(T* buf, T* out, long stride) {\n  M seen = {};\n";
     out_ += "  for (long l = 0; l < " + std::to_string(p_.lanes) + "; l += V::size) {\n";
     out_ += "    alignas(64) R x[" + std::to_string(std::max(n_scratch, 1)) + "];\n";
-    for (std::size_t k = 0; k < parts; ++k) out_ += "    seen |= part" + std::to_string(k) + "(buf + l, x);\n";
+    out_ += "    T* const o = out ? out + l * stride : nullptr;\n";
+    for (std::size_t k = 0; k < parts; ++k)
+      out_ += "    seen |= part" + std::to_string(k) + "(buf + l, x, o, stride);\n";
     out_ += "  }\n  for (int i = 0; i < V::size; ++i)\n    if (seen[i]) return 1;\n  return 0;\n}\n";
     return operations_ <= kMaxOperations;
   }

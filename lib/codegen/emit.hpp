@@ -19,12 +19,15 @@ namespace batchjac::codegen {
 //   nonzero when an identity it relied on may not hold bit for bit in some
 //   lane (a NaN difference, see Writer::apply): the caller then runs the
 //   block's primal steps with the interpreter.
-// - bj_sparse(buf): the sparse form's ops (kernels::sparse_linear, plain
-//   products); returns whether any value they wrote is NaN.
+// - bj_sparse(buf, out, stride): the sparse form's ops (kernels::sparse_linear,
+//   plain products); returns whether any value they wrote is NaN. With
+//   `out`, the block's Jacobian rows are written as they are done, lane l's
+//   at out + l * stride (vector-aligned; the plan's width divides every row),
+//   with non-temporal stores, as well as at the buffer's entries.
 template <class T>
 using PrimalFn = int (*)(T* buf, T* const* ptr, void (*interpret)(void*, int), void* context);
 template <class T>
-using SparseFn = int (*)(T* buf);
+using SparseFn = int (*)(T* buf, T* out, long stride);
 
 // The source of a sparse plan's kernel; nullopt for a dense plan, or one
 // larger than the generator writes (the interpreter runs it).

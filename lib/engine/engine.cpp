@@ -229,8 +229,20 @@ struct Runner {
         // then the interpreter's, the same bits, say exactly. The generated
         // primal stores only what the generated ops read (equal elements
         // once), the interpreter's ops read it all: it runs again first.
-        bool nan = !use_generated || gen_sparse(buf) != 0;
+        // A full block of whole vector-aligned rows the generated ops
+        // stream themselves, in step with their arithmetic.
+        const std::int64_t valid = std::min(L, batch - first);
+        T* rows = nullptr;
+        if constexpr (std::is_same_v<T, O>) {
+          T* const J = out + first * per_example;
+          const std::int64_t W = p.table->width;
+          if (use_generated && stream && !symmetric && valid == L && per_example % W == 0 &&
+              reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0)
+            rows = J;
+        }
+        bool nan = !use_generated || gen_sparse(buf, rows, static_cast<long>(per_example)) != 0;
         if (nan) {
+          rows = nullptr;  // the rows it wrote are written again below
           if (use_generated) ops::execute<T>(p.primal_steps, bind);
           nan = p.table->sparse_linear(buf, p.sparse_ops.data(), n_ops, p.sparse_terms.data(), L);
         }
@@ -244,7 +256,7 @@ struct Runner {
           else symmetric->store(false, std::memory_order_relaxed);
         }
         // The block holds whole rows of every example, as a reverse pass over all rows does.
-        store(answer, first, std::min(L, batch - first), 0, per_example / n_src, staging, false, n_src);
+        if (!rows) store(answer, first, valid, 0, per_example / n_src, staging, false, n_src);
       }
       if (stream || value_stream) kernels::stream_fence();
       return;

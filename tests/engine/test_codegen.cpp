@@ -30,7 +30,9 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -321,8 +323,8 @@ bj::Tensor pair_forces(const bj::Tensor& x) {
   const bj::Tensor p = bj::reshape(x, {-1, 4, 3});
   const bj::Tensor d = bj::expand_dims(p, 2) - bj::expand_dims(p, 1);  // [b, 4, 4, 3]
   const bj::Tensor r2 = bj::reduce_sum(bj::square(d), {3}, /*keepdims=*/true);
-  const bj::Tensor inv = bj::reciprocal(bj::where(mask, r2, bj::ones({1})));
-  return bj::reshape(bj::reduce_sum(bj::where(mask, inv * inv, bj::zeros({1})) * d, {2}), {-1, 12});
+  const bj::Tensor inv = bj::reciprocal(bj::where(mask, r2, bj::ones({1}, x.dtype())));
+  return bj::reshape(bj::reduce_sum(bj::where(mask, inv * inv, bj::zeros({1}, x.dtype())) * d, {2}), {-1, 12});
 }
 
 // Per generated source in `directory`: its lines that contain `text`.
@@ -444,6 +446,75 @@ TEST_CASE("generated primal code stores a register the sparse ops read once", "[
     for (int i = 0; i < 3; ++i) v[12 * 9 + 3 + i] = v[12 * 9 + i];
     check_same_bits("pair_forces with NaNs and infinities", pair_forces, bj::constant(v, x.shape()), mode);
   }
+}
+
+TEST_CASE("generated sparse ops stream a large Jacobian's rows as they finish them", "[codegen][sparse]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  // 144 entries per example, over 8 MiB in all (non-temporal rows), and
+  // tails of 8 and 16 lanes.
+  const std::int64_t n = 12, per = n * n, batch = 16384 + 5;
+  const std::vector<double> apart{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1};
+  for (const bj::DType dtype : {bj::float64, bj::float32})
+    for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      INFO(bj::dtype_name(dtype) << (mode == bj::JacobianMode::forward ? ", forward" : ", reverse"));
+      const ScopedGeneration generation(bj::CodeGeneration::immediate, "streamed-rows");
+      const bj::Function f = bj::trace(pair_forces, bj::TensorSpec{bj::Shape{-1, n}, dtype});
+      // A NaN in one block, two points at one place (infinite partials) in another.
+      std::vector<double> v = check::values(inputs(batch, n, dtype, 3) + bj::constant(apart, {1, n}, dtype));
+      v[9 * n + 1] = std::numeric_limits<double>::quiet_NaN();
+      for (int i = 0; i < 3; ++i) v[330 * n + 3 + i] = v[330 * n + i];
+      auto run = [&]<class S>(S, bool generated, std::size_t misalign) {
+        const std::vector<S> x(v.begin(), v.end());
+        std::vector<S> space(static_cast<std::size_t>(batch * per) + 64);
+        // The rows start on a 64-byte boundary, then `misalign` elements after one.
+        std::size_t at = 0;
+        while (reinterpret_cast<std::uintptr_t>(space.data() + at) % 64 != 0) ++at;
+        const std::span<S> jac(space.data() + at + misalign, static_cast<std::size_t>(batch * per));
+        bj::JacobianOptions o;
+        o.mode = mode;
+        o.generated_code = generated;
+        f.batch_jacobian_into(std::span<const S>(x), jac, o);
+        return std::vector<S>(jac.begin(), jac.end());
+      };
+      auto same = [&]<class S>(S s) {
+        const std::vector<S> interpreted = run(s, false, 0);
+        const std::size_t runs = bj::code_generation_stats().generated_runs;
+        for (const std::size_t misalign : {0, 1}) {
+          INFO("misaligned by " << misalign);
+          const std::vector<S> generated = run(s, true, misalign);
+          CHECK(std::memcmp(generated.data(), interpreted.data(), interpreted.size() * sizeof(S)) == 0);
+        }
+        CHECK(bj::code_generation_stats().generated_runs >= runs + 2);
+      };
+      if (dtype == bj::float64) same(double{});
+      else same(float{});
+      // Every entry's line is written once, after the last op that writes
+      // one of its entries: the rows<K>(..., o + j0, ...) calls cover 0 .. 144.
+      std::size_t sources = 0;
+      for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
+        if (e.path().extension() != ".cpp") continue;
+        ++sources;
+        std::ifstream in(e.path());
+        int width = 0;
+        std::vector<std::pair<int, int>> units;  // (first entry, entries)
+        for (std::string line; std::getline(in, line);) {
+          if (line.starts_with("static_assert(V::size == ")) width = std::stoi(line.substr(25));
+          if (const auto at = line.find("if (o) rows<"); at != std::string::npos) {
+            const int tiles = std::stoi(line.substr(at + 12));
+            units.emplace_back(std::stoi(line.substr(line.find("o + ") + 4)), tiles);
+          }
+        }
+        REQUIRE(width > 0);
+        std::sort(units.begin(), units.end());
+        int next = 0;
+        for (const auto& [j0, tiles] : units) {
+          CHECK(j0 == next);
+          next = j0 + tiles * width;
+        }
+        CHECK(next == per);
+      }
+      CHECK(sources >= 1);
+    }
 }
 
 TEST_CASE("a sum built one addition at a time is one sparse op per Jacobian entry", "[codegen][sparse]") {

@@ -489,64 +489,67 @@ class Writer {
   // slot no store reads lives in a register of the function that writes it
   // when all its readers are there too (else in a scratch array on the
   // stack): the block's data that leaves registers shrinks to the entries.
-  // The result is nonzero where an op may have written a NaN: a NaN
-  // operand makes every term it enters NaN, and so the sum, so only the
-  // ops no op reads (the sinks) are checked, by adding them up. The sum is
-  // NaN if one of them is, and also where infinities of both signs meet
-  // (never without a sink that is inf or NaN): the engine then asks the
-  // interpreter's ops, which give the same bits and say exactly.
+  // The result is nonzero where an op may have written a NaN. An op's NaN
+  // comes from a NaN operand or scale, or from an invalid operation
+  // (0 * inf, inf - inf), which raises the invalid flag of the MXCSR
+  // (sticky, and set by any lane): the ops' leaves (values the primal
+  // steps left in the buffer) are added up, once per function, the flag
+  // is cleared before the ops and read after them (and the caller's flag
+  // put back), and a NaN scale flags every block. Where the leaves
+  // outnumber the ops no op reads (the sinks), those are added up
+  // instead: a NaN in any op reaches one. A sum is NaN if an addend is,
+  // and also where infinities of both signs meet: the engine then asks
+  // the interpreter's ops, which give the same bits and say exactly.
   // Parts of kOpsPerPart ops are functions of their own, so the compiler's
   // time stays linear in the program.
-  // rows<K>(a, o, stride): K tiles of W entries of the W lanes at a (entry
-  // j at a + j * lanes) to W rows (lane l's at o + l * stride, vector-
-  // aligned), each tile transposed in registers (log2(W) stages of two-input
-  // shuffles, as kernels::transpose_square) and stored non-temporally, the
-  // K lines of a row one after the other (kernels::lanes_to_rows). Written
-  // out in full: GCC keeps a loop's array of registers in memory.
+  // rows(a, o, stride): a tile, W entries of the W lanes at a (entry j at
+  // a + j * lanes), to W rows (lane l's at o + l * stride, vector-aligned),
+  // transposed in registers (log2(W) stages of two-input shuffles, as
+  // kernels::transpose_square) and stored non-temporally. Written out in
+  // full: GCC keeps a loop's array of registers in memory. (Two tiles at
+  // a time, two lines to a row as kernels::lanes_to_rows streams them,
+  // measured no faster in W10 and W11 and slower in W9, where the 32
+  // registers of two tiles of 16 lanes spill the ops' values.)
   std::string rows_source() const {
     const int W = p_.table->width;
     const std::string_view prefix = arch_.intrinsics;
     const std::string bits = prefix == "_mm512" ? "512" : prefix == "_mm256" ? "256" : "128";
     const std::string reg = "__m" + bits + (sizeof(T) == 8 ? "d" : "");
     const std::string store = std::string(prefix) + (sizeof(T) == 8 ? "_stream_pd" : "_stream_ps");
-    std::string s = "template <int K> void rows(const T* a, T* o, long stride);\n";
-    for (int K = 1; K <= 2; ++K) {
-      s += "template <> inline __attribute__((always_inline)) void rows<" + std::to_string(K) +
-           ">(const T* a, T* o, long stride) {\n";
-      auto r = [](int k, int j) { return "r" + std::to_string(k) + "_" + std::to_string(j); };
-      for (int k = 0; k < K; ++k)
-        for (int j = 0; j < W; ++j) {
-          s += "  R " + r(k, j) + " = LD(a + ";
-          s += std::to_string((k * W + j) * p_.lanes);
-          s += ");\n";
-        }
-      for (int S = 1; S < W; S *= 2) {
-        std::string lo, hi;
-        for (int j = 0; j < W; ++j) {
-          const bool even = (j / S) % 2 == 0;
-          const char* comma = j ? ", " : "";
-          lo += comma;
-          lo += std::to_string(even ? j : W + j - S);
-          hi += comma;
-          hi += std::to_string(even ? j + S : W + j);
-        }
-        for (int k = 0; k < K; ++k)
-          for (int base = 0; base < W; base += 2 * S)
-            for (int i = base; i < base + S; ++i) {
-              const std::string x = r(k, i), y = r(k, i + S);
-              s += "  { const R u = " + x + ", v = " + y + "; ";
-              s += x + " = __builtin_shuffle(u, v, (M){" + lo + "}); ";
-              s += y + " = __builtin_shuffle(u, v, (M){" + hi + "}); }\n";
-            }
-      }
-      for (int l = 0; l < W; ++l)
-        for (int k = 0; k < K; ++k) {
-          s += "  " + store + "(o + " + std::to_string(l) + " * stride + " + std::to_string(k * W) + ", (" + reg +
-               ")" + r(k, l);
-          s += ");\n";
-        }
-      s += "}\n";
+    auto r = [](int j) { return "r" + std::to_string(j); };
+    std::string s = "static inline __attribute__((always_inline)) void rows(const T* a, T* o, long stride) {\n";
+    for (int j = 0; j < W; ++j) {
+      s += "  R " + r(j) + " = LD(a + ";
+      s += std::to_string(j * p_.lanes);
+      s += ");\n";
     }
+    for (int S = 1; S < W; S *= 2) {
+      std::string lo, hi;
+      for (int j = 0; j < W; ++j) {
+        const bool even = (j / S) % 2 == 0;
+        const char* comma = j ? ", " : "";
+        lo += comma;
+        lo += std::to_string(even ? j : W + j - S);
+        hi += comma;
+        hi += std::to_string(even ? j + S : W + j);
+      }
+      for (int base = 0; base < W; base += 2 * S)
+        for (int i = base; i < base + S; ++i) {
+          s += "  { const R u = " + r(i) + ", v = " + r(i + S) + "; ";
+          s += r(i) + " = __builtin_shuffle(u, v, (M){" + lo + "}); ";
+          s += r(i + S) + " = __builtin_shuffle(u, v, (M){" + hi + "}); }\n";
+        }
+    }
+    for (int l = 0; l < W; ++l) {
+      s += "  " + store + "(o + " + std::to_string(l) + " * stride, (" + reg + ")" + r(l);
+      s += ");\n";
+    }
+    s += "}\n";
+    // A tile no op writes: zeros.
+    s += "static inline __attribute__((always_inline)) void zeros(T* o, long stride) {\n";
+    s += "  const R z = SPLAT(T(0));\n";
+    for (int l = 0; l < W; ++l) s += "  " + store + "(o + " + std::to_string(l) + " * stride, (" + reg + ")z);\n";
+    s += "}\n";
     return s;
   }
 
@@ -579,41 +582,71 @@ class Writer {
     };
     // An operand of op `reader`; `negated` flips where it reads the
     // negation of what the interpreter reads.
+    // The NaN check: by the leaves and the invalid flag, or, where that
+    // adds more, by the ops no op reads (the sinks), which are NaN if any
+    // op is (W3 and W10 read more leaves, each part its own, than they
+    // have entries; W8, W9 and W11 fewer).
+    auto leaf_of = [&](std::int32_t offset) -> std::int64_t {
+      const auto same = same_as_.find(offset);
+      return same == same_as_.end() ? offset : same->second.first;
+    };
+    std::size_t n_leaves = 0, n_sinks = 0;
+    {
+      std::unordered_set<std::int64_t> in_part;
+      for (std::size_t at = 0; at < order.size(); ++at) {
+        if (at % kOpsPerPart == 0) in_part.clear();
+        for (const auto& [offset, w] : reads[order[at]])
+          if (w < 0 && offset != ones) n_leaves += in_part.insert(leaf_of(offset)).second;
+        n_sinks += readers[order[at]].empty();
+      }
+    }
+    const bool by_leaves = n_leaves < n_sinks;
+    std::unordered_set<std::int64_t> leaves;  // this part's leaves already added up
+    std::vector<std::int64_t> new_leaves;      // the op's leaves not yet added
+    auto leaf = [&](std::int64_t offset) {
+      if (leaves.insert(offset).second) new_leaves.push_back(offset);
+      return "LD(b + " + std::to_string(offset) + ")";
+    };
     auto operand = [&](int reader, std::pair<std::int32_t, int> r, bool& negated) {
       const auto [offset, w] = r;
       if (w < 0) {
         if (offset == ones) return std::string("one");
-        const auto same = same_as_.find(offset);
-        if (same == same_as_.end()) return "LD(b + " + std::to_string(offset) + ")";
-        negated = negated != same->second.second;
-        return "LD(b + " + std::to_string(same->second.first) + ")";
+        if (const auto same = same_as_.find(offset); same != same_as_.end()) negated = negated != same->second.second;
+        return leaf(leaf_of(offset));
       }
       if (part[w] == part[reader]) return "s" + std::to_string(w);
       if (scratch[w] >= 0) return "x[" + std::to_string(scratch[w]) + "]";
       return "LD(b + " + std::to_string(offset) + ")";
     };
 
-    // Rows streamed as they are done: unit u, entries u * 2W .. (u + 1) * 2W
-    // of every lane, goes to its rows right after the last op that writes
-    // one of them (units no op writes, zeros, before the first op).
-    const std::int64_t L = p_.lanes, W = p_.table->width, unit = 2 * W;
+    // Rows streamed as they are done: tile t, entries t * W .. (t + 1) * W
+    // of every lane, goes to its rows after the last op that writes one of
+    // them, and after tile t - 1, so that each row receives its lines in
+    // order (tiles no op writes are zeros). Only rows of whole vectors: the
+    // runner streams no other.
+    const std::int64_t L = p_.lanes, W = p_.table->width;
     const std::int64_t n_entries = p_.n_dirs * p_.answer_elems;
-    // (Only rows of whole vectors: the runner streams no other.)
-    const std::int64_t n_units = n_entries % W == 0 ? (n_entries + unit - 1) / unit : 0;
+    const std::int64_t n_tiles = n_entries % W == 0 ? n_entries / W : 0;
     std::vector<std::vector<std::int64_t>> flush_after(order.size());
-    std::vector<std::int64_t> unwritten;
+    std::vector<std::int64_t> first_tiles;  // before the first op
+    std::vector<std::uint8_t> written(static_cast<std::size_t>(n_tiles), 0);
     {
-      std::vector<std::int64_t> last(static_cast<std::size_t>(n_units), -1);
+      std::vector<std::int64_t> last(static_cast<std::size_t>(n_tiles), -1);
       for (std::size_t at = 0; at < order.size(); ++at)
-        if (const std::int32_t out = ops[order[at]].out; n_units > 0 && entry(out))
-          last[(out - p_.sparse_out) / L / unit] = static_cast<std::int64_t>(at);
-      for (std::int64_t u = 0; u < n_units; ++u)
-        (last[u] < 0 ? unwritten : flush_after[last[u]]).push_back(u);
+        if (const std::int32_t out = ops[order[at]].out; n_tiles > 0 && entry(out)) {
+          last[(out - p_.sparse_out) / L / W] = static_cast<std::int64_t>(at);
+          written[(out - p_.sparse_out) / L / W] = 1;
+        }
+      std::int64_t after = -1;
+      for (std::int64_t t = 0; t < n_tiles; ++t) {
+        after = std::max(after, last[t]);
+        (after < 0 ? first_tiles : flush_after[after]).push_back(t);
+      }
     }
-    auto flush = [&](std::int64_t u) {
-      const std::int64_t j0 = u * unit, tiles = std::min(unit, n_entries - j0) / W;
-      return "  if (o) rows<" + std::to_string(tiles) + ">(b + " + std::to_string(p_.sparse_out + j0 * L) +
-             ", o + " + std::to_string(j0) + ", stride);\n";
+    auto flush = [&](std::int64_t t) {
+      if (!written[t]) return "  if (o) zeros(o + " + std::to_string(t * W) + ", stride);\n";
+      return "  if (o) rows(b + " + std::to_string(p_.sparse_out + t * W * L) + ", o + " + std::to_string(t * W) +
+             ", stride);\n";
     };
 
     const std::string splat = std::string(arch_.intrinsics) + (sizeof(T) == 8 ? "_set1_pd" : "_set1_ps");
@@ -626,7 +659,8 @@ class Writer {
     out_ += "#define SPLAT(s) " + splat + "(s)\n";
     out_ += rows_source();
     std::size_t parts = 0;
-    int sinks = 0;
+    int sums = 0;
+    bool nan_scale = false;
     const std::string kEnd = "  const R c = (c0 + c1) + (c2 + c3);\n  return (M)(c != c);\n}\n";
     for (std::size_t at = 0; at < order.size(); ++at) {
       const int i = order[at];
@@ -636,9 +670,9 @@ class Writer {
         out_ += "__attribute__((noinline)) static M part" + std::to_string(parts++) +
                 "(T* b, R* x, T* o, long stride) {\n  (void)x, (void)o, (void)stride;\n"
                 "  R c0 = SPLAT(T(0)), c1 = c0, c2 = c0, c3 = c0;\n  const R one = SPLAT(T(1));\n  (void)one;\n";
-        sinks = 0;
+        leaves.clear();
         if (at == 0)
-          for (std::int64_t u : unwritten) out_ += flush(u);
+          for (std::int64_t t : first_tiles) out_ += flush(t);
       }
       const kernels::SparseTerm<T>* term = first[i];
       std::size_t r = 0;
@@ -646,6 +680,7 @@ class Writer {
       auto next = [&] { return operand(i, reads[i][r++], negated); };
       // The term's scale, negated where its product is: (-p) * s is p * (-s), bit for bit.
       auto scale = [&](T s) {
+        nan_scale = nan_scale || std::isnan(s);
         const std::string l = literal(negated ? -s : s);
         negated = false;
         return l;
@@ -665,21 +700,34 @@ class Writer {
         const std::string p0 = next();
         out_ += "  " + a + " = FMA(" + p0 + ", SPLAT(" + scale(term->scale) + "), " + a + ");\n";
       }
-      if (readers[i].empty()) out_ += "  c" + std::to_string(sinks++ % 4) + " += " + a + ";\n";
+      if (by_leaves) {
+        for (std::int64_t offset : new_leaves)
+          out_ += "  c" + std::to_string(sums++ % 4) + " += LD(b + " + std::to_string(offset) + ");\n";
+      } else if (readers[i].empty()) {
+        out_ += "  c" + std::to_string(sums++ % 4) + " += " + a + ";\n";
+      }
+      new_leaves.clear();
       if (local(i)) out_ += "  const R s" + std::to_string(i) + " = " + a + ";\n";
       if (entry(op.out)) out_ += "  ST(b + " + std::to_string(op.out) + ", " + a + ");\n";
       else if (scratch[i] >= 0) out_ += "  x[" + std::to_string(scratch[i]) + "] = " + a + ";\n";
-      for (std::int64_t u : flush_after[at]) out_ += flush(u);
+      for (std::int64_t t : flush_after[at]) out_ += flush(t);
       operations_ += sparse_operations(op);
     }
     if (parts) out_ += kEnd;
     out_ += "extern \"C\" int bj_sparse(T* buf, T* out, long stride) {\n  M seen = {};\n";
+    if (by_leaves)
+      out_ += "  const unsigned csr = _mm_getcsr();  // its bit 0: the invalid flag\n  _mm_setcsr(csr & ~1u);\n";
     out_ += "  for (long l = 0; l < " + std::to_string(p_.lanes) + "; l += V::size) {\n";
     out_ += "    alignas(64) R x[" + std::to_string(std::max(n_scratch, 1)) + "];\n";
     out_ += "    T* const o = out ? out + l * stride : nullptr;\n";
     for (std::size_t k = 0; k < parts; ++k)
       out_ += "    seen |= part" + std::to_string(k) + "(buf + l, x, o, stride);\n";
-    out_ += "  }\n  for (int i = 0; i < V::size; ++i)\n    if (seen[i]) return 1;\n  return 0;\n}\n";
+    out_ += "  }\n";
+    if (by_leaves) {
+      out_ += "  const unsigned after = _mm_getcsr();\n  _mm_setcsr(after | (csr & 1u));\n";
+      out_ += std::string("  if (after & 1u") + (nan_scale ? " || true" : "") + ") return 1;\n";
+    }
+    out_ += "  for (int i = 0; i < V::size; ++i)\n    if (seen[i]) return 1;\n  return 0;\n}\n";
     return operations_ <= kMaxOperations;
   }
 

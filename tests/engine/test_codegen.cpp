@@ -24,6 +24,7 @@
 #include <chrono>
 #include <csignal>
 
+#include <cfenv>
 #include <cmath>
 #include <cstring>
 #include <cstdlib>
@@ -489,31 +490,61 @@ TEST_CASE("generated sparse ops stream a large Jacobian's rows as they finish th
       if (dtype == bj::float64) same(double{});
       else same(float{});
       // Every entry's line is written once, after the last op that writes
-      // one of its entries: the rows<K>(..., o + j0, ...) calls cover 0 .. 144.
+      // one of its entries: the rows(..., o + j0, ...) calls (zeros(o + j0,
+      // ...) where no op writes), a tile of the width each, cover 0 .. 144.
       std::size_t sources = 0;
       for (const auto& e : std::filesystem::directory_iterator(generation.directory())) {
         if (e.path().extension() != ".cpp") continue;
         ++sources;
         std::ifstream in(e.path());
         int width = 0;
-        std::vector<std::pair<int, int>> units;  // (first entry, entries)
+        std::vector<int> tiles;  // their first entries
         for (std::string line; std::getline(in, line);) {
           if (line.starts_with("static_assert(V::size == ")) width = std::stoi(line.substr(25));
-          if (const auto at = line.find("if (o) rows<"); at != std::string::npos) {
-            const int tiles = std::stoi(line.substr(at + 12));
-            units.emplace_back(std::stoi(line.substr(line.find("o + ") + 4)), tiles);
-          }
+          if (line.find("if (o) rows(") != std::string::npos || line.find("if (o) zeros(") != std::string::npos)
+            tiles.push_back(std::stoi(line.substr(line.find("o + ") + 4)));
         }
         REQUIRE(width > 0);
-        std::sort(units.begin(), units.end());
+        std::sort(tiles.begin(), tiles.end());
         int next = 0;
-        for (const auto& [j0, tiles] : units) {
+        for (const int j0 : tiles) {
           CHECK(j0 == next);
-          next = j0 + tiles * width;
+          next = j0 + width;
         }
         CHECK(next == per);
       }
       CHECK(sources >= 1);
+    }
+}
+
+TEST_CASE("a NaN the generated sparse ops make themselves sends the block to the interpreter", "[codegen][sparse]") {
+  const check::ScopedEnv sparse("BATCHJAC_SPARSE", "1");
+  // y_i = c_i sum_j sqrt(a_j): the sparse ops multiply c_i by the partial
+  // 1 / (2 sqrt(a_j)), so c_i = 0 and a_j = 0 (i != j) make 0 * inf = NaN
+  // there from operands that are not NaN (the interpreter then reruns with
+  // strong zeros).
+  const Program f = [](const bj::Tensor& x) {
+    const bj::Tensor a = bj::slice(x, {0, 0}, {-1, 3}), c = bj::slice(x, {0, 3}, {-1, 3});
+    return bj::reduce_sum(bj::sqrt(a), {1}, true) * c;
+  };
+  for (const bj::DType dtype : {bj::float64, bj::float32})
+    for (const bj::JacobianMode mode : {bj::JacobianMode::forward, bj::JacobianMode::reverse}) {
+      const ScopedGeneration generation(bj::CodeGeneration::immediate, "own-nan");
+      std::vector<double> v = check::values(inputs(37, 6, dtype, 13));
+      for (const std::int64_t i : {3, 20, 36}) v[i * 6 + 1] = v[i * 6 + 3] = 0;  // a_1 = c_0 = 0 in some examples
+      check_generated_bits("0 * inf", f, bj::constant(v, {37, 6}, dtype), mode);
+      // The caller's invalid flag is its own: cleared before, cleared after; raised, raised after.
+      for (const bool raised : {false, true}) {
+        std::feclearexcept(FE_INVALID);
+        if (raised) {
+          volatile double zero = 0.0;
+          volatile double nan = zero / zero;
+          (void)nan;
+        }
+        REQUIRE(static_cast<bool>(std::fetestexcept(FE_INVALID)) == raised);
+        (void)jacobian_and_value(f, inputs(37, 6, dtype, 13), mode, true);
+        CHECK(static_cast<bool>(std::fetestexcept(FE_INVALID)) == raised);
+      }
     }
 }
 

@@ -580,8 +580,6 @@ class Writer {
     auto local = [&](int i) {
       return std::any_of(readers[i].begin(), readers[i].end(), [&](int r) { return part[r] == part[i]; });
     };
-    // An operand of op `reader`; `negated` flips where it reads the
-    // negation of what the interpreter reads.
     // The NaN check: by the leaves and the invalid flag, or, where that
     // adds more, by the ops no op reads (the sinks), which are NaN if any
     // op is (W3 and W10 read more leaves, each part its own, than they
@@ -607,6 +605,8 @@ class Writer {
       if (leaves.insert(offset).second) new_leaves.push_back(offset);
       return "LD(b + " + std::to_string(offset) + ")";
     };
+    // An operand of op `reader`; `negated` flips where it reads the
+    // negation of what the interpreter reads.
     auto operand = [&](int reader, std::pair<std::int32_t, int> r, bool& negated) {
       const auto [offset, w] = r;
       if (w < 0) {

@@ -230,13 +230,16 @@ struct Runner {
         // primal stores only what the generated ops read (equal elements
         // once), the interpreter's ops read it all: it runs again first.
         // A full block of whole vector-aligned rows the generated ops
-        // stream themselves, in step with their arithmetic.
+        // stream themselves, in step with their arithmetic (their tiles
+        // cover the plan's entries, n_dirs * answer_elems, which are the
+        // example's).
         const std::int64_t valid = std::min(L, batch - first);
         T* rows = nullptr;
         if constexpr (std::is_same_v<T, O>) {
           T* const J = out + first * per_example;
           const std::int64_t W = p.table->width;
           if (use_generated && stream && !symmetric && valid == L && per_example % W == 0 &&
+              per_example == p.n_dirs * p.answer_elems &&
               reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0)
             rows = J;
         }

@@ -506,10 +506,10 @@ class Writer {
   // a + j * lanes), to W rows (lane l's at o + l * stride, vector-aligned),
   // transposed in registers (log2(W) stages of two-input shuffles, as
   // kernels::transpose_square) and stored non-temporally. Written out in
-  // full: GCC keeps a loop's array of registers in memory. (Two tiles at
-  // a time, two lines to a row as kernels::lanes_to_rows streams them,
-  // measured no faster in W10 and W11 and slower in W9, where the 32
-  // registers of two tiles of 16 lanes spill the ops' values.)
+  // full: GCC keeps a loop's array of registers in memory. (Not two tiles
+  // at a time, two lines to a row as kernels::lanes_to_rows streams them:
+  // with 16 lanes those are all 32 registers, and the ops' values spill;
+  // bench/README.md, "Generated code".)
   std::string rows_source() const {
     const int W = p_.table->width;
     const std::string_view prefix = arch_.intrinsics;
@@ -581,9 +581,9 @@ class Writer {
       return std::any_of(readers[i].begin(), readers[i].end(), [&](int r) { return part[r] == part[i]; });
     };
     // The NaN check: by the leaves and the invalid flag, or, where that
-    // adds more, by the ops no op reads (the sinks), which are NaN if any
-    // op is (W3 and W10 read more leaves, each part its own, than they
-    // have entries; W8, W9 and W11 fewer).
+    // adds more (leaves count once per function, so programs whose
+    // functions share many leaves have more of them than sinks), by the
+    // ops no op reads (the sinks), which are NaN if any op is.
     auto leaf_of = [&](std::int32_t offset) -> std::int64_t {
       const auto same = same_as_.find(offset);
       return same == same_as_.end() ? offset : same->second.first;
@@ -629,22 +629,17 @@ class Writer {
     const std::int64_t n_tiles = n_entries % W == 0 ? n_entries / W : 0;
     std::vector<std::vector<std::int64_t>> flush_after(order.size());
     std::vector<std::int64_t> first_tiles;  // before the first op
-    std::vector<std::uint8_t> written(static_cast<std::size_t>(n_tiles), 0);
-    {
-      std::vector<std::int64_t> last(static_cast<std::size_t>(n_tiles), -1);
-      for (std::size_t at = 0; at < order.size(); ++at)
-        if (const std::int32_t out = ops[order[at]].out; n_tiles > 0 && entry(out)) {
-          last[(out - p_.sparse_out) / L / W] = static_cast<std::int64_t>(at);
-          written[(out - p_.sparse_out) / L / W] = 1;
-        }
-      std::int64_t after = -1;
-      for (std::int64_t t = 0; t < n_tiles; ++t) {
-        after = std::max(after, last[t]);
-        (after < 0 ? first_tiles : flush_after[after]).push_back(t);
-      }
+    // Per tile, the position in `order` of the last op that writes it (-1: none).
+    std::vector<std::int64_t> last(static_cast<std::size_t>(n_tiles), -1);
+    for (std::size_t at = 0; at < order.size(); ++at)
+      if (const std::int32_t out = ops[order[at]].out; n_tiles > 0 && entry(out))
+        last[(out - p_.sparse_out) / L / W] = static_cast<std::int64_t>(at);
+    for (std::int64_t t = 0, after = -1; t < n_tiles; ++t) {
+      after = std::max(after, last[t]);
+      (after < 0 ? first_tiles : flush_after[after]).push_back(t);
     }
     auto flush = [&](std::int64_t t) {
-      if (!written[t]) return "  if (o) zeros(o + " + std::to_string(t * W) + ", stride);\n";
+      if (last[t] < 0) return "  if (o) zeros(o + " + std::to_string(t * W) + ", stride);\n";
       return "  if (o) rows(b + " + std::to_string(p_.sparse_out + t * W * L) + ", o + " + std::to_string(t * W) +
              ", stride);\n";
     };

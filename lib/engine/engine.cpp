@@ -217,31 +217,29 @@ struct Runner {
           ops::execute<T>(std::span<const ops::Step<T>>(&i.p.primal_steps[static_cast<std::size_t>(k)], 1), i.bind);
         }
       } interpret{p, bind};
+      // Whether the generated ops may stream the rows of a block (below):
+      // a streamed output, no mirrored copies, and their tiles, which
+      // cover the plan's entries (n_dirs * answer_elems), are the example's.
+      const bool generated_rows = use_generated && stream && !symmetric && per_example == p.n_dirs * p.answer_elems;
       for (std::int64_t blk = blk0; blk < blk1; ++blk) {
         const std::int64_t first = blk * L;
+        const std::int64_t valid = std::min(L, batch - first);
         load(ptr, first);
         // (A block where the generated code cannot vouch for the
         // interpreter's bits, which NaNs alone cause, runs interpreted.)
         if (!use_generated || gen_primal(buf, ptr.data(), &Interpret::run, &interpret) != 0)
           ops::execute<T>(p.primal_steps, bind);
-        if (value) store_value(ptr[p.value], first, std::min(L, batch - first));
+        if (value) store_value(ptr[p.value], first, valid);
         // The generated ops say only where a NaN may be (codegen/emit.cpp):
         // then the interpreter's, the same bits, say exactly. The generated
         // primal stores only what the generated ops read (equal elements
         // once), the interpreter's ops read it all: it runs again first.
         // A full block of whole vector-aligned rows the generated ops
-        // stream themselves, in step with their arithmetic (their tiles
-        // cover the plan's entries, n_dirs * answer_elems, which are the
-        // example's).
-        const std::int64_t valid = std::min(L, batch - first);
+        // stream themselves, in step with their arithmetic.
         T* rows = nullptr;
         if constexpr (std::is_same_v<T, O>) {
           T* const J = out + first * per_example;
-          const std::int64_t W = p.table->width;
-          if (use_generated && stream && !symmetric && valid == L && per_example % W == 0 &&
-              per_example == p.n_dirs * p.answer_elems &&
-              reinterpret_cast<std::uintptr_t>(J) % (W * sizeof(T)) == 0)
-            rows = J;
+          if (generated_rows && whole_aligned_rows(J, valid)) rows = J;
         }
         bool nan = !use_generated || gen_sparse(buf, rows, static_cast<long>(per_example)) != 0;
         if (nan) {
@@ -340,9 +338,14 @@ struct Runner {
   // register-wide pieces along a row (`axis` long) are whole.
   bool rows_from_registers(const O* dst, std::int64_t valid, std::int64_t axis) const {
     const std::int64_t W = p.table->width;
-    return valid == p.lanes && W == p.lanes &&
-           reinterpret_cast<std::uintptr_t>(dst) % (W * sizeof(O)) == 0 && per_example % W == 0 &&
-           n_src % W == 0 && axis % W == 0;
+    return whole_aligned_rows(dst, valid) && W == p.lanes && n_src % W == 0 && axis % W == 0;
+  }
+
+  // Whether a full block's rows, each example's starting at dst + l *
+  // per_example, are whole vectors and vector-aligned.
+  bool whole_aligned_rows(const O* dst, std::int64_t valid) const {
+    const std::int64_t W = p.table->width;
+    return valid == p.lanes && reinterpret_cast<std::uintptr_t>(dst) % (W * sizeof(O)) == 0 && per_example % W == 0;
   }
 
   // Runs the linear steps of one chunk (with strong zeros if `strong`). When
